@@ -1,0 +1,189 @@
+//! Plain data shared by the actors and the adapters: groups, keys and their health.
+
+use std::fmt;
+
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroize;
+
+/// Database id of a group.
+pub type GroupId = i64;
+/// Database id of an upstream API key.
+pub type KeyId = i64;
+
+/// An upstream API key in plain text. `Debug` and `Display` print only a masked form, and the
+/// memory is zeroed on drop, so the secret cannot leak through a log line or a panic message.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeySecret(String);
+
+impl KeySecret {
+    /// Wraps a plain-text key.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The plain text, for the one place that must send it upstream.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// `sk-a…wxyz`-style mask: enough to tell keys apart in logs, never enough to use one.
+    pub fn masked(&self) -> String {
+        mask_secret(&self.0)
+    }
+}
+
+/// Masks any secret for display: the first four and last four characters of long values, nothing
+/// of short ones.
+pub fn mask_secret(value: &str) -> String {
+    let chars: Vec<char> = value.chars().collect();
+    if chars.len() <= 8 {
+        return "****".to_string();
+    }
+    let head: String = chars[..4].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}****{tail}")
+}
+
+impl fmt::Debug for KeySecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeySecret({})", self.masked())
+    }
+}
+
+impl fmt::Display for KeySecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+impl Drop for KeySecret {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+/// Whether a key may be leased. GPT-Load stores exactly these two values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStatus {
+    Active,
+    Invalid,
+}
+
+impl KeyStatus {
+    /// The database spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "active",
+            KeyStatus::Invalid => "invalid",
+        }
+    }
+
+    /// Parses the database spelling; anything unknown is treated as invalid so it is never leased.
+    pub fn parse(value: &str) -> Self {
+        if value == "active" {
+            KeyStatus::Active
+        } else {
+            KeyStatus::Invalid
+        }
+    }
+}
+
+/// One upstream key as the pool needs it: decrypted once at load time.
+#[derive(Clone, Debug)]
+pub struct PoolKey {
+    pub id: KeyId,
+    pub group_id: GroupId,
+    pub secret: KeySecret,
+    pub status: KeyStatus,
+    pub failure_count: i64,
+}
+
+/// One upstream base URL of a group with its weight (0 = disabled).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upstream {
+    pub url: String,
+    #[serde(default)]
+    pub weight: i64,
+}
+
+/// A header rule applied to upstream requests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeaderRule {
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+    #[serde(default)]
+    pub action: String,
+}
+
+/// A group as stored, with its JSON columns parsed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub id: GroupId,
+    pub name: String,
+    pub display_name: String,
+    pub description: String,
+    pub group_type: String,
+    pub upstreams: serde_json::Value,
+    pub channel_type: String,
+    pub sort: i64,
+    pub test_model: String,
+    pub validation_endpoint: String,
+    pub param_overrides: serde_json::Value,
+    pub config: serde_json::Map<String, serde_json::Value>,
+    pub header_rules: Vec<HeaderRule>,
+    pub model_redirect_rules: serde_json::Map<String, serde_json::Value>,
+    pub model_redirect_strict: bool,
+    pub proxy_keys: String,
+    pub last_validated_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl GroupRecord {
+    /// True for groups that forward to member groups instead of owning keys.
+    pub fn is_aggregate(&self) -> bool {
+        self.group_type == "aggregate"
+    }
+
+    /// Upstreams parsed from the stored JSON; malformed entries are skipped.
+    pub fn parsed_upstreams(&self) -> Vec<Upstream> {
+        match &self.upstreams {
+            serde_json::Value::Array(items) => items
+                .iter()
+                .filter_map(|item| serde_json::from_value::<Upstream>(item.clone()).ok())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Splits a comma-separated credential list, trimming and dropping empties.
+pub fn split_keys(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print_in_full() {
+        let key = KeySecret::new("sk-abcdefghijklmnop");
+        assert_eq!(format!("{key:?}"), "KeySecret(sk-a****mnop)");
+        assert_eq!(format!("{key}"), "sk-a****mnop");
+        assert_eq!(KeySecret::new("short").masked(), "****");
+    }
+
+    #[test]
+    fn key_lists_are_trimmed_and_deduped_of_empties() {
+        assert_eq!(split_keys(" a, ,b,,c "), vec!["a", "b", "c"]);
+        assert!(split_keys("").is_empty());
+    }
+}

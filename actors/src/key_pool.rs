@@ -1,0 +1,499 @@
+//! KeyPoolActor: owns every group's ring of usable upstream keys, hands out leases round robin,
+//! counts failures and blacklists keys at the threshold. Health changes are persisted through
+//! [`KeyRepo`] by a background writer, never on the request path.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use tokio::sync::mpsc;
+
+use crate::domain::{GroupId, KeyId, KeySecret, KeyStatus, PoolKey};
+use crate::ports::{KeyRepo, PortError};
+
+struct Entry {
+    secret: Arc<KeySecret>,
+    status: KeyStatus,
+    failure_count: i64,
+}
+
+#[derive(Default)]
+struct GroupKeys {
+    ring: Vec<KeyId>,
+    cursor: usize,
+    keys: HashMap<KeyId, Entry>,
+}
+
+impl GroupKeys {
+    fn from_keys(keys: Vec<PoolKey>) -> Self {
+        let mut group = GroupKeys::default();
+        for key in keys {
+            group.insert(key);
+        }
+        group
+    }
+
+    fn insert(&mut self, key: PoolKey) {
+        if key.status == KeyStatus::Active && !self.keys.contains_key(&key.id) {
+            self.ring.push(key.id);
+        }
+        self.keys.insert(
+            key.id,
+            Entry {
+                secret: Arc::new(key.secret),
+                status: key.status,
+                failure_count: key.failure_count,
+            },
+        );
+    }
+
+    fn lease(&mut self, exclude: &[KeyId]) -> Option<Lease> {
+        let len = self.ring.len();
+        for step in 0..len {
+            let idx = (self.cursor + step) % len;
+            let id = self.ring[idx];
+            if exclude.contains(&id) {
+                continue;
+            }
+            self.cursor = (idx + 1) % len;
+            let entry = self.keys.get(&id)?;
+            return Some(Lease {
+                key_id: id,
+                secret: Arc::clone(&entry.secret),
+            });
+        }
+        None
+    }
+
+    fn remove_from_ring(&mut self, id: KeyId) {
+        if let Some(pos) = self.ring.iter().position(|k| *k == id) {
+            self.ring.remove(pos);
+            if self.cursor > pos {
+                self.cursor -= 1;
+            }
+            if self.cursor >= self.ring.len() {
+                self.cursor = 0;
+            }
+        }
+    }
+}
+
+/// A key handed to one attempt of a request.
+#[derive(Clone, Debug)]
+pub struct Lease {
+    pub key_id: KeyId,
+    pub secret: Arc<KeySecret>,
+}
+
+/// How an attempt with a leased key ended, from the key's point of view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyOutcome {
+    /// The upstream accepted the key. Proxied successes do not reset the cumulative failure count.
+    Success,
+    /// The attempt failed in a way that is the key's fault.
+    Failure,
+}
+
+/// A health change to persist.
+#[derive(Clone, Copy, Debug)]
+struct HealthWrite {
+    key_id: KeyId,
+    status: KeyStatus,
+    failure_count: i64,
+}
+
+/// The key pool actor.
+pub struct KeyPoolActor {
+    repo: Arc<dyn KeyRepo>,
+    groups: HashMap<GroupId, GroupKeys>,
+    writes: mpsc::UnboundedSender<HealthWrite>,
+    writer: Option<mpsc::UnboundedReceiver<HealthWrite>>,
+}
+
+impl KeyPoolActor {
+    /// A pool that persists through `repo`. Load it with [`LoadKeys`].
+    pub fn new(repo: Arc<dyn KeyRepo>) -> Self {
+        let (writes, writer) = mpsc::unbounded_channel();
+        Self {
+            repo,
+            groups: HashMap::new(),
+            writes,
+            writer: Some(writer),
+        }
+    }
+}
+
+impl Actor for KeyPoolActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _ctx: &mut Self::Context) {
+        // One writer task applies health writes in order, so a later count never loses to an
+        // earlier one, and a slow database only delays persistence, never a lease.
+        if let Some(mut rx) = self.writer.take() {
+            let repo = Arc::clone(&self.repo);
+            actix::spawn(async move {
+                while let Some(w) = rx.recv().await {
+                    if let Err(err) = repo
+                        .save_key_health(w.key_id, w.status, w.failure_count)
+                        .await
+                    {
+                        tracing::warn!(key_id = w.key_id, error = %err, "Failed to persist key health.");
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// Replaces the pool of one group (or of every group) with what the repository holds.
+#[derive(Message)]
+#[rtype(result = "Result<usize, PortError>")]
+pub struct LoadKeys {
+    pub group_id: Option<GroupId>,
+}
+
+impl Handler<LoadKeys> for KeyPoolActor {
+    type Result = AtomicResponse<Self, Result<usize, PortError>>;
+
+    fn handle(&mut self, msg: LoadKeys, _ctx: &mut Self::Context) -> Self::Result {
+        let repo = Arc::clone(&self.repo);
+        AtomicResponse::new(Box::pin(
+            async move { repo.load_keys(msg.group_id).await }
+                .into_actor(self)
+                .map(move |loaded, act, _ctx| {
+                    let keys = loaded?;
+                    let count = keys.len();
+                    let mut by_group: HashMap<GroupId, Vec<PoolKey>> = HashMap::new();
+                    for key in keys {
+                        by_group.entry(key.group_id).or_default().push(key);
+                    }
+                    match msg.group_id {
+                        Some(gid) => {
+                            let keys = by_group.remove(&gid).unwrap_or_default();
+                            act.groups.insert(gid, GroupKeys::from_keys(keys));
+                        }
+                        None => {
+                            act.groups = by_group
+                                .into_iter()
+                                .map(|(gid, keys)| (gid, GroupKeys::from_keys(keys)))
+                                .collect();
+                        }
+                    }
+                    tracing::debug!(keys = count, "Loaded key pool.");
+                    Ok(count)
+                }),
+        ))
+    }
+}
+
+/// Adds freshly imported keys to their groups' rings.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AddKeys {
+    pub keys: Vec<PoolKey>,
+}
+
+impl Handler<AddKeys> for KeyPoolActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AddKeys, _ctx: &mut Self::Context) {
+        for key in msg.keys {
+            self.groups.entry(key.group_id).or_default().insert(key);
+        }
+    }
+}
+
+/// Forgets deleted keys.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoveKeys {
+    pub group_id: GroupId,
+    pub key_ids: Vec<KeyId>,
+}
+
+impl Handler<RemoveKeys> for KeyPoolActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoveKeys, _ctx: &mut Self::Context) {
+        if let Some(group) = self.groups.get_mut(&msg.group_id) {
+            for id in msg.key_ids {
+                group.remove_from_ring(id);
+                group.keys.remove(&id);
+            }
+        }
+    }
+}
+
+/// Forgets a deleted group and all its keys.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoveGroup {
+    pub group_id: GroupId,
+}
+
+impl Handler<RemoveGroup> for KeyPoolActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoveGroup, _ctx: &mut Self::Context) {
+        self.groups.remove(&msg.group_id);
+    }
+}
+
+/// Asks for the next usable key of a group, skipping keys this request already tried.
+#[derive(Message)]
+#[rtype(result = "Option<Lease>")]
+pub struct LeaseKey {
+    pub group_id: GroupId,
+    pub exclude: Vec<KeyId>,
+}
+
+impl Handler<LeaseKey> for KeyPoolActor {
+    type Result = Option<Lease>;
+
+    fn handle(&mut self, msg: LeaseKey, _ctx: &mut Self::Context) -> Option<Lease> {
+        self.groups.get_mut(&msg.group_id)?.lease(&msg.exclude)
+    }
+}
+
+/// Reports how an attempt with a leased key ended. Failures count toward `blacklist_threshold`
+/// (cumulative; 0 never blacklists); reaching it takes the key out of the ring.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReportOutcome {
+    pub group_id: GroupId,
+    pub key_id: KeyId,
+    pub outcome: KeyOutcome,
+    pub blacklist_threshold: i64,
+}
+
+impl Handler<ReportOutcome> for KeyPoolActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReportOutcome, _ctx: &mut Self::Context) {
+        if msg.outcome == KeyOutcome::Success {
+            return;
+        }
+        let Some(group) = self.groups.get_mut(&msg.group_id) else {
+            return;
+        };
+        let Some(entry) = group.keys.get_mut(&msg.key_id) else {
+            return;
+        };
+        if entry.status == KeyStatus::Invalid {
+            return;
+        }
+        entry.failure_count += 1;
+        let blacklisted =
+            msg.blacklist_threshold > 0 && entry.failure_count >= msg.blacklist_threshold;
+        if blacklisted {
+            entry.status = KeyStatus::Invalid;
+        }
+        let write = HealthWrite {
+            key_id: msg.key_id,
+            status: entry.status,
+            failure_count: entry.failure_count,
+        };
+        if blacklisted {
+            group.remove_from_ring(msg.key_id);
+            tracing::warn!(
+                group_id = msg.group_id,
+                key_id = msg.key_id,
+                failures = write.failure_count,
+                "Blacklisted a key that reached the failure threshold."
+            );
+        }
+        if self.writes.send(write).is_err() {
+            tracing::warn!(
+                key_id = msg.key_id,
+                "Key health writer is gone; change kept in memory only."
+            );
+        }
+    }
+}
+
+/// Counts of a group's keys by status, as the pool sees them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolCounts {
+    pub active: usize,
+    pub invalid: usize,
+}
+
+/// Asks how many keys of a group are active and invalid.
+#[derive(Message)]
+#[rtype(result = "PoolCounts")]
+pub struct CountKeys {
+    pub group_id: GroupId,
+}
+
+impl Handler<CountKeys> for KeyPoolActor {
+    type Result = MessageResult<CountKeys>;
+
+    fn handle(&mut self, msg: CountKeys, _ctx: &mut Self::Context) -> Self::Result {
+        let counts = self
+            .groups
+            .get(&msg.group_id)
+            .map_or_else(PoolCounts::default, |g| PoolCounts {
+                active: g.ring.len(),
+                invalid: g.keys.len() - g.ring.len(),
+            });
+        MessageResult(counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use parking_lot::Mutex;
+
+    #[derive(Default)]
+    struct MemRepo {
+        keys: Mutex<Vec<PoolKey>>,
+        writes: Mutex<Vec<(KeyId, KeyStatus, i64)>>,
+    }
+
+    #[async_trait]
+    impl KeyRepo for MemRepo {
+        async fn load_keys(&self, group_id: Option<GroupId>) -> Result<Vec<PoolKey>, PortError> {
+            Ok(self
+                .keys
+                .lock()
+                .iter()
+                .filter(|k| group_id.is_none_or(|g| g == k.group_id))
+                .cloned()
+                .collect())
+        }
+        async fn save_key_health(
+            &self,
+            key_id: KeyId,
+            status: KeyStatus,
+            failure_count: i64,
+        ) -> Result<(), PortError> {
+            self.writes.lock().push((key_id, status, failure_count));
+            Ok(())
+        }
+    }
+
+    fn key(id: KeyId, status: KeyStatus) -> PoolKey {
+        PoolKey {
+            id,
+            group_id: 1,
+            secret: KeySecret::new(format!("sk-key-{id}")),
+            status,
+            failure_count: 0,
+        }
+    }
+
+    async fn pool_with(keys: Vec<PoolKey>) -> (Addr<KeyPoolActor>, Arc<MemRepo>) {
+        let repo = Arc::new(MemRepo::default());
+        *repo.keys.lock() = keys;
+        let addr = KeyPoolActor::new(repo.clone()).start();
+        addr.send(LoadKeys { group_id: None })
+            .await
+            .unwrap()
+            .unwrap();
+        (addr, repo)
+    }
+
+    async fn lease(addr: &Addr<KeyPoolActor>, exclude: Vec<KeyId>) -> Option<KeyId> {
+        addr.send(LeaseKey {
+            group_id: 1,
+            exclude,
+        })
+        .await
+        .unwrap()
+        .map(|l| l.key_id)
+    }
+
+    #[actix_rt::test]
+    async fn leases_rotate_over_active_keys_only() {
+        let (addr, _) = pool_with(vec![
+            key(1, KeyStatus::Active),
+            key(2, KeyStatus::Invalid),
+            key(3, KeyStatus::Active),
+        ])
+        .await;
+        let picks: Vec<_> = [(); 4].iter().map(|_| ()).collect::<Vec<_>>();
+        let mut got = Vec::new();
+        for _ in picks {
+            got.push(lease(&addr, vec![]).await.unwrap());
+        }
+        assert_eq!(got, vec![1, 3, 1, 3]);
+        assert_eq!(lease(&addr, vec![1, 3]).await, None);
+        assert_eq!(lease(&addr, vec![1]).await, Some(3));
+    }
+
+    #[actix_rt::test]
+    async fn threshold_blacklists_and_persists() {
+        let (addr, repo) =
+            pool_with(vec![key(1, KeyStatus::Active), key(2, KeyStatus::Active)]).await;
+        for _ in 0..2 {
+            addr.send(ReportOutcome {
+                group_id: 1,
+                key_id: 1,
+                outcome: KeyOutcome::Failure,
+                blacklist_threshold: 2,
+            })
+            .await
+            .unwrap();
+        }
+        for _ in 0..3 {
+            assert_eq!(lease(&addr, vec![]).await, Some(2));
+        }
+        assert_eq!(
+            addr.send(CountKeys { group_id: 1 }).await.unwrap(),
+            PoolCounts {
+                active: 1,
+                invalid: 1
+            }
+        );
+        // The writer runs on its own task; give it a bounded number of turns.
+        for _ in 0..100 {
+            if repo.writes.lock().len() == 2 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            *repo.writes.lock(),
+            vec![(1, KeyStatus::Active, 1), (1, KeyStatus::Invalid, 2)]
+        );
+    }
+
+    #[actix_rt::test]
+    async fn zero_threshold_never_blacklists() {
+        let (addr, _) = pool_with(vec![key(1, KeyStatus::Active)]).await;
+        for _ in 0..10 {
+            addr.send(ReportOutcome {
+                group_id: 1,
+                key_id: 1,
+                outcome: KeyOutcome::Failure,
+                blacklist_threshold: 0,
+            })
+            .await
+            .unwrap();
+        }
+        assert_eq!(lease(&addr, vec![]).await, Some(1));
+    }
+
+    #[actix_rt::test]
+    async fn added_and_removed_keys_join_and_leave_the_ring() {
+        let (addr, _) = pool_with(vec![key(1, KeyStatus::Active)]).await;
+        addr.send(AddKeys {
+            keys: vec![key(2, KeyStatus::Active)],
+        })
+        .await
+        .unwrap();
+        assert_eq!(lease(&addr, vec![1]).await, Some(2));
+        addr.send(RemoveKeys {
+            group_id: 1,
+            key_ids: vec![1],
+        })
+        .await
+        .unwrap();
+        assert_eq!(lease(&addr, vec![]).await, Some(2));
+        assert_eq!(lease(&addr, vec![]).await, Some(2));
+        addr.send(RemoveGroup { group_id: 1 }).await.unwrap();
+        assert_eq!(lease(&addr, vec![]).await, None);
+    }
+}

@@ -1,0 +1,12 @@
+//! State and decisions of gpt-load: key pools, the group registry and the pure rules they use.
+//! Nothing in this crate speaks SQL, HTTP or Redis; adapters implement the traits in [`ports`].
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod domain;
+pub mod group_registry;
+pub mod key_pool;
+pub mod ports;
+pub mod settings;
+pub mod status_codes;
+pub mod weighted;

@@ -1,0 +1,37 @@
+//! Traits the adapters implement so the actors can load and persist state without knowing how.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+
+use crate::domain::{GroupId, GroupRecord, KeyId, KeyStatus, PoolKey};
+
+/// A storage failure, described for logs (never containing key material).
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PortError(pub String);
+
+/// Where upstream keys live.
+#[async_trait]
+pub trait KeyRepo: Send + Sync + 'static {
+    /// Every key of one group, or of all groups, decrypted.
+    async fn load_keys(&self, group_id: Option<GroupId>) -> Result<Vec<PoolKey>, PortError>;
+
+    /// Persists a key's health after the pool changed it.
+    async fn save_key_health(
+        &self,
+        key_id: KeyId,
+        status: KeyStatus,
+        failure_count: i64,
+    ) -> Result<(), PortError>;
+}
+
+/// Where groups and system settings live.
+#[async_trait]
+pub trait ConfigRepo: Send + Sync + 'static {
+    /// All groups.
+    async fn load_groups(&self) -> Result<Vec<GroupRecord>, PortError>;
+
+    /// Stored system settings as `key -> string value`.
+    async fn load_settings(&self) -> Result<HashMap<String, String>, PortError>;
+}

@@ -1,0 +1,129 @@
+//! The `failover_status_codes` grammar: which upstream statuses count as a key failure and retry.
+
+use std::fmt;
+
+/// A parsed, sorted and merged set of inclusive status ranges. Empty matches nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StatusCodeSet {
+    ranges: Vec<(u16, u16)>,
+}
+
+/// Why a status-code spec was rejected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid status code spec '{token}': {reason}")]
+pub struct StatusCodeSpecError {
+    pub token: String,
+    pub reason: &'static str,
+}
+
+impl StatusCodeSet {
+    /// Parses `"400-403,405-999"`: comma or newline separated codes and inclusive ranges, each
+    /// code 100–999, whitespace ignored, empty tokens skipped.
+    pub fn parse(spec: &str) -> Result<Self, StatusCodeSpecError> {
+        let mut ranges = Vec::new();
+        for raw in spec.split([',', '\n', '\r']) {
+            let token: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
+            if token.is_empty() {
+                continue;
+            }
+            let (start, end) = match token.split_once('-') {
+                Some((a, b)) => (parse_code(a, &token)?, parse_code(b, &token)?),
+                None => {
+                    let code = parse_code(&token, &token)?;
+                    (code, code)
+                }
+            };
+            if start > end {
+                return Err(StatusCodeSpecError {
+                    token,
+                    reason: "range start is greater than its end",
+                });
+            }
+            ranges.push((start, end));
+        }
+        ranges.sort_unstable();
+        let mut merged: Vec<(u16, u16)> = Vec::with_capacity(ranges.len());
+        for (start, end) in ranges {
+            match merged.last_mut() {
+                Some(last) if start <= last.1.saturating_add(1) => last.1 = last.1.max(end),
+                _ => merged.push((start, end)),
+            }
+        }
+        Ok(Self { ranges: merged })
+    }
+
+    /// True when `status` is in the set.
+    pub fn contains(&self, status: u16) -> bool {
+        self.ranges
+            .iter()
+            .any(|&(start, end)| status >= start && status <= end)
+    }
+}
+
+fn parse_code(text: &str, token: &str) -> Result<u16, StatusCodeSpecError> {
+    let code: u16 = text.parse().map_err(|_| StatusCodeSpecError {
+        token: token.to_string(),
+        reason: "not a number",
+    })?;
+    if !(100..=999).contains(&code) {
+        return Err(StatusCodeSpecError {
+            token: token.to_string(),
+            reason: "status codes must be between 100 and 999",
+        });
+    }
+    Ok(code)
+}
+
+impl fmt::Display for StatusCodeSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .ranges
+            .iter()
+            .map(|&(a, b)| {
+                if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a}-{b}")
+                }
+            })
+            .collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_spec_excludes_404() {
+        let set = StatusCodeSet::parse("400-403,405-999").unwrap();
+        for code in [400, 401, 403, 405, 429, 500, 503, 999] {
+            assert!(set.contains(code), "{code}");
+        }
+        for code in [200, 301, 399, 404] {
+            assert!(!set.contains(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn ranges_are_sorted_merged_and_whitespace_tolerant() {
+        let set = StatusCodeSet::parse(" 500-599 ,\n429, 400-428,,").unwrap();
+        assert_eq!(set.to_string(), "400-429,500-599");
+    }
+
+    #[test]
+    fn empty_spec_matches_nothing() {
+        let set = StatusCodeSet::parse("").unwrap();
+        assert!(!set.contains(500));
+    }
+
+    #[test]
+    fn bad_specs_are_rejected() {
+        assert!(StatusCodeSet::parse("abc").is_err());
+        assert!(StatusCodeSet::parse("99").is_err());
+        assert!(StatusCodeSet::parse("1000").is_err());
+        assert!(StatusCodeSet::parse("500-400").is_err());
+        assert!(StatusCodeSet::parse("400-").is_err());
+    }
+}

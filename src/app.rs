@@ -1,0 +1,254 @@
+//! Wiring: connect the database, start the actors, build the HTTP server, and stop in order.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::Actor;
+use actix_web::body::BoxBody;
+use actix_web::dev::ServerHandle;
+use actix_web::middleware::{from_fn, Next};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use arc_swap::ArcSwap;
+use gpt_load_actors::group_registry::{GroupRegistryActor, Snapshot};
+use gpt_load_actors::key_pool::{KeyPoolActor, LoadKeys};
+use gpt_load_actors::settings::SETTINGS;
+use tokio::sync::Semaphore;
+
+use crate::admin;
+use crate::config::AppConfig;
+use crate::crypto::KeyCodec;
+use crate::db::repo::Repo;
+use crate::db::{Database, DbError};
+use crate::http::error::{not_found, ApiError};
+use crate::http::middleware::{access_log, concurrency_limit, security_headers};
+use crate::proxy::{self, upstream::UpstreamClients};
+use crate::state::AppState;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Database(#[from] DbError),
+    #[error("could not load {what}: {reason}")]
+    Load { what: &'static str, reason: String },
+    #[error("could not listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// A started service.
+pub struct RunningApp {
+    pub addr: SocketAddr,
+    pub handle: ServerHandle,
+    pub state: AppState,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningApp {
+    /// Waits until the server stops (a signal, or [`RunningApp::stop`]).
+    pub async fn wait(self) -> std::io::Result<()> {
+        match self.server.await {
+            Ok(result) => result,
+            Err(err) => Err(std::io::Error::other(err)),
+        }
+    }
+
+    /// Stops gracefully: in-flight requests finish first.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        let _ = self.server.await;
+    }
+}
+
+/// Connects, loads and starts serving. `handle_signals` lets actix stop on SIGINT/SIGTERM (the
+/// binary); tests stop the server themselves.
+pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp, StartError> {
+    // awc's rustls connector needs a process-wide crypto provider; a second install is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = Arc::new(config);
+
+    let db = Database::connect(&config.database, config.db_pool_size).await?;
+    tracing::info!(backend = db.backend(), database = ?config.database, "Connected to the database.");
+    let repo = Repo::new(db, KeyCodec::plaintext());
+    let defaults: Vec<(String, String, String)> = SETTINGS
+        .iter()
+        .map(|def| {
+            let value = match def.key {
+                "app_url" => config.default_app_url(),
+                "proxy_keys" => config.auth_key.expose().to_string(),
+                _ => def.default.to_string(),
+            };
+            (def.key.to_string(), value, def.description.to_string())
+        })
+        .collect();
+    let inserted = repo.ensure_settings(&defaults).await?;
+    if inserted > 0 {
+        tracing::info!(count = inserted, "Inserted default system settings.");
+    }
+
+    let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
+    let registry = GroupRegistryActor::new(Arc::new(repo.clone()), Arc::clone(&snapshot)).start();
+    let pool = KeyPoolActor::new(Arc::new(repo.clone())).start();
+    let load_err = |what: &'static str| move |reason: String| StartError::Load { what, reason };
+    registry
+        .send(gpt_load_actors::group_registry::Reload)
+        .await
+        .map_err(|e| load_err("groups")(e.to_string()))?
+        .map_err(|e| load_err("groups")(e.to_string()))?;
+    let keys = pool
+        .send(LoadKeys { group_id: None })
+        .await
+        .map_err(|e| load_err("keys")(e.to_string()))?
+        .map_err(|e| load_err("keys")(e.to_string()))?;
+    tracing::info!(
+        groups = snapshot.load().groups.len(),
+        keys,
+        "Loaded groups and key pool."
+    );
+
+    let state = AppState {
+        config: Arc::clone(&config),
+        snapshot,
+        pool,
+        registry,
+        repo,
+        started_at: Instant::now(),
+    };
+    let limiter = Arc::new(Semaphore::new(config.max_concurrent_requests));
+    let data = web::Data::new(state.clone());
+    let cors_config = Arc::clone(&config);
+    let json_limit = config.max_request_body_bytes;
+    let mut server = HttpServer::new(move || {
+        let limiter = Arc::clone(&limiter);
+        App::new()
+            .app_data(data.clone())
+            .app_data(web::Data::new(UpstreamClients::default()))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(json_limit)
+                    .error_handler(json_error),
+            )
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(|err, _| ApiError::BadRequest(err.to_string()).into()),
+            )
+            .app_data(
+                web::PathConfig::default()
+                    .error_handler(|err, _| ApiError::BadRequest(err.to_string()).into()),
+            )
+            .wrap(security_headers())
+            .wrap(from_fn(move |req, next: Next<BoxBody>| {
+                concurrency_limit(Arc::clone(&limiter), req, next)
+            }))
+            .wrap(cors(&cors_config))
+            .wrap(from_fn(access_log))
+            .route("/health", web::get().to(admin::system::health))
+            .configure(admin::configure)
+            .service(web::resource("/proxy/{group}{tail:.*}").to(proxy::proxy))
+            .default_service(web::to(fallback))
+    })
+    .keep_alive(Duration::from_secs(config.server_idle_timeout_secs))
+    .client_request_timeout(Duration::from_secs(config.server_read_timeout_secs))
+    .shutdown_timeout(
+        config
+            .graceful_shutdown_timeout_secs
+            .saturating_sub(5)
+            .max(5),
+    );
+    if config.workers > 0 {
+        server = server.workers(config.workers);
+    }
+    if !handle_signals {
+        server = server.disable_signals();
+    }
+    let bind_addr = format!("{}:{}", config.host, config.port);
+    let server = server
+        .bind(bind_addr.as_str())
+        .map_err(|source| StartError::Bind {
+            addr: bind_addr.clone(),
+            source,
+        })?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| StartError::Bind {
+            addr: bind_addr,
+            source: std::io::Error::other("no address bound"),
+        })?;
+    let server = server.run();
+    let handle = server.handle();
+    let server = actix_rt::spawn(server);
+    tracing::info!(%addr, "Listening.");
+    Ok(RunningApp {
+        addr,
+        handle,
+        state,
+        server,
+    })
+}
+
+fn json_error(err: actix_web::error::JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError;
+    match err {
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+            ApiError::PayloadTooLarge { limit }.into()
+        }
+        JsonPayloadError::ContentType => {
+            ApiError::InvalidJson("Content-Type must be application/json".into()).into()
+        }
+        other => ApiError::InvalidJson(format!("Invalid JSON: {other}")).into(),
+    }
+}
+
+fn cors(config: &AppConfig) -> actix_cors::Cors {
+    if !config.enable_cors {
+        return actix_cors::Cors::default().allowed_origin_fn(|_, _| false);
+    }
+    let mut cors = actix_cors::Cors::default().max_age(86_400);
+    if config.allowed_origins.iter().any(|o| o == "*") {
+        cors = cors.allow_any_origin();
+    } else {
+        for origin in &config.allowed_origins {
+            cors = cors.allowed_origin(origin);
+        }
+    }
+    cors = if config.allowed_methods.iter().any(|m| m == "*") {
+        cors.allow_any_method()
+    } else {
+        cors.allowed_methods(config.allowed_methods.iter().map(String::as_str))
+    };
+    cors = if config.allowed_headers.iter().any(|h| h == "*") {
+        cors.allow_any_header()
+    } else {
+        cors.allowed_headers(config.allowed_headers.iter().map(String::as_str))
+    };
+    if config.allow_credentials {
+        cors = cors.supports_credentials();
+    }
+    cors
+}
+
+/// Unknown `/api` and `/proxy` paths get GPT-Load's JSON 404; anything else is the admin UI.
+async fn fallback(req: HttpRequest) -> HttpResponse {
+    let path = req.path();
+    if path == "/api"
+        || path.starts_with("/api/")
+        || path == "/proxy"
+        || path.starts_with("/proxy/")
+    {
+        return not_found();
+    }
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Cache-Control", "no-cache, no-store, must-revalidate"))
+        .body(NO_UI_PAGE)
+}
+
+const NO_UI_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>gpt-load</title></head>\
+<body><h1>gpt-load is running</h1><p>The admin UI is not part of this build. \
+The proxy is at <code>/proxy/{group}/…</code> and the admin API at <code>/api</code>.</p></body></html>";

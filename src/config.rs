@@ -1,0 +1,377 @@
+//! Static configuration from the environment (and a `.env` file), read and validated once at
+//! start. Every invalid value fails start-up with a message that names the variable.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::db::DatabaseUrl;
+
+/// A configuration error, naming the variable at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var} is required: {hint}")]
+    Missing {
+        var: &'static str,
+        hint: &'static str,
+    },
+    #[error("{var} has an invalid value '{value}': {reason}")]
+    Invalid {
+        var: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("could not read the environment: {0}")]
+    Source(String),
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The admin secret. Its `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The value, for comparison.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// True when no value is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "Secret(<empty>)"
+        } else {
+            "Secret(****)"
+        })
+    }
+}
+
+/// Everything read from the environment.
+#[derive(Clone, Debug)]
+pub struct AppConfig {
+    pub port: u16,
+    pub host: String,
+    pub server_read_timeout_secs: u64,
+    pub server_write_timeout_secs: u64,
+    pub server_idle_timeout_secs: u64,
+    pub graceful_shutdown_timeout_secs: u64,
+    pub is_slave: bool,
+    pub auth_key: Secret,
+    pub encryption_key: Secret,
+    pub database: DatabaseUrl,
+    pub redis_dsn: Secret,
+    pub max_concurrent_requests: usize,
+    pub max_request_body_bytes: usize,
+    pub enable_cors: bool,
+    pub allowed_origins: Vec<String>,
+    pub allowed_methods: Vec<String>,
+    pub allowed_headers: Vec<String>,
+    pub allow_credentials: bool,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub log_enable_file: bool,
+    pub log_file_path: String,
+    pub db_pool_size: usize,
+    pub workers: usize,
+}
+
+const WEAK_PATTERNS: [&str; 5] = ["password", "sk-123456", "123456", "admin", "secret"];
+
+impl AppConfig {
+    /// Reads the process environment, after loading `.env` from the working directory if present.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        match dotenvy::dotenv() {
+            Ok(path) => tracing::debug!(path = %path.display(), "Loaded .env file."),
+            Err(err) if err.not_found() => {}
+            Err(err) => return Err(ConfigError::Source(format!(".env: {err}"))),
+        }
+        let source = config::Config::builder()
+            .add_source(config::Environment::default())
+            .build()
+            .map_err(|e| ConfigError::Source(e.to_string()))?;
+        let vars: HashMap<String, String> = source
+            .try_deserialize::<HashMap<String, config::Value>>()
+            .map_err(|e| ConfigError::Source(e.to_string()))?
+            .into_iter()
+            .filter_map(|(k, v)| v.into_string().ok().map(|v| (k.to_ascii_uppercase(), v)))
+            .collect();
+        Self::from_map(&vars)
+    }
+
+    /// Builds and validates a config from `VAR -> value` pairs (unset variables take defaults).
+    pub fn from_map(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let env = Env(vars);
+        let auth_key = env.string("AUTH_KEY", "");
+        if auth_key.is_empty() {
+            return Err(ConfigError::Missing {
+                var: "AUTH_KEY",
+                hint: "set it to a long random string; it protects the admin API and UI",
+            });
+        }
+        let port = env.int("PORT", 3001, 1, 65535)? as u16;
+        let mut graceful = env.int("SERVER_GRACEFUL_SHUTDOWN_TIMEOUT", 10, 0, 3600)? as u64;
+        if graceful < 10 {
+            tracing::warn!(
+                value = graceful,
+                "SERVER_GRACEFUL_SHUTDOWN_TIMEOUT is below 10 s; using 10 s."
+            );
+            graceful = 10;
+        }
+        let enable_cors = env.bool("ENABLE_CORS", false)?;
+        let allowed_origins = env.list("ALLOWED_ORIGINS", &[]);
+        if enable_cors && allowed_origins.is_empty() {
+            return Err(ConfigError::Invalid {
+                var: "ALLOWED_ORIGINS",
+                value: String::new(),
+                reason: "ENABLE_CORS is true, so at least one allowed origin (or *) is required"
+                    .into(),
+            });
+        }
+        let log_level = env.string("LOG_LEVEL", "info").to_ascii_lowercase();
+        if !matches!(
+            log_level.as_str(),
+            "trace" | "debug" | "info" | "warn" | "error"
+        ) {
+            return Err(ConfigError::Invalid {
+                var: "LOG_LEVEL",
+                value: log_level,
+                reason: "expected debug, info, warn or error".into(),
+            });
+        }
+        let log_format = match env
+            .string("LOG_FORMAT", "text")
+            .to_ascii_lowercase()
+            .as_str()
+        {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(ConfigError::Invalid {
+                    var: "LOG_FORMAT",
+                    value: other.to_string(),
+                    reason: "expected text or json".into(),
+                })
+            }
+        };
+        let dsn = env.string("DATABASE_DSN", "./data/gpt-load.db");
+        let database = DatabaseUrl::parse(&dsn).map_err(|reason| ConfigError::Invalid {
+            var: "DATABASE_DSN",
+            value: "(hidden)".into(),
+            reason,
+        })?;
+        if raw_set(vars, "ENCRYPTION_KEY") {
+            return Err(ConfigError::Invalid {
+                var: "ENCRYPTION_KEY",
+                value: "(hidden)".into(),
+                reason: "at-rest encryption is not available in this build yet; unset it rather than store keys in plain text unknowingly".into(),
+            });
+        }
+        let config = AppConfig {
+            port,
+            host: env.string("HOST", "0.0.0.0"),
+            server_read_timeout_secs: env.int("SERVER_READ_TIMEOUT", 60, 1, 86_400)? as u64,
+            server_write_timeout_secs: env.int("SERVER_WRITE_TIMEOUT", 600, 1, 86_400)? as u64,
+            server_idle_timeout_secs: env.int("SERVER_IDLE_TIMEOUT", 120, 1, 86_400)? as u64,
+            graceful_shutdown_timeout_secs: graceful,
+            is_slave: env.bool("IS_SLAVE", false)?,
+            auth_key: Secret::new(auth_key),
+            encryption_key: Secret::new(env.string("ENCRYPTION_KEY", "")),
+            database,
+            redis_dsn: Secret::new(env.string("REDIS_DSN", "")),
+            max_concurrent_requests: env.int("MAX_CONCURRENT_REQUESTS", 100, 1, 1_000_000)?
+                as usize,
+            max_request_body_bytes: env.int("MAX_REQUEST_BODY_SIZE_MB", 32, 1, 4096)? as usize
+                * 1024
+                * 1024,
+            enable_cors,
+            allowed_origins,
+            allowed_methods: env.list(
+                "ALLOWED_METHODS",
+                &["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+            ),
+            allowed_headers: env.list("ALLOWED_HEADERS", &["*"]),
+            allow_credentials: env.bool("ALLOW_CREDENTIALS", false)?,
+            log_level,
+            log_format,
+            log_enable_file: env.bool("LOG_ENABLE_FILE", false)?,
+            log_file_path: env.string("LOG_FILE_PATH", "./data/logs/app.log"),
+            db_pool_size: env.int("DB_POOL_SIZE", 16, 1, 1000)? as usize,
+            workers: env.int("WORKERS", 0, 0, 1024)? as usize,
+        };
+        Ok(config)
+    }
+
+    /// Warnings about risky but allowed values, logged once at start.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let key = self.auth_key.expose().to_ascii_lowercase();
+        if key.len() < 16 || WEAK_PATTERNS.iter().any(|p| key.contains(p)) {
+            out.push("AUTH_KEY is weak: use at least 16 random characters.".to_string());
+        }
+        if self.enable_cors && self.allowed_origins.iter().any(|o| o == "*") {
+            out.push("ALLOWED_ORIGINS allows every origin (*).".to_string());
+        }
+        if !self.redis_dsn.is_empty() {
+            out.push("REDIS_DSN is set but cluster mode is not available in this build; using the in-memory store.".to_string());
+        }
+        out
+    }
+
+    /// `http://{host}:{port}`, with `localhost` for wildcard hosts: the default `app_url`.
+    pub fn default_app_url(&self) -> String {
+        let host = if self.host.is_empty() || self.host == "0.0.0.0" || self.host == "::" {
+            "localhost"
+        } else {
+            self.host.as_str()
+        };
+        format!("http://{host}:{}", self.port)
+    }
+}
+
+fn raw_set(vars: &HashMap<String, String>, var: &str) -> bool {
+    vars.get(var).is_some_and(|v| !v.trim().is_empty())
+}
+
+struct Env<'a>(&'a HashMap<String, String>);
+
+impl Env<'_> {
+    fn raw(&self, var: &str) -> Option<&str> {
+        self.0.get(var).map(|v| v.trim()).filter(|v| !v.is_empty())
+    }
+
+    fn string(&self, var: &str, default: &str) -> String {
+        self.raw(var).unwrap_or(default).to_string()
+    }
+
+    fn int(&self, var: &'static str, default: i64, min: i64, max: i64) -> Result<i64, ConfigError> {
+        let Some(raw) = self.raw(var) else {
+            return Ok(default);
+        };
+        let value: i64 = raw.parse().map_err(|_| ConfigError::Invalid {
+            var,
+            value: raw.to_string(),
+            reason: "expected an integer".into(),
+        })?;
+        if value < min || value > max {
+            return Err(ConfigError::Invalid {
+                var,
+                value: raw.to_string(),
+                reason: format!("must be between {min} and {max}"),
+            });
+        }
+        Ok(value)
+    }
+
+    fn bool(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+        let Some(raw) = self.raw(var) else {
+            return Ok(default);
+        };
+        match raw.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(ConfigError::Invalid {
+                var,
+                value: raw.to_string(),
+                reason: "expected true/false, 1/0, yes/no or on/off".into(),
+            }),
+        }
+    }
+
+    fn list(&self, var: &str, default: &[&str]) -> Vec<String> {
+        let items: Vec<String> = self
+            .raw(var)
+            .map(|raw| {
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if items.is_empty() {
+            default.iter().map(|s| s.to_string()).collect()
+        } else {
+            items
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn auth_key_is_required() {
+        let err = AppConfig::from_map(&vars(&[])).unwrap_err().to_string();
+        assert!(err.contains("AUTH_KEY"), "{err}");
+    }
+
+    #[test]
+    fn defaults_match_gpt_load() {
+        let c = AppConfig::from_map(&vars(&[("AUTH_KEY", "Zx8-long-random-Kq2p")])).unwrap();
+        assert_eq!(c.port, 3001);
+        assert_eq!(c.host, "0.0.0.0");
+        assert_eq!(c.max_concurrent_requests, 100);
+        assert_eq!(c.database, DatabaseUrl::Sqlite("./data/gpt-load.db".into()));
+        assert_eq!(c.default_app_url(), "http://localhost:3001");
+        assert!(c.warnings().is_empty());
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        for (var, value) in [
+            ("PORT", "0"),
+            ("PORT", "70000"),
+            ("PORT", "abc"),
+            ("IS_SLAVE", "maybe"),
+            ("LOG_FORMAT", "xml"),
+            ("MAX_CONCURRENT_REQUESTS", "0"),
+        ] {
+            let err = AppConfig::from_map(&vars(&[("AUTH_KEY", "k"), (var, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(var), "{var}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn cors_needs_origins() {
+        let err = AppConfig::from_map(&vars(&[("AUTH_KEY", "k"), ("ENABLE_CORS", "true")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ALLOWED_ORIGINS"), "{err}");
+    }
+
+    #[test]
+    fn weak_keys_warn_and_short_grace_is_raised() {
+        let c = AppConfig::from_map(&vars(&[
+            ("AUTH_KEY", "admin"),
+            ("SERVER_GRACEFUL_SHUTDOWN_TIMEOUT", "3"),
+        ]))
+        .unwrap();
+        assert!(c.warnings().iter().any(|w| w.contains("AUTH_KEY")));
+        assert_eq!(c.graceful_shutdown_timeout_secs, 10);
+        assert!(!format!("{c:?}").contains("admin"));
+    }
+}

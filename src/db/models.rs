@@ -1,0 +1,96 @@
+//! Row types of the tables, as diesel reads and writes them.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::{api_keys, groups, system_settings};
+
+/// A `groups` row.
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = groups)]
+pub struct GroupRow {
+    pub id: i64,
+    pub name: String,
+    pub display_name: String,
+    pub proxy_keys: String,
+    pub description: String,
+    pub group_type: String,
+    pub upstreams: String,
+    pub validation_endpoint: String,
+    pub channel_type: String,
+    pub sort: i32,
+    pub test_model: String,
+    pub param_overrides: String,
+    pub config: String,
+    pub header_rules: String,
+    pub model_redirect_rules: String,
+    pub model_redirect_strict: bool,
+    pub last_validated_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// The writable columns of a group (insert and full update).
+#[derive(Clone, Debug, Insertable, AsChangeset)]
+#[diesel(table_name = groups)]
+pub struct GroupValues {
+    pub name: String,
+    pub display_name: String,
+    pub proxy_keys: String,
+    pub description: String,
+    pub group_type: String,
+    pub upstreams: String,
+    pub validation_endpoint: String,
+    pub channel_type: String,
+    pub sort: i32,
+    pub test_model: String,
+    pub param_overrides: String,
+    pub config: String,
+    pub header_rules: String,
+    pub model_redirect_rules: String,
+    pub model_redirect_strict: bool,
+    pub updated_at: NaiveDateTime,
+}
+
+/// An `api_keys` row.
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = api_keys)]
+pub struct KeyRow {
+    pub id: i64,
+    pub key_value: String,
+    pub key_hash: String,
+    pub group_id: i64,
+    pub status: String,
+    pub notes: String,
+    pub request_count: i64,
+    pub failure_count: i64,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A key to insert.
+#[derive(Clone, Debug, Insertable)]
+#[diesel(table_name = api_keys)]
+pub struct NewKey {
+    pub key_value: String,
+    pub key_hash: String,
+    pub group_id: i64,
+    pub status: String,
+    pub notes: String,
+    pub request_count: i64,
+    pub failure_count: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A `system_settings` row to insert.
+#[derive(Clone, Debug, Insertable)]
+#[diesel(table_name = system_settings)]
+pub struct NewSetting {
+    pub setting_key: String,
+    pub setting_value: String,
+    pub description: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}

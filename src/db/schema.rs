@@ -1,0 +1,109 @@
+//! The diesel schema, written once for SQLite, PostgreSQL and MySQL (see `migrations/<backend>`).
+
+diesel::table! {
+    system_settings (id) {
+        id -> BigInt,
+        setting_key -> Text,
+        setting_value -> Text,
+        description -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    groups (id) {
+        id -> BigInt,
+        name -> Text,
+        display_name -> Text,
+        proxy_keys -> Text,
+        description -> Text,
+        group_type -> Text,
+        upstreams -> Text,
+        validation_endpoint -> Text,
+        channel_type -> Text,
+        sort -> Integer,
+        test_model -> Text,
+        param_overrides -> Text,
+        config -> Text,
+        header_rules -> Text,
+        model_redirect_rules -> Text,
+        model_redirect_strict -> Bool,
+        last_validated_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    group_sub_groups (id) {
+        id -> BigInt,
+        group_id -> BigInt,
+        sub_group_id -> BigInt,
+        weight -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> BigInt,
+        key_value -> Text,
+        key_hash -> Text,
+        group_id -> BigInt,
+        status -> Text,
+        notes -> Text,
+        request_count -> BigInt,
+        failure_count -> BigInt,
+        last_used_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    request_logs (id) {
+        id -> Text,
+        timestamp -> Timestamp,
+        group_id -> BigInt,
+        group_name -> Text,
+        parent_group_id -> BigInt,
+        parent_group_name -> Text,
+        key_value -> Text,
+        key_hash -> Text,
+        model -> Text,
+        is_success -> Bool,
+        source_ip -> Text,
+        status_code -> Integer,
+        request_path -> Text,
+        duration -> BigInt,
+        error_message -> Text,
+        user_agent -> Text,
+        request_type -> Text,
+        upstream_addr -> Text,
+        is_stream -> Bool,
+        request_body -> Text,
+    }
+}
+
+diesel::table! {
+    group_hourly_stats (id) {
+        id -> BigInt,
+        time -> Timestamp,
+        group_id -> BigInt,
+        success_count -> BigInt,
+        failure_count -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    system_settings,
+    groups,
+    group_sub_groups,
+    api_keys,
+    request_logs,
+    group_hourly_stats,
+);

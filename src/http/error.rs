@@ -1,0 +1,105 @@
+//! The one error type of the HTTP edge and its mapping to GPT-Load's JSON envelope
+//! `{"code": "STRING", "message": "..."}`.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::db::DbError;
+
+/// Every error an HTTP handler can answer with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    InvalidJson(String),
+    #[error("{0}")]
+    Validation(String),
+    #[error("{0}")]
+    Duplicate(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("Authentication failed")]
+    Unauthorized,
+    #[error("{0}")]
+    TaskInProgress(String),
+    #[error("Request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    NoKeysAvailable(String),
+    #[error("Too many concurrent requests")]
+    Overloaded,
+    /// A failure talking to the upstream, answered with the status it implies.
+    #[error("{message}")]
+    Upstream { status: StatusCode, message: String },
+    #[error("{0}")]
+    Internal(String),
+    #[error("Database operation failed")]
+    Database(#[source] DbError),
+}
+
+impl ApiError {
+    /// The envelope's string code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "BAD_REQUEST",
+            ApiError::InvalidJson(_) => "INVALID_JSON",
+            ApiError::Validation(_) => "VALIDATION_FAILED",
+            ApiError::Duplicate(_) => "DUPLICATE_RESOURCE",
+            ApiError::NotFound(_) => "NOT_FOUND",
+            ApiError::Unauthorized => "UNAUTHORIZED",
+            ApiError::TaskInProgress(_) => "TASK_IN_PROGRESS",
+            ApiError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            ApiError::NoKeysAvailable(_) => "NO_KEYS_AVAILABLE",
+            ApiError::Overloaded => "TOO_MANY_REQUESTS",
+            ApiError::Upstream { .. } => "UPSTREAM_ERROR",
+            ApiError::Internal(_) => "INTERNAL_SERVER_ERROR",
+            ApiError::Database(_) => "DATABASE_ERROR",
+        }
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(err: DbError) -> Self {
+        match err {
+            DbError::Duplicate => ApiError::Duplicate("Resource already exists".into()),
+            DbError::NotFound => ApiError::NotFound("Resource not found".into()),
+            other => ApiError::Database(other),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) | ApiError::InvalidJson(_) | ApiError::Validation(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::Duplicate(_) | ApiError::TaskInProgress(_) => StatusCode::CONFLICT,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NoKeysAvailable(_) | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Upstream { status, .. } => *status,
+            ApiError::Internal(_) | ApiError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Database(err) = self {
+            // The cause goes to the log; the client gets the generic text (it may name tables).
+            tracing::error!(error = %err, "Database operation failed.");
+        }
+        let mut builder = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::Overloaded) {
+            builder.insert_header((header::RETRY_AFTER, "1"));
+        }
+        builder.json(json!({"code": self.code(), "message": self.to_string()}))
+    }
+}
+
+/// `{"error": "Not Found"}`: GPT-Load's answer for unknown `/api` and `/proxy` paths.
+pub fn not_found() -> HttpResponse {
+    HttpResponse::NotFound().json(json!({"error": "Not Found"}))
+}

@@ -1,0 +1,14 @@
+//! gpt-load: a transparent, high-performance multi-key proxy for AI APIs.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod admin;
+pub mod app;
+pub mod channel;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod http;
+pub mod logging;
+pub mod proxy;
+pub mod state;
