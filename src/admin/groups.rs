@@ -69,7 +69,10 @@ fn app_url(state: &AppState) -> String {
 }
 
 /// `GET /api/groups`.
-pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    _admin: super::Admin,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let url = app_url(&state);
     let rows = state.repo.groups().await?;
     Ok(ok(rows
@@ -79,7 +82,10 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
 }
 
 /// `GET /api/groups/list`: ids and names only.
-pub async fn list_brief(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn list_brief(
+    _admin: super::Admin,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let rows = state.repo.groups().await?;
     Ok(ok(rows
         .iter()
@@ -89,6 +95,7 @@ pub async fn list_brief(state: web::Data<AppState>) -> Result<HttpResponse, ApiE
 
 /// `POST /api/groups`.
 pub async fn create(
+    _admin: super::Admin,
     state: web::Data<AppState>,
     input: web::Json<GroupInput>,
 ) -> Result<HttpResponse, ApiError> {
@@ -127,6 +134,7 @@ pub async fn create(
 
 /// `PUT /api/groups/{id}`: partial update.
 pub async fn update(
+    _admin: super::Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
     input: web::Json<GroupInput>,
@@ -164,6 +172,7 @@ pub async fn update(
 
 /// `DELETE /api/groups/{id}`: the group, its keys and its memberships.
 pub async fn delete(
+    _admin: super::Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {

@@ -104,6 +104,7 @@ async fn require_group(state: &AppState, group_id: i64) -> Result<(), ApiError> 
 
 /// `GET /api/keys?group_id=&status=&key_value=&page=&page_size=`.
 pub async fn list(
+    _admin: super::Admin,
     state: web::Data<AppState>,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
@@ -162,6 +163,7 @@ fn parse_batch(body: &KeysText) -> Result<Vec<String>, ApiError> {
 
 /// `POST /api/keys/add-multiple`: adds keys not yet in the group.
 pub async fn add_multiple(
+    _admin: super::Admin,
     state: web::Data<AppState>,
     body: web::Json<KeysText>,
 ) -> Result<HttpResponse, ApiError> {
@@ -206,6 +208,7 @@ pub async fn add_multiple(
 
 /// `POST /api/keys/delete-multiple`: deletes the listed keys of the group.
 pub async fn delete_multiple(
+    _admin: super::Admin,
     state: web::Data<AppState>,
     body: web::Json<KeysText>,
 ) -> Result<HttpResponse, ApiError> {

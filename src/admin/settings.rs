@@ -11,7 +11,10 @@ use crate::http::error::ApiError;
 use crate::state::AppState;
 
 /// `GET /api/settings`: settings grouped by category, in GPT-Load's order.
-pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    _admin: super::Admin,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let snapshot = state.snapshot.load();
     let mut categories: Vec<(&str, Vec<Value>)> = Vec::new();
     for def in SETTINGS.iter() {
@@ -43,6 +46,7 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
 /// `PUT /api/settings` with a flat `{key: value}` object. Every value is validated before any
 /// is written; an invalid one is a 400 naming the setting.
 pub async fn update(
+    _admin: super::Admin,
     state: web::Data<AppState>,
     body: web::Json<Map<String, Value>>,
 ) -> Result<HttpResponse, ApiError> {

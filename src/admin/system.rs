@@ -38,7 +38,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// `GET /api/channel-types`.
-pub async fn channel_types() -> HttpResponse {
+pub async fn channel_types(_admin: super::Admin) -> HttpResponse {
     super::ok(CHANNEL_TYPES)
 }
 

@@ -305,6 +305,8 @@ impl Repo {
                 }
             }
         }
+        // Pool rings follow id order, so keys rotate in the order they were imported.
+        out.sort_by_key(|k| k.id);
         Ok(out)
     }
 
