@@ -7,6 +7,11 @@
 pub mod dsn;
 pub mod models;
 pub mod repo;
+pub mod repo_groups;
+pub mod repo_keys;
+pub mod repo_logs;
+pub mod repo_stats;
+pub mod repo_subgroups;
 pub mod schema;
 
 use std::time::Duration;

@@ -1,0 +1,321 @@
+//! Key queries of the admin API beyond add/list/delete: lookups by hash, notes, restore, clear,
+//! export batches, validation results and counts.
+
+use std::collections::HashMap;
+
+use diesel::dsl::count_star;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use gpt_load_actors::domain::{GroupId, KeyId, KeySecret, KeyStatus, PoolKey};
+
+use super::models::KeyRow;
+use super::repo::{now, Repo};
+use super::schema::api_keys;
+use super::DbError;
+use crate::with_conn;
+
+/// Rows per `IN (…)` list: far below every backend's parameter limit.
+const BATCH: usize = 500;
+
+/// Key counts of one group by status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyCounts {
+    pub total: i64,
+    pub active: i64,
+    pub invalid: i64,
+}
+
+impl KeyCounts {
+    fn add(&mut self, status: &str, n: i64) {
+        self.total += n;
+        match KeyStatus::parse(status) {
+            KeyStatus::Active => self.active += n,
+            KeyStatus::Invalid => self.invalid += n,
+        }
+    }
+}
+
+impl Repo {
+    /// The group's keys whose hash is one of `hashes`.
+    pub async fn keys_by_hashes(
+        &self,
+        group_id: GroupId,
+        hashes: &[String],
+    ) -> Result<Vec<KeyRow>, DbError> {
+        let mut out = Vec::new();
+        for chunk in hashes.chunks(BATCH) {
+            let rows: Vec<KeyRow> = with_conn!(&self.db, conn => {
+                api_keys::table
+                    .filter(api_keys::group_id.eq(group_id))
+                    .filter(api_keys::key_hash.eq_any(chunk))
+                    .select(KeyRow::as_select())
+                    .load(conn)
+                    .await?
+            });
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
+    /// One key by id.
+    pub async fn key(&self, id: KeyId) -> Result<Option<KeyRow>, DbError> {
+        Ok(with_conn!(&self.db, conn => {
+            api_keys::table
+                .find(id)
+                .select(KeyRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
+        }))
+    }
+
+    /// Sets a key's notes; false when the key does not exist.
+    pub async fn update_notes(&self, id: KeyId, notes: &str) -> Result<bool, DbError> {
+        let n = with_conn!(&self.db, conn => {
+            diesel::update(api_keys::table.find(id))
+                .set((api_keys::notes.eq(notes), api_keys::updated_at.eq(now())))
+                .execute(conn)
+                .await?
+        });
+        Ok(n > 0)
+    }
+
+    /// Reactivates the group's `invalid` keys with these hashes (or all of them when `hashes`
+    /// is `None`) with a zero failure count, in one transaction. Returns the restored rows.
+    pub async fn restore_keys(
+        &self,
+        group_id: GroupId,
+        hashes: Option<&[String]>,
+    ) -> Result<Vec<KeyRow>, DbError> {
+        let ts = now();
+        with_conn!(&self.db, conn => {
+            conn.transaction(async |conn| {
+                let mut rows: Vec<KeyRow> = Vec::new();
+                match hashes {
+                    Some(hashes) => {
+                        for chunk in hashes.chunks(BATCH) {
+                            let found: Vec<KeyRow> = api_keys::table
+                                .filter(api_keys::group_id.eq(group_id))
+                                .filter(api_keys::status.eq(KeyStatus::Invalid.as_str()))
+                                .filter(api_keys::key_hash.eq_any(chunk))
+                                .select(KeyRow::as_select())
+                                .load(conn)
+                                .await?;
+                            rows.extend(found);
+                        }
+                    }
+                    None => {
+                        rows = api_keys::table
+                            .filter(api_keys::group_id.eq(group_id))
+                            .filter(api_keys::status.eq(KeyStatus::Invalid.as_str()))
+                            .select(KeyRow::as_select())
+                            .load(conn)
+                            .await?;
+                    }
+                }
+                let ids: Vec<KeyId> = rows.iter().map(|r| r.id).collect();
+                for chunk in ids.chunks(BATCH) {
+                    diesel::update(api_keys::table.filter(api_keys::id.eq_any(chunk)))
+                        .set((
+                            api_keys::status.eq(KeyStatus::Active.as_str()),
+                            api_keys::failure_count.eq(0i64),
+                            api_keys::updated_at.eq(ts),
+                        ))
+                        .execute(conn)
+                        .await?;
+                }
+                for row in &mut rows {
+                    row.status = KeyStatus::Active.as_str().to_string();
+                    row.failure_count = 0;
+                    row.updated_at = ts;
+                }
+                Ok::<_, DbError>(rows)
+            })
+            .await
+        })
+    }
+
+    /// Deletes the group's keys with `status` (all keys when `None`) in one transaction and
+    /// returns the ids removed.
+    pub async fn delete_keys_with_status(
+        &self,
+        group_id: GroupId,
+        status: Option<KeyStatus>,
+    ) -> Result<Vec<KeyId>, DbError> {
+        with_conn!(&self.db, conn => {
+            conn.transaction(async |conn| {
+                let mut query = api_keys::table
+                    .filter(api_keys::group_id.eq(group_id))
+                    .select(api_keys::id)
+                    .into_boxed();
+                if let Some(status) = status {
+                    query = query.filter(api_keys::status.eq(status.as_str()));
+                }
+                let ids: Vec<KeyId> = query.load(conn).await?;
+                for chunk in ids.chunks(BATCH) {
+                    diesel::delete(api_keys::table.filter(api_keys::id.eq_any(chunk)))
+                        .execute(conn)
+                        .await?;
+                }
+                Ok::<_, DbError>(ids)
+            })
+            .await
+        })
+    }
+
+    /// Up to `limit` stored key values of a group with ids above `after_id`, in id order: the
+    /// batches of a streamed export.
+    pub async fn key_values_after(
+        &self,
+        group_id: GroupId,
+        status: Option<KeyStatus>,
+        after_id: KeyId,
+        limit: i64,
+    ) -> Result<Vec<(KeyId, String)>, DbError> {
+        Ok(with_conn!(&self.db, conn => {
+            let mut query = api_keys::table
+                .filter(api_keys::group_id.eq(group_id))
+                .filter(api_keys::id.gt(after_id))
+                .select((api_keys::id, api_keys::key_value))
+                .order(api_keys::id.asc())
+                .limit(limit)
+                .into_boxed();
+            if let Some(status) = status {
+                query = query.filter(api_keys::status.eq(status.as_str()));
+            }
+            query.load(conn).await?
+        }))
+    }
+
+    /// Every key of a group (optionally of one status), in id order.
+    pub async fn group_keys(
+        &self,
+        group_id: GroupId,
+        status: Option<KeyStatus>,
+    ) -> Result<Vec<KeyRow>, DbError> {
+        Ok(with_conn!(&self.db, conn => {
+            let mut query = api_keys::table
+                .filter(api_keys::group_id.eq(group_id))
+                .select(KeyRow::as_select())
+                .order(api_keys::id.asc())
+                .into_boxed();
+            if let Some(status) = status {
+                query = query.filter(api_keys::status.eq(status.as_str()));
+            }
+            query.load(conn).await?
+        }))
+    }
+
+    /// Applies a validation result to a key (GPT-Load §6.3): a pass reactivates it with a zero
+    /// failure count; a failure of an active key adds one failure and blacklists it at
+    /// `threshold` (0 never blacklists); a failure of an invalid key changes nothing. Single
+    /// statements rather than read-then-write transactions, so concurrent probes never fight
+    /// over SQLite's write lock. Returns the row when it changed.
+    pub async fn record_probe(
+        &self,
+        key_id: KeyId,
+        passed: bool,
+        threshold: i64,
+    ) -> Result<Option<KeyRow>, DbError> {
+        let ts = now();
+        let changed = with_conn!(&self.db, conn => {
+            if passed {
+                diesel::update(
+                    api_keys::table.find(key_id).filter(
+                        api_keys::status
+                            .ne(KeyStatus::Active.as_str())
+                            .or(api_keys::failure_count.ne(0i64)),
+                    ),
+                )
+                .set((
+                    api_keys::status.eq(KeyStatus::Active.as_str()),
+                    api_keys::failure_count.eq(0i64),
+                    api_keys::updated_at.eq(ts),
+                ))
+                .execute(conn)
+                .await?
+            } else {
+                let n = diesel::update(
+                    api_keys::table
+                        .find(key_id)
+                        .filter(api_keys::status.eq(KeyStatus::Active.as_str())),
+                )
+                .set((
+                    api_keys::failure_count.eq(api_keys::failure_count + 1i64),
+                    api_keys::updated_at.eq(ts),
+                ))
+                .execute(conn)
+                .await?;
+                if n > 0 && threshold > 0 {
+                    diesel::update(
+                        api_keys::table
+                            .find(key_id)
+                            .filter(api_keys::failure_count.ge(threshold)),
+                    )
+                    .set(api_keys::status.eq(KeyStatus::Invalid.as_str()))
+                    .execute(conn)
+                    .await?;
+                }
+                n
+            }
+        });
+        if changed == 0 {
+            return Ok(None);
+        }
+        self.key(key_id).await
+    }
+
+    /// Key counts by status for each group (all groups when `group_ids` is `None`).
+    pub async fn key_counts(
+        &self,
+        group_ids: Option<&[GroupId]>,
+    ) -> Result<HashMap<GroupId, KeyCounts>, DbError> {
+        let rows: Vec<(GroupId, String, i64)> = with_conn!(&self.db, conn => {
+            let mut query = api_keys::table
+                .group_by((api_keys::group_id, api_keys::status))
+                .select((api_keys::group_id, api_keys::status, count_star()))
+                .into_boxed();
+            if let Some(ids) = group_ids {
+                query = query.filter(api_keys::group_id.eq_any(ids));
+            }
+            query.load(conn).await?
+        });
+        let mut out: HashMap<GroupId, KeyCounts> = HashMap::new();
+        for (gid, status, n) in rows {
+            out.entry(gid).or_default().add(&status, n);
+        }
+        Ok(out)
+    }
+
+    /// The pool form of stored keys; keys that cannot be decoded are skipped (and logged).
+    pub fn pool_keys(&self, rows: &[KeyRow]) -> Vec<PoolKey> {
+        rows.iter()
+            .filter_map(|row| match self.codec.decode(&row.key_value) {
+                Ok(plain) => Some(PoolKey {
+                    id: row.id,
+                    group_id: row.group_id,
+                    secret: KeySecret::new(plain),
+                    status: KeyStatus::parse(&row.status),
+                    failure_count: row.failure_count,
+                }),
+                Err(_) => {
+                    tracing::warn!(key_id = row.id, "Skipping a key that cannot be decrypted.");
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// Stored value and hash of up to `limit` keys that have a hash (for the encryption check).
+    pub async fn key_sample(&self, limit: i64) -> Result<Vec<(String, String)>, DbError> {
+        Ok(with_conn!(&self.db, conn => {
+            api_keys::table
+                .filter(api_keys::key_hash.ne(""))
+                .select((api_keys::key_value, api_keys::key_hash))
+                .order(api_keys::id.asc())
+                .limit(limit)
+                .load(conn)
+                .await?
+        }))
+    }
+}
