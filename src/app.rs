@@ -24,6 +24,7 @@ use crate::http::error::{not_found, ApiError};
 use crate::http::middleware::{access_log, concurrency_limit, security_headers};
 use crate::proxy::{self, upstream::UpstreamClients};
 use crate::state::AppState;
+use crate::tasks::TaskRegistry;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +60,7 @@ impl RunningApp {
     /// Stops gracefully: in-flight requests finish first.
     pub async fn stop(self) {
         self.handle.stop(true).await;
+        self.state.tasks.shutdown();
         let _ = self.server.await;
     }
 }
@@ -116,6 +118,7 @@ pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp
         registry,
         repo,
         started_at: Instant::now(),
+        tasks: TaskRegistry::start(),
     };
     let limiter = Arc::new(Semaphore::new(config.max_concurrent_requests));
     let data = web::Data::new(state.clone());
@@ -147,6 +150,8 @@ pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp
             .wrap(from_fn(access_log))
             .route("/health", web::get().to(admin::system::health))
             .configure(admin::configure)
+            // More specific than the proxy's catch-all, so it must come first.
+            .service(admin::routes::integration_route())
             .service(web::resource("/proxy/{group}{tail:.*}").to(proxy::proxy))
             .default_service(web::to(fallback))
     })

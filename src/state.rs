@@ -10,6 +10,7 @@ use gpt_load_actors::key_pool::KeyPoolActor;
 use crate::config::AppConfig;
 use crate::db::repo::Repo;
 use crate::http::error::ApiError;
+use crate::tasks::TaskRegistry;
 
 /// Shared application state (cheap to clone).
 #[derive(Clone)]
@@ -20,6 +21,8 @@ pub struct AppState {
     pub registry: Addr<GroupRegistryActor>,
     pub repo: Repo,
     pub started_at: Instant,
+    /// The one long-running admin task slot (imports, deletions, validations).
+    pub tasks: TaskRegistry,
 }
 
 impl AppState {

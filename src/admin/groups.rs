@@ -1,104 +1,190 @@
 //! Groups: create, list, update, delete, with the validation rules of GPT-Load.
 
 use actix_web::http::header::HeaderName;
-use actix_web::{web, HttpResponse};
+use actix_web::web;
 use gpt_load_actors::domain::HeaderRule;
 use gpt_load_actors::key_pool::RemoveGroup;
 use gpt_load_actors::settings::validate_group_overrides;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use utoipa::ToSchema;
 
-use super::{ok, ok_message, parse_id, timestamp, timestamp_opt};
+use super::i18n::{t, tf, Msg};
+use super::response::{done, ok, Envelope, ErrorBody, NoData, Reply};
+use super::settings::setting_error_text;
+use super::{parse_id, require_group, timestamp, timestamp_opt};
 use crate::channel::CHANNEL_TYPES;
 use crate::db::models::{GroupRow, GroupValues};
-use crate::db::repo::{now, Repo};
+use crate::db::repo::now;
 use crate::db::DbError;
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
+/// One upstream base URL and its weight (0 disables it).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct UpstreamSpec {
+    pub url: String,
+    pub weight: i64,
+}
+
+/// A header rule: `action` `set` puts `value` (with `${CLIENT_IP}`, `${GROUP_NAME}`, `${API_KEY}`,
+/// `${TIMESTAMP_MS}`, `${TIMESTAMP_S}` substituted) on upstream requests, `remove` deletes the header.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct HeaderRuleSpec {
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+    #[serde(default)]
+    pub action: String,
+}
+
 /// Fields a create or update request may carry; absent fields are left as they are.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct GroupInput {
+    /// `^[a-z0-9_-]{1,100}$` after trimming.
     pub name: Option<String>,
     pub display_name: Option<String>,
     pub description: Option<String>,
+    /// `standard` (default) or `aggregate`; ignored on update.
     pub group_type: Option<String>,
+    /// Required for standard groups: at least one entry, one with weight > 0.
+    #[schema(value_type = Option<Vec<UpstreamSpec>>)]
     pub upstreams: Option<Value>,
+    /// One of `GET /api/channel-types`.
     pub channel_type: Option<String>,
     pub sort: Option<i32>,
+    /// Model used by key validation; required for standard groups.
     pub test_model: Option<String>,
+    /// Custom validation path: empty, or starts with `/` and has no `://`.
     pub validation_endpoint: Option<String>,
+    /// Top-level JSON fields set on every proxied JSON body.
+    #[schema(value_type = Option<Object>)]
     pub param_overrides: Option<Value>,
+    /// Source model → target model (non-empty strings).
+    #[schema(value_type = Option<Object>)]
     pub model_redirect_rules: Option<Value>,
     pub model_redirect_strict: Option<bool>,
+    /// Overrides of the 14 group-overridable settings (see `GET /api/groups/config-options`).
+    #[schema(value_type = Option<Object>)]
     pub config: Option<Value>,
-    pub header_rules: Option<Vec<HeaderRule>>,
+    pub header_rules: Option<Vec<HeaderRuleSpec>>,
+    /// Group proxy keys, comma separated.
     pub proxy_keys: Option<String>,
 }
 
-/// The JSON GPT-Load returns for a group.
-pub fn group_json(row: &GroupRow, app_url: &str) -> Value {
-    let parse =
-        |text: &str, fallback: Value| serde_json::from_str::<Value>(text).unwrap_or(fallback);
-    json!({
-        "id": row.id,
-        "name": row.name,
-        "endpoint": format!("{}/proxy/{}", app_url.trim_end_matches('/'), row.name),
-        "display_name": row.display_name,
-        "description": row.description,
-        "group_type": row.group_type,
-        "upstreams": parse(&row.upstreams, json!([])),
-        "channel_type": row.channel_type,
-        "sort": row.sort,
-        "test_model": row.test_model,
-        "validation_endpoint": row.validation_endpoint,
-        "param_overrides": parse(&row.param_overrides, json!({})),
-        "model_redirect_rules": parse(&row.model_redirect_rules, json!({})),
-        "model_redirect_strict": row.model_redirect_strict,
-        "config": parse(&row.config, json!({})),
-        "header_rules": parse(&row.header_rules, json!([])),
-        "proxy_keys": row.proxy_keys,
-        "last_validated_at": timestamp_opt(&row.last_validated_at),
-        "created_at": timestamp(&row.created_at),
-        "updated_at": timestamp(&row.updated_at),
-    })
+/// A group as the API returns it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupResponse {
+    pub id: i64,
+    pub name: String,
+    /// `{app_url}/proxy/{name}`.
+    pub endpoint: String,
+    pub display_name: String,
+    pub description: String,
+    pub group_type: String,
+    #[schema(value_type = Vec<UpstreamSpec>)]
+    pub upstreams: Value,
+    pub channel_type: String,
+    pub sort: i32,
+    pub test_model: String,
+    pub validation_endpoint: String,
+    #[schema(value_type = Object)]
+    pub param_overrides: Value,
+    #[schema(value_type = Object)]
+    pub model_redirect_rules: Value,
+    pub model_redirect_strict: bool,
+    #[schema(value_type = Object)]
+    pub config: Value,
+    #[schema(value_type = Vec<HeaderRuleSpec>)]
+    pub header_rules: Value,
+    pub proxy_keys: String,
+    pub last_validated_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
 }
 
-fn app_url(state: &AppState) -> String {
+impl GroupResponse {
+    /// The API form of a stored group.
+    pub fn from_row(row: &GroupRow, app_url: &str) -> Self {
+        let parse =
+            |text: &str, fallback: Value| serde_json::from_str::<Value>(text).unwrap_or(fallback);
+        GroupResponse {
+            id: row.id,
+            name: row.name.clone(),
+            endpoint: format!("{}/proxy/{}", app_url.trim_end_matches('/'), row.name),
+            display_name: row.display_name.clone(),
+            description: row.description.clone(),
+            group_type: row.group_type.clone(),
+            upstreams: parse(&row.upstreams, json!([])),
+            channel_type: row.channel_type.clone(),
+            sort: row.sort,
+            test_model: row.test_model.clone(),
+            validation_endpoint: row.validation_endpoint.clone(),
+            param_overrides: parse(&row.param_overrides, json!({})),
+            model_redirect_rules: parse(&row.model_redirect_rules, json!({})),
+            model_redirect_strict: row.model_redirect_strict,
+            config: parse(&row.config, json!({})),
+            header_rules: parse(&row.header_rules, json!([])),
+            proxy_keys: row.proxy_keys.clone(),
+            last_validated_at: timestamp_opt(&row.last_validated_at),
+            created_at: timestamp(&row.created_at),
+            updated_at: timestamp(&row.updated_at),
+        }
+    }
+}
+
+/// Id and names of a group, for pickers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupBrief {
+    pub id: i64,
+    pub name: String,
+    pub display_name: String,
+}
+
+/// The current `app_url` setting.
+pub fn app_url(state: &AppState) -> String {
     state.snapshot.load().settings.app_url()
 }
 
-/// `GET /api/groups`.
-pub async fn list(
-    _admin: super::Admin,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+/// List groups, `sort` ascending then newest first.
+#[utoipa::path(get, path = "/api/groups", tag = "groups",
+    responses((status = 200, body = Envelope<Vec<GroupResponse>>), (status = 401, body = ErrorBody)))]
+pub async fn list(_admin: super::Admin, state: web::Data<AppState>) -> Reply<Vec<GroupResponse>> {
     let url = app_url(&state);
     let rows = state.repo.groups().await?;
-    Ok(ok(rows
+    ok(rows
         .iter()
-        .map(|r| group_json(r, &url))
-        .collect::<Vec<_>>()))
+        .map(|r| GroupResponse::from_row(r, &url))
+        .collect())
 }
 
-/// `GET /api/groups/list`: ids and names only.
+/// List groups with ids and names only.
+#[utoipa::path(get, path = "/api/groups/list", tag = "groups",
+    responses((status = 200, body = Envelope<Vec<GroupBrief>>), (status = 401, body = ErrorBody)))]
 pub async fn list_brief(
     _admin: super::Admin,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply<Vec<GroupBrief>> {
     let rows = state.repo.groups().await?;
-    Ok(ok(rows
-        .iter()
-        .map(|r| json!({"id": r.id, "name": r.name, "display_name": r.display_name}))
-        .collect::<Vec<_>>()))
+    ok(rows
+        .into_iter()
+        .map(|r| GroupBrief {
+            id: r.id,
+            name: r.name,
+            display_name: r.display_name,
+        })
+        .collect())
 }
 
-/// `POST /api/groups`.
+/// Create a group.
+#[utoipa::path(post, path = "/api/groups", tag = "groups", request_body = GroupInput,
+    responses((status = 200, body = Envelope<GroupResponse>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 409, description = "Name taken", body = ErrorBody)))]
 pub async fn create(
     _admin: super::Admin,
     state: web::Data<AppState>,
     input: web::Json<GroupInput>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply<GroupResponse> {
     let input = input.into_inner();
     let group_type = input
         .group_type
@@ -129,18 +215,22 @@ pub async fn create(
         .await
         .map_err(name_conflict)?;
     state.reload_config().await?;
-    Ok(ok(group_json(&row, &app_url(&state))))
+    ok(GroupResponse::from_row(&row, &app_url(&state)))
 }
 
-/// `PUT /api/groups/{id}`: partial update.
+/// Update a group: only the fields present change.
+#[utoipa::path(put, path = "/api/groups/{id}", tag = "groups", request_body = GroupInput,
+    params(("id" = i64, Path, description = "Group id")),
+    responses((status = 200, body = Envelope<GroupResponse>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn update(
     _admin: super::Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
     input: web::Json<GroupInput>,
-) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id, "group")?;
-    let row = find(&state.repo, id).await?;
+) -> Reply<GroupResponse> {
+    let id = parse_id(&id, Msg::InvalidGroupId)?;
+    let row = require_group(&state, id).await?;
     let mut draft = values_of(&row);
     let before = (
         draft.channel_type.clone(),
@@ -155,8 +245,9 @@ pub async fn update(
     {
         let parents = state.repo.parent_aggregate_count(id).await?;
         if parents > 0 {
-            return Err(ApiError::Validation(format!(
-                "This group is referenced by {parents} aggregate group(s); its channel type and validation endpoint cannot change"
+            return Err(ApiError::Validation(tf(
+                Msg::GroupReferenced,
+                &[("count", &parents)],
             )));
         }
     }
@@ -167,37 +258,37 @@ pub async fn update(
         .await
         .map_err(name_conflict)?;
     state.reload_config().await?;
-    Ok(ok(group_json(&row, &app_url(&state))))
+    ok(GroupResponse::from_row(&row, &app_url(&state)))
 }
 
-/// `DELETE /api/groups/{id}`: the group, its keys and its memberships.
+/// Delete a group, its keys and its aggregate memberships (request logs and stats are kept).
+#[utoipa::path(delete, path = "/api/groups/{id}", tag = "groups",
+    params(("id" = i64, Path, description = "Group id")),
+    responses((status = 200, body = Envelope<NoData>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     _admin: super::Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id, "group")?;
-    find(&state.repo, id).await?;
+) -> Reply<NoData> {
+    let id = parse_id(&id, Msg::InvalidGroupId)?;
+    require_group(&state, id).await?;
     state.repo.delete_group(id).await?;
     state.pool.do_send(RemoveGroup { group_id: id });
     state.reload_config().await?;
-    Ok(ok_message("Group and related keys deleted successfully"))
+    done(t(Msg::GroupDeleted))
 }
 
-async fn find(repo: &Repo, id: i64) -> Result<GroupRow, ApiError> {
-    repo.group(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("Group not found".into()))
-}
-
-fn name_conflict(err: DbError) -> ApiError {
+/// Maps a unique-name violation to 409 with a clear message.
+pub fn name_conflict(err: DbError) -> ApiError {
     match err {
-        DbError::Duplicate => ApiError::Duplicate("A group with this name already exists".into()),
+        DbError::Duplicate => ApiError::Duplicate(t(Msg::GroupNameTaken)),
         other => other.into(),
     }
 }
 
-fn values_of(row: &GroupRow) -> GroupValues {
+/// The writable columns of a stored group.
+pub fn values_of(row: &GroupRow) -> GroupValues {
     GroupValues {
         name: row.name.clone(),
         display_name: row.display_name.clone(),
@@ -220,20 +311,16 @@ fn values_of(row: &GroupRow) -> GroupValues {
 
 /// Applies the present fields of `input` to `draft` and validates the result as a whole.
 fn apply(draft: &mut GroupValues, input: GroupInput, creating: bool) -> Result<(), ApiError> {
-    let invalid = |msg: String| ApiError::Validation(msg);
+    let invalid = |msg: Msg| ApiError::Validation(t(msg));
     if creating && !matches!(draft.group_type.as_str(), "standard" | "aggregate") {
-        return Err(invalid(
-            "group_type must be 'standard' or 'aggregate'".into(),
-        ));
+        return Err(invalid(Msg::GroupTypeInvalid));
     }
     let aggregate = draft.group_type == "aggregate";
     if let Some(name) = input.name {
         draft.name = name.trim().to_string();
     }
     if !valid_name(&draft.name) {
-        return Err(invalid(
-            "Invalid group name: use 1-100 lowercase letters, digits, '_' or '-'".into(),
-        ));
+        return Err(invalid(Msg::GroupNameInvalid));
     }
     if let Some(v) = input.display_name {
         draft.display_name = v.trim().to_string();
@@ -256,9 +343,9 @@ fn apply(draft: &mut GroupValues, input: GroupInput, creating: bool) -> Result<(
         }
     }
     if !CHANNEL_TYPES.contains(&draft.channel_type.as_str()) {
-        return Err(invalid(format!(
-            "Invalid channel type. Supported types: {}",
-            CHANNEL_TYPES.join(", ")
+        return Err(ApiError::Validation(tf(
+            Msg::ChannelTypeInvalid,
+            &[("types", &CHANNEL_TYPES.join(", "))],
         )));
     }
     if let Some(v) = input
@@ -277,7 +364,7 @@ fn apply(draft: &mut GroupValues, input: GroupInput, creating: bool) -> Result<(
         draft.param_overrides = match v {
             Value::Null => "{}".into(),
             Value::Object(map) => Value::Object(map).to_string(),
-            _ => return Err(invalid("param_overrides must be a JSON object".into())),
+            _ => return Err(invalid(Msg::ParamOverridesNotObject)),
         };
     }
     if let Some(v) = input.model_redirect_rules {
@@ -287,14 +374,14 @@ fn apply(draft: &mut GroupValues, input: GroupInput, creating: bool) -> Result<(
         let map = match v {
             Value::Null => Map::new(),
             Value::Object(map) => map,
-            _ => {
-                return Err(invalid(
-                    "Invalid config format: config must be a JSON object".into(),
-                ))
-            }
+            _ => return Err(invalid(Msg::ConfigNotObject)),
         };
-        let clean = validate_group_overrides(&map)
-            .map_err(|e| invalid(format!("Invalid config format: {e}")))?;
+        let clean = validate_group_overrides(&map).map_err(|e| {
+            ApiError::Validation(tf(
+                Msg::ConfigInvalid,
+                &[("reason", &setting_error_text(&e, true))],
+            ))
+        })?;
         draft.config = Value::Object(clean).to_string();
     }
     if let Some(rules) = input.header_rules {
@@ -306,20 +393,16 @@ fn apply(draft: &mut GroupValues, input: GroupInput, creating: bool) -> Result<(
         draft.test_model = "-".into();
         draft.validation_endpoint = String::new();
         if draft.model_redirect_rules != "{}" {
-            return Err(invalid(
-                "Aggregate groups do not support model redirect rules".into(),
-            ));
+            return Err(invalid(Msg::AggregateNoRedirect));
         }
     } else {
         if draft.test_model.trim().is_empty() {
-            return Err(invalid("test_model is required".into()));
+            return Err(invalid(Msg::TestModelRequired));
         }
         validate_upstreams(&serde_json::from_str(&draft.upstreams).unwrap_or(Value::Null))?;
         let ep = &draft.validation_endpoint;
         if !ep.is_empty() && (!ep.starts_with('/') || ep.contains("://")) {
-            return Err(invalid(
-                "validation_endpoint must be a path starting with '/'".into(),
-            ));
+            return Err(invalid(Msg::ValidationEndpointInvalid));
         }
     }
     Ok(())
@@ -333,12 +416,12 @@ fn valid_name(name: &str) -> bool {
 }
 
 fn validate_upstreams(value: &Value) -> Result<String, ApiError> {
-    let invalid = |msg: &str| ApiError::Validation(msg.to_string());
+    let invalid = |msg: Msg| ApiError::Validation(t(msg));
     let items = value
         .as_array()
-        .ok_or_else(|| invalid("upstreams must be a JSON array"))?;
+        .ok_or_else(|| invalid(Msg::UpstreamsNotArray))?;
     if items.is_empty() {
-        return Err(invalid("At least one upstream is required"));
+        return Err(invalid(Msg::UpstreamsEmpty));
     }
     let mut out = Vec::with_capacity(items.len());
     let mut any_positive = false;
@@ -349,24 +432,22 @@ fn validate_upstreams(value: &Value) -> Result<String, ApiError> {
             .map(str::trim)
             .unwrap_or_default();
         if url.is_empty() || !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(invalid(
-                "Each upstream needs a url starting with http:// or https://",
-            ));
+            return Err(invalid(Msg::UpstreamUrlInvalid));
         }
         let weight = match item.get("weight") {
             None | Some(Value::Null) => 0,
             Some(w) => w
                 .as_i64()
-                .ok_or_else(|| invalid("Upstream weight must be an integer"))?,
+                .ok_or_else(|| invalid(Msg::UpstreamWeightInvalid))?,
         };
         if weight < 0 {
-            return Err(invalid("Upstream weight must not be negative"));
+            return Err(invalid(Msg::UpstreamWeightNegative));
         }
         any_positive |= weight > 0;
         out.push(json!({"url": url, "weight": weight}));
     }
     if !any_positive {
-        return Err(invalid("At least one upstream must have a weight above 0"));
+        return Err(invalid(Msg::UpstreamNoPositiveWeight));
     }
     Ok(Value::Array(out).to_string())
 }
@@ -375,26 +456,20 @@ fn validate_redirects(value: &Value) -> Result<String, ApiError> {
     let map = match value {
         Value::Null => return Ok("{}".into()),
         Value::Object(map) => map,
-        _ => {
-            return Err(ApiError::Validation(
-                "model_redirect_rules must be a JSON object".into(),
-            ))
-        }
+        _ => return Err(ApiError::Validation(t(Msg::RedirectRulesNotObject))),
     };
     let mut out = Map::new();
     for (from, to) in map {
         let to = to.as_str().map(str::trim).unwrap_or_default();
         if from.trim().is_empty() || to.is_empty() {
-            return Err(ApiError::Validation(
-                "Model redirect rules need a non-empty source and target".into(),
-            ));
+            return Err(ApiError::Validation(t(Msg::RedirectRuleEmpty)));
         }
         out.insert(from.trim().to_string(), Value::String(to.to_string()));
     }
     Ok(Value::Object(out).to_string())
 }
 
-fn validate_header_rules(rules: Vec<HeaderRule>) -> Result<String, ApiError> {
+fn validate_header_rules(rules: Vec<HeaderRuleSpec>) -> Result<String, ApiError> {
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
     for rule in rules {
@@ -403,12 +478,16 @@ fn validate_header_rules(rules: Vec<HeaderRule>) -> Result<String, ApiError> {
             continue;
         }
         if HeaderName::from_bytes(key.as_bytes()).is_err() {
-            return Err(ApiError::Validation(format!("Invalid header name: {key}")));
+            return Err(ApiError::Validation(tf(
+                Msg::HeaderNameInvalid,
+                &[("name", &key)],
+            )));
         }
         let canonical = canonical_header(key);
         if !seen.insert(canonical.to_ascii_lowercase()) {
-            return Err(ApiError::Validation(format!(
-                "Duplicate header: {canonical}"
+            return Err(ApiError::Validation(tf(
+                Msg::DuplicateHeader,
+                &[("name", &canonical)],
             )));
         }
         out.push(HeaderRule {
@@ -464,12 +543,12 @@ mod tests {
     #[test]
     fn header_rules_are_canonical_and_unique() {
         let rules = vec![
-            HeaderRule {
+            HeaderRuleSpec {
                 key: " x-foo ".into(),
                 value: "1".into(),
                 action: "set".into(),
             },
-            HeaderRule {
+            HeaderRuleSpec {
                 key: "".into(),
                 value: "".into(),
                 action: "set".into(),
@@ -480,12 +559,12 @@ mod tests {
             r#"[{"key":"X-Foo","value":"1","action":"set"}]"#
         );
         let dup = vec![
-            HeaderRule {
+            HeaderRuleSpec {
                 key: "x-foo".into(),
                 value: "1".into(),
                 action: "set".into(),
             },
-            HeaderRule {
+            HeaderRuleSpec {
                 key: "X-FOO".into(),
                 value: "2".into(),
                 action: "remove".into(),

@@ -1,15 +1,16 @@
-//! Keys of a group: list, add and delete in bulk. Writes go to the database first, then to the
-//! key pool, so the next proxied request sees them.
+//! Keys of a group: the paginated listing, the streamed text export and per-key notes, plus the
+//! key-text parsing every bulk call shares.
 
-use std::collections::{HashMap, HashSet};
-
+use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
 use actix_web::{web, HttpResponse};
+use bytes::Bytes;
 use gpt_load_actors::domain::KeyStatus;
-use gpt_load_actors::key_pool::{AddKeys, RemoveKeys};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::{ok, parse_id, timestamp, timestamp_opt};
+use super::i18n::{t, Msg};
+use super::response::{done, ok, page_params, Envelope, ErrorBody, NoData, Page, Reply};
+use super::{parse_id, require_group, timestamp, timestamp_opt};
 use crate::db::models::KeyRow;
 use crate::db::repo::KeyFilter;
 use crate::http::error::ApiError;
@@ -18,30 +19,52 @@ use crate::state::AppState;
 /// Keys a synchronous bulk call may carry.
 pub const SYNC_BATCH_LIMIT: usize = 5000;
 
-/// The JSON of one key.
-pub fn key_json(row: &KeyRow, state: &AppState) -> Value {
-    let value = state
-        .repo
-        .codec
-        .decode(&row.key_value)
-        .unwrap_or_else(|_| "failed-to-decrypt".into());
-    json!({
-        "id": row.id,
-        "key_value": value,
-        "key_hash": row.key_hash,
-        "group_id": row.group_id,
-        "status": row.status,
-        "notes": row.notes,
-        "request_count": row.request_count,
-        "failure_count": row.failure_count,
-        "last_used_at": timestamp_opt(&row.last_used_at),
-        "created_at": timestamp(&row.created_at),
-        "updated_at": timestamp(&row.updated_at),
-    })
+/// Keys per batch of the streamed export.
+const EXPORT_BATCH: i64 = 500;
+
+/// One key as listings return it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyResponse {
+    pub id: i64,
+    /// The key in plain text (`failed-to-decrypt` when the stored value cannot be read).
+    pub key_value: String,
+    pub key_hash: String,
+    pub group_id: i64,
+    /// `active` or `invalid`.
+    pub status: String,
+    pub notes: String,
+    pub request_count: i64,
+    pub failure_count: i64,
+    pub last_used_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
 }
 
-/// Splits pasted key text: a JSON array of strings, or any run of whitespace, commas and
-/// semicolons. Empty entries are dropped; order is kept.
+impl KeyResponse {
+    /// The API form of a stored key.
+    pub fn from_row(row: &KeyRow, state: &AppState) -> Self {
+        KeyResponse {
+            id: row.id,
+            key_value: state
+                .repo
+                .codec
+                .decode(&row.key_value)
+                .unwrap_or_else(|_| "failed-to-decrypt".into()),
+            key_hash: row.key_hash.clone(),
+            group_id: row.group_id,
+            status: row.status.clone(),
+            notes: row.notes.clone(),
+            request_count: row.request_count,
+            failure_count: row.failure_count,
+            last_used_at: timestamp_opt(&row.last_used_at),
+            created_at: timestamp(&row.created_at),
+            updated_at: timestamp(&row.updated_at),
+        }
+    }
+}
+
+/// Splits pasted key text: a non-empty JSON array of strings, or else any run of whitespace,
+/// commas and semicolons. Entries are trimmed, empty ones dropped; order is kept.
 pub fn parse_keys_text(text: &str) -> Vec<String> {
     if let Ok(list) = serde_json::from_str::<Vec<String>>(text.trim()) {
         if !list.is_empty() {
@@ -58,191 +81,164 @@ pub fn parse_keys_text(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Pagination as GPT-Load reads it: `page` ≥ 1, `page_size` 1–1000 (default 15).
-pub fn pagination(query: &HashMap<String, String>) -> (i64, i64) {
-    let page = query
-        .get("page")
-        .and_then(|p| p.parse::<i64>().ok())
-        .filter(|p| *p >= 1)
-        .unwrap_or(1);
-    let size = query
-        .get("page_size")
-        .and_then(|p| p.parse::<i64>().ok())
-        .filter(|p| *p >= 1)
-        .unwrap_or(15)
-        .min(1000);
-    (page, size)
-}
-
-/// A page of items in GPT-Load's shape.
-pub fn paginated(items: Vec<Value>, page: i64, page_size: i64, total: i64) -> Value {
-    json!({
-        "items": items,
-        "pagination": {
-            "page": page,
-            "page_size": page_size,
-            "total_items": total,
-            "total_pages": (total + page_size - 1) / page_size,
-        }
-    })
-}
-
-fn group_id_query(query: &HashMap<String, String>) -> Result<i64, ApiError> {
-    let raw = query
-        .get("group_id")
+/// A required `group_id` query parameter.
+pub fn group_id_param(raw: Option<&str>) -> Result<i64, ApiError> {
+    let raw = raw
+        .map(str::trim)
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| ApiError::BadRequest("group_id query parameter is required".into()))?;
-    parse_id(raw, "group_id").map_err(|_| ApiError::BadRequest("Invalid group_id format".into()))
+        .ok_or_else(|| ApiError::BadRequest(t(Msg::GroupIdRequired)))?;
+    parse_id(raw, Msg::GroupIdInvalid)
 }
 
-async fn require_group(state: &AppState, group_id: i64) -> Result<(), ApiError> {
-    match state.repo.group(group_id).await? {
-        Some(_) => Ok(()),
-        None => Err(ApiError::NotFound("Group not found".into())),
-    }
+/// Query of `GET /api/keys`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct KeyListQuery {
+    /// Required group id.
+    pub group_id: Option<String>,
+    /// `active` or `invalid`.
+    pub status: Option<String>,
+    /// Exact key (matched by hash).
+    pub key_value: Option<String>,
+    /// Page number, from 1.
+    pub page: Option<String>,
+    /// Items per page (default 15, at most 1000).
+    pub page_size: Option<String>,
 }
 
-/// `GET /api/keys?group_id=&status=&key_value=&page=&page_size=`.
+/// List a group's keys, most recently used first (never used last).
+#[utoipa::path(get, path = "/api/keys", tag = "keys", params(KeyListQuery),
+    responses((status = 200, body = Envelope<Page<KeyResponse>>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list(
     _admin: super::Admin,
     state: web::Data<AppState>,
-    query: web::Query<HashMap<String, String>>,
-) -> Result<HttpResponse, ApiError> {
-    let group_id = group_id_query(&query)?;
+    query: web::Query<KeyListQuery>,
+) -> Reply<Page<KeyResponse>> {
+    let group_id = group_id_param(query.group_id.as_deref())?;
     require_group(&state, group_id).await?;
-    let status = match query.get("status").map(String::as_str) {
+    let status = match query.status.as_deref().map(str::trim) {
         None | Some("") => None,
         Some("active") => Some(KeyStatus::Active),
         Some("invalid") => Some(KeyStatus::Invalid),
-        Some(_) => {
-            return Err(ApiError::Validation(
-                "status must be 'active' or 'invalid'".into(),
-            ))
-        }
+        Some(_) => return Err(ApiError::Validation(t(Msg::KeyStatusInvalid))),
     };
     let key_hash = query
-        .get("key_value")
-        .map(|v| v.trim())
+        .key_value
+        .as_deref()
+        .map(str::trim)
         .filter(|v| !v.is_empty())
         .map(|v| state.repo.codec.hash(v));
-    let (page, size) = pagination(&query);
+    let (page, size) = page_params(query.page.as_deref(), query.page_size.as_deref());
     let filter = KeyFilter {
         group_id,
         status,
         key_hash,
     };
     let (rows, total) = state.repo.keys_page(&filter, page, size).await?;
-    let items = rows.iter().map(|r| key_json(r, &state)).collect();
-    Ok(ok(paginated(items, page, size, total)))
-}
-
-/// Body of the bulk key calls.
-#[derive(Debug, Deserialize)]
-pub struct KeysText {
-    pub group_id: i64,
-    pub keys_text: String,
-}
-
-fn parse_batch(body: &KeysText) -> Result<Vec<String>, ApiError> {
-    if body.keys_text.trim().is_empty() {
-        return Err(ApiError::Validation("Keys text cannot be empty".into()));
-    }
-    let keys = parse_keys_text(&body.keys_text);
-    if keys.is_empty() {
-        return Err(ApiError::Validation(
-            "No valid keys found in the input".into(),
-        ));
-    }
-    if keys.len() > SYNC_BATCH_LIMIT {
-        return Err(ApiError::Validation(format!(
-            "Batch size exceeds the limit of {SYNC_BATCH_LIMIT} keys; use the async import for more"
-        )));
-    }
-    Ok(keys)
-}
-
-/// `POST /api/keys/add-multiple`: adds keys not yet in the group.
-pub async fn add_multiple(
-    _admin: super::Admin,
-    state: web::Data<AppState>,
-    body: web::Json<KeysText>,
-) -> Result<HttpResponse, ApiError> {
-    if body.group_id <= 0 {
-        return Err(ApiError::Validation("group_id is required".into()));
-    }
-    require_group(&state, body.group_id).await?;
-    let keys = parse_batch(&body)?;
-    let input_count = keys.len();
-    let mut seen = HashSet::new();
-    let unique: Vec<(String, String)> = keys
-        .into_iter()
-        .map(|k| {
-            let h = state.repo.codec.hash(&k);
-            (k, h)
-        })
-        .filter(|(_, h)| seen.insert(h.clone()))
-        .collect();
-    let hashes: Vec<String> = unique.iter().map(|(_, h)| h.clone()).collect();
-    let existing = state.repo.existing_hashes(body.group_id, &hashes).await?;
-    let fresh: Vec<String> = unique
-        .into_iter()
-        .filter(|(_, h)| !existing.contains(h))
-        .map(|(k, _)| k)
-        .collect();
-    let added = state.repo.insert_keys(body.group_id, &fresh).await?;
-    let added_count = added.len();
-    if !added.is_empty() {
-        state
-            .pool
-            .send(AddKeys { keys: added })
-            .await
-            .map_err(|e| ApiError::Internal(format!("key pool unavailable: {e}")))?;
-    }
-    let total = state.repo.count_keys(body.group_id).await?;
-    Ok(ok(json!({
-        "added_count": added_count,
-        "ignored_count": input_count - added_count,
-        "total_in_group": total,
-    })))
-}
-
-/// `POST /api/keys/delete-multiple`: deletes the listed keys of the group.
-pub async fn delete_multiple(
-    _admin: super::Admin,
-    state: web::Data<AppState>,
-    body: web::Json<KeysText>,
-) -> Result<HttpResponse, ApiError> {
-    if body.group_id <= 0 {
-        return Err(ApiError::Validation("group_id is required".into()));
-    }
-    require_group(&state, body.group_id).await?;
-    let keys = parse_batch(&body)?;
-    let input_count = keys.len();
-    let hashes: Vec<String> = keys
+    let items = rows
         .iter()
-        .map(|k| state.repo.codec.hash(k))
-        .collect::<HashSet<_>>()
-        .into_iter()
+        .map(|r| KeyResponse::from_row(r, &state))
         .collect();
-    let removed = state
-        .repo
-        .delete_keys_by_hash(body.group_id, &hashes)
-        .await?;
-    let deleted_count = removed.len();
-    state
-        .pool
-        .send(RemoveKeys {
-            group_id: body.group_id,
-            key_ids: removed,
+    ok(Page::new(items, page, size, total))
+}
+
+/// Query of `GET /api/keys/export`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct KeyExportQuery {
+    /// Required group id.
+    pub group_id: Option<String>,
+    /// `all` (default), `active` or `invalid`.
+    pub status: Option<String>,
+}
+
+/// Download a group's keys as text, one per line, streamed in batches (keys that cannot be
+/// decrypted are skipped). Browsers authenticate with `?key=`.
+#[utoipa::path(get, path = "/api/keys/export", tag = "keys", params(KeyExportQuery),
+    responses((status = 200, content_type = "text/plain", body = String,
+            description = "Attachment `keys-{group}-{status}.txt`"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn export(
+    _admin: super::Admin,
+    state: web::Data<AppState>,
+    query: web::Query<KeyExportQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let group_id = group_id_param(query.group_id.as_deref())?;
+    let (label, status) = match query.status.as_deref().map(str::trim) {
+        None | Some("") | Some("all") => ("all", None),
+        Some("active") => ("active", Some(KeyStatus::Active)),
+        Some("invalid") => ("invalid", Some(KeyStatus::Invalid)),
+        Some(_) => return Err(ApiError::Validation(t(Msg::ExportStatusInvalid))),
+    };
+    let group = require_group(&state, group_id).await?;
+    let repo = state.repo.clone();
+    let body = futures_util::stream::unfold(Some(0i64), move |after| {
+        let repo = repo.clone();
+        async move {
+            let after = after?;
+            match repo
+                .key_values_after(group_id, status, after, EXPORT_BATCH)
+                .await
+            {
+                Ok(rows) if rows.is_empty() => None,
+                Ok(rows) => {
+                    let last = rows.last().map_or(after, |(id, _)| *id);
+                    let mut text = String::with_capacity(rows.len() * 64);
+                    for (_, stored) in &rows {
+                        if let Ok(plain) = repo.codec.decode(stored) {
+                            text.push_str(&plain);
+                            text.push('\n');
+                        }
+                    }
+                    Some((Ok::<_, ApiError>(Bytes::from(text)), Some(last)))
+                }
+                Err(err) => {
+                    tracing::error!(group_id, error = %err, "Key export failed mid-stream.");
+                    Some((Err(ApiError::from(err)), None))
+                }
+            }
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .insert_header(ContentDisposition {
+            disposition: DispositionType::Attachment,
+            parameters: vec![DispositionParam::Filename(format!(
+                "keys-{}-{label}.txt",
+                group.name
+            ))],
         })
-        .await
-        .map_err(|e| ApiError::Internal(format!("key pool unavailable: {e}")))?;
-    let total = state.repo.count_keys(body.group_id).await?;
-    Ok(ok(json!({
-        "deleted_count": deleted_count,
-        "ignored_count": input_count - deleted_count,
-        "total_in_group": total,
-    })))
+        .streaming(body))
+}
+
+/// Body of `PUT /api/keys/{id}/notes`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NotesRequest {
+    /// Free text, at most 255 characters after trimming.
+    pub notes: String,
+}
+
+/// Set a key's notes.
+#[utoipa::path(put, path = "/api/keys/{id}/notes", tag = "keys", request_body = NotesRequest,
+    params(("id" = i64, Path, description = "Key id")),
+    responses((status = 200, body = Envelope<NoData>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn update_notes(
+    _admin: super::Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<NotesRequest>,
+) -> Reply<NoData> {
+    let id = parse_id(&id, Msg::InvalidKeyId)?;
+    let notes = body.notes.trim();
+    if notes.chars().count() > 255 {
+        return Err(ApiError::Validation(t(Msg::NotesTooLong)));
+    }
+    if !state.repo.update_notes(id, notes).await? {
+        return Err(ApiError::NotFound(t(Msg::KeyNotFound)));
+    }
+    done(t(Msg::Success))
 }
 
 #[cfg(test)]
@@ -257,25 +253,20 @@ mod tests {
             vec!["a", "b", "c", "d", "e"]
         );
         assert!(parse_keys_text(" \n ").is_empty());
+        assert_eq!(parse_keys_text("[]"), vec!["[]"]);
     }
 
     #[test]
-    fn pagination_clamps_like_gpt_load() {
-        let q = |pairs: &[(&str, &str)]| {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
-        assert_eq!(pagination(&q(&[])), (1, 15));
-        assert_eq!(
-            pagination(&q(&[("page", "0"), ("page_size", "-3")])),
-            (1, 15)
-        );
-        assert_eq!(
-            pagination(&q(&[("page", "3"), ("page_size", "5000")])),
-            (3, 1000)
-        );
-        assert_eq!(paginated(vec![], 1, 15, 31)["pagination"]["total_pages"], 3);
+    fn group_id_parameter_is_required_and_numeric() {
+        assert!(matches!(group_id_param(None), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            group_id_param(Some("x")),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            group_id_param(Some("0")),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert_eq!(group_id_param(Some(" 7 ")).unwrap(), 7);
     }
 }

@@ -1,49 +1,41 @@
 //! The admin REST API under `/api`, with GPT-Load's paths, fields and envelopes. One file per
-//! resource; this file holds the routing, the auth middleware and the success envelope.
+//! resource; [`routes`] holds the one route table that both the router and the OpenAPI check
+//! read; this file holds the auth extractor and small shared helpers.
 
+pub mod dashboard;
+pub mod group_ops;
 pub mod groups;
+pub mod i18n;
+pub mod integration;
+pub mod key_ops;
 pub mod keys;
+pub mod logs;
+pub mod openapi;
+pub mod response;
+pub mod routes;
+pub mod security;
 pub mod settings;
+pub mod subgroups;
 pub mod system;
+pub mod tasks;
 
 use std::future::{ready, Ready};
 
 use actix_web::dev::Payload;
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{web, FromRequest, HttpRequest};
 use chrono::{NaiveDateTime, SecondsFormat, TimeZone, Utc};
-use serde::Serialize;
-use serde_json::json;
 
 use crate::http::credentials;
 use crate::http::error::ApiError;
 use crate::state::AppState;
+use i18n::{t, Msg};
 
-/// Registers every `/api` route.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api")
-            .route("/auth/login", web::post().to(system::login))
-            .route("/channel-types", web::get().to(system::channel_types))
-            .route("/groups", web::get().to(groups::list))
-            .route("/groups", web::post().to(groups::create))
-            .route("/groups/list", web::get().to(groups::list_brief))
-            .route("/groups/{id}", web::put().to(groups::update))
-            .route("/groups/{id}", web::delete().to(groups::delete))
-            .route("/keys", web::get().to(keys::list))
-            .route("/keys/add-multiple", web::post().to(keys::add_multiple))
-            .route(
-                "/keys/delete-multiple",
-                web::post().to(keys::delete_multiple),
-            )
-            .route("/settings", web::get().to(settings::list))
-            .route("/settings", web::put().to(settings::update))
-            .default_service(web::to(|| async { crate::http::error::not_found() })),
-    );
-}
+pub use routes::configure;
 
 /// Proof that a request carries the admin key (`AUTH_KEY`), taken from the same places a proxy
-/// key may be and compared in constant time. Every protected handler takes it as an argument,
-/// so unknown paths still answer 404 without asking for credentials.
+/// key may be and compared in constant time. Every protected handler takes it as its first
+/// argument, so unknown paths still answer 404 without asking for credentials and a missing
+/// credential is reported before any body error.
 pub struct Admin;
 
 impl FromRequest for Admin {
@@ -69,37 +61,39 @@ impl FromRequest for Admin {
     }
 }
 
-/// `{"code": 0, "message": "Success", "data": …}`.
-pub fn ok(data: impl Serialize) -> HttpResponse {
-    HttpResponse::Ok().json(json!({"code": 0, "message": "Success", "data": data}))
-}
-
-/// A success with a message and no data.
-pub fn ok_message(message: impl Into<String>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({"code": 0, "message": message.into()}))
-}
-
-/// A success with a message and data.
-pub fn ok_with(message: impl Into<String>, data: impl Serialize) -> HttpResponse {
-    HttpResponse::Ok().json(json!({"code": 0, "message": message.into(), "data": data}))
-}
-
 /// A stored UTC time as RFC 3339 with a zone.
 pub fn timestamp(t: &NaiveDateTime) -> String {
     Utc.from_utc_datetime(t)
         .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// An optional stored time, `null` when unset.
-pub fn timestamp_opt(t: &Option<NaiveDateTime>) -> serde_json::Value {
-    t.as_ref()
-        .map_or(serde_json::Value::Null, |t| json!(timestamp(t)))
+/// An optional stored time.
+pub fn timestamp_opt(t: &Option<NaiveDateTime>) -> Option<String> {
+    t.as_ref().map(timestamp)
 }
 
-/// A positive integer id from a path segment, or 400.
-pub fn parse_id(raw: &str, what: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>()
+/// A positive integer id from a path segment, or 400 with `msg`.
+pub fn parse_id(raw: &str, msg: Msg) -> Result<i64, ApiError> {
+    raw.trim()
+        .parse::<i64>()
         .ok()
         .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::BadRequest(format!("Invalid {what} ID format")))
+        .ok_or_else(|| ApiError::BadRequest(t(msg)))
+}
+
+/// The group with this id, or 404 "Group not found".
+pub async fn require_group(
+    state: &AppState,
+    id: i64,
+) -> Result<crate::db::models::GroupRow, ApiError> {
+    state
+        .repo
+        .group(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(t(Msg::GroupNotFound)))
+}
+
+/// Maps a failed mailbox send to the key pool into an internal error.
+pub fn pool_gone(err: actix::MailboxError) -> ApiError {
+    ApiError::Internal(format!("key pool unavailable: {err}"))
 }

@@ -2,59 +2,144 @@
 
 use std::collections::HashMap;
 
-use actix_web::{web, HttpResponse};
-use gpt_load_actors::settings::{find, validate_value, SETTINGS};
-use serde_json::{json, Map, Value};
+use actix_web::web;
+use gpt_load_actors::settings::{find, validate_value, SettingDef, SettingError, SETTINGS};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
-use super::{ok, ok_message};
+use super::i18n::{setting_text, t, tf, Lang, Msg};
+use super::response::{done, ok, Envelope, ErrorBody, NoData, Reply};
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
-/// `GET /api/settings`: settings grouped by category, in GPT-Load's order.
-pub async fn list(
-    _admin: super::Admin,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let snapshot = state.snapshot.load();
-    let mut categories: Vec<(&str, Vec<Value>)> = Vec::new();
-    for def in SETTINGS.iter() {
-        let item = json!({
-            "key": def.key,
-            "name": def.name,
-            "value": snapshot.settings.get(def.key),
-            "type": def.kind.as_str(),
-            "default_value": def.default,
-            "description": def.description,
-            "category": def.category,
-            "min_value": def.min,
-            "required": def.required,
-        });
-        match categories
-            .iter_mut()
-            .find(|(name, _)| *name == def.category)
-        {
-            Some((_, items)) => items.push(item),
-            None => categories.push((def.category, vec![item])),
-        }
-    }
-    Ok(ok(categories
-        .into_iter()
-        .map(|(name, settings)| json!({"category_name": name, "settings": settings}))
-        .collect::<Vec<_>>()))
+/// One setting with its current value.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SettingItem {
+    pub key: String,
+    /// Localised name.
+    pub name: String,
+    /// Current typed value (number, boolean or string).
+    #[schema(value_type = Object)]
+    pub value: Value,
+    /// `int`, `bool` or `string`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The compiled default, as a string (e.g. `"7"`).
+    pub default_value: String,
+    /// Localised description.
+    pub description: String,
+    /// Localised category name.
+    pub category: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_value: Option<i64>,
+    pub required: bool,
 }
 
-/// `PUT /api/settings` with a flat `{key: value}` object. Every value is validated before any
-/// is written; an invalid one is a 400 naming the setting.
+/// The settings of one category, in GPT-Load's order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SettingCategory {
+    pub category_name: String,
+    pub settings: Vec<SettingItem>,
+}
+
+/// The localised category label of a setting.
+pub fn category_label(def: &SettingDef) -> String {
+    t(match def.category {
+        "Request Settings" => Msg::CategoryRequest,
+        "Key Configuration" => Msg::CategoryKey,
+        _ => Msg::CategoryBasic,
+    })
+}
+
+/// Localised name and description of a setting.
+pub fn setting_label(def: &SettingDef) -> (String, String) {
+    match setting_text(def.key, Lang::current()) {
+        Some((name, description)) => (name.to_string(), description.to_string()),
+        None => (def.name.to_string(), def.description.to_string()),
+    }
+}
+
+/// A validation failure of a setting value, localised. In a group's `config`, an unknown key
+/// reads "unknown config field" as GPT-Load words it.
+pub fn setting_error_text(err: &SettingError, in_group_config: bool) -> String {
+    match err {
+        SettingError::Unknown(key) if in_group_config => {
+            tf(Msg::UnknownConfigField, &[("key", key)])
+        }
+        SettingError::Unknown(key) => tf(Msg::UnknownSetting, &[("key", key)]),
+        SettingError::WrongType { key, expected } => {
+            let msg = match *expected {
+                "an integer" => Msg::SettingNotInteger,
+                "a boolean" => Msg::SettingNotBoolean,
+                _ => Msg::SettingNotString,
+            };
+            tf(msg, &[("key", key)])
+        }
+        SettingError::BelowMin { key, min } => {
+            tf(Msg::SettingBelowMin, &[("key", key), ("min", min)])
+        }
+        SettingError::Required(key) => tf(Msg::SettingRequired, &[("key", key)]),
+        SettingError::Invalid { key, reason } => {
+            tf(Msg::SettingInvalid, &[("key", key), ("reason", reason)])
+        }
+        SettingError::NotOverridable(key) => tf(Msg::SettingNotOverridable, &[("key", key)]),
+    }
+}
+
+/// Settings grouped by category, in GPT-Load's order.
+#[utoipa::path(get, path = "/api/settings", tag = "settings",
+    responses((status = 200, body = Envelope<Vec<SettingCategory>>), (status = 401, body = ErrorBody)))]
+pub async fn list(_admin: super::Admin, state: web::Data<AppState>) -> Reply<Vec<SettingCategory>> {
+    let snapshot = state.snapshot.load();
+    let mut categories: Vec<SettingCategory> = Vec::new();
+    for def in SETTINGS.iter() {
+        let category = category_label(def);
+        let (name, description) = setting_label(def);
+        let item = SettingItem {
+            key: def.key.to_string(),
+            name,
+            value: snapshot.settings.get(def.key),
+            kind: def.kind.as_str().to_string(),
+            default_value: def.default.to_string(),
+            description,
+            category: category.clone(),
+            min_value: def.min,
+            required: def.required,
+        };
+        match categories.iter_mut().find(|c| c.category_name == category) {
+            Some(c) => c.settings.push(item),
+            None => categories.push(SettingCategory {
+                category_name: category,
+                settings: vec![item],
+            }),
+        }
+    }
+    ok(categories)
+}
+
+/// Update settings with a flat `{key: value}` object. Every value is validated before any is
+/// written; an invalid one is a 400 naming the setting, and nothing is written.
+#[utoipa::path(put, path = "/api/settings", tag = "settings",
+    request_body(content = Object, description = "Flat object of setting key → typed value"),
+    responses((status = 200, body = Envelope<NoData>),
+        (status = 400, description = "Unknown setting, wrong type, below minimum", body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
 pub async fn update(
     _admin: super::Admin,
     state: web::Data<AppState>,
     body: web::Json<Map<String, Value>>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply<NoData> {
     let mut values = HashMap::new();
     for (key, value) in body.iter() {
-        let def =
-            find(key).ok_or_else(|| ApiError::Validation(format!("unknown setting '{key}'")))?;
-        let stored = validate_value(def, value).map_err(|e| ApiError::Validation(e.to_string()))?;
+        let def = find(key).ok_or_else(|| {
+            ApiError::Validation(setting_error_text(
+                &SettingError::Unknown(key.clone()),
+                false,
+            ))
+        })?;
+        let stored = validate_value(def, value)
+            .map_err(|e| ApiError::Validation(setting_error_text(&e, false)))?;
         values.insert(key.clone(), stored);
     }
     if !values.is_empty() {
@@ -64,5 +149,5 @@ pub async fn update(
             .await?;
         state.reload_config().await?;
     }
-    Ok(ok_message("Settings updated successfully. Configuration will be reloaded in the background across all instances."))
+    done(t(Msg::SettingsUpdated))
 }

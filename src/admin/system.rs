@@ -2,44 +2,76 @@
 
 use actix_web::{web, HttpResponse};
 use chrono::{SecondsFormat, Utc};
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
+use super::response::{ok, Envelope, ErrorBody, Reply};
 use crate::channel::CHANNEL_TYPES;
 use crate::http::credentials;
 use crate::state::AppState;
 
-/// `POST /api/auth/login` with `{"auth_key": "..."}`. Answers GPT-Load's `{success, message}`.
+/// Body of `POST /api/auth/login`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    pub auth_key: String,
+}
+
+/// GPT-Load's login answer (not the usual envelope).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    pub success: bool,
+    pub message: String,
+}
+
+/// Answer of `GET /health`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthResponse {
+    /// Always `healthy`.
+    pub status: String,
+    /// Now, RFC 3339 UTC.
+    pub timestamp: String,
+    /// Time since start in Go's duration style (`1h2m3.4s`).
+    pub uptime: String,
+}
+
+/// Check an admin key. Answers `{success, message}` rather than the envelope.
+#[utoipa::path(post, path = "/api/auth/login", tag = "system", security(()),
+    request_body = LoginRequest,
+    responses((status = 200, body = LoginResponse), (status = 400, body = LoginResponse),
+        (status = 401, body = LoginResponse)))]
 pub async fn login(state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
-    #[derive(serde::Deserialize)]
-    struct Login {
-        auth_key: String,
-    }
-    let Ok(login) = serde_json::from_slice::<Login>(&body) else {
-        return HttpResponse::BadRequest()
-            .json(json!({"success": false, "message": "Invalid request format"}));
+    let reply = |success: bool, message: &str| LoginResponse {
+        success,
+        message: message.to_string(),
+    };
+    let Ok(login) = serde_json::from_slice::<LoginRequest>(&body) else {
+        return HttpResponse::BadRequest().json(reply(false, "Invalid request format"));
     };
     let expected = [state.config.auth_key.expose().to_string()];
     if !login.auth_key.is_empty() && credentials::matches_any(&login.auth_key, &expected) {
-        HttpResponse::Ok().json(json!({"success": true, "message": "Authentication successful"}))
+        HttpResponse::Ok().json(reply(true, "Authentication successful"))
     } else {
-        HttpResponse::Unauthorized()
-            .json(json!({"success": false, "message": "Authentication failed"}))
+        HttpResponse::Unauthorized().json(reply(false, "Authentication failed"))
     }
 }
 
-/// `GET /health`.
+/// Liveness probe.
+#[utoipa::path(get, path = "/health", tag = "system", security(()),
+    responses((status = 200, body = HealthResponse)))]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let uptime = state.started_at.elapsed();
-    HttpResponse::Ok().json(json!({
-        "status": "healthy",
-        "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
-        "uptime": format_uptime(uptime),
-    }))
+    HttpResponse::Ok().json(HealthResponse {
+        status: "healthy".into(),
+        timestamp: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+        uptime: format_uptime(uptime),
+    })
 }
 
-/// `GET /api/channel-types`.
-pub async fn channel_types(_admin: super::Admin) -> HttpResponse {
-    super::ok(CHANNEL_TYPES)
+/// The channel types a group may use.
+#[utoipa::path(get, path = "/api/channel-types", tag = "system",
+    responses((status = 200, body = Envelope<Vec<String>>), (status = 401, body = ErrorBody)))]
+pub async fn channel_types(_admin: super::Admin) -> Reply<Vec<String>> {
+    ok(CHANNEL_TYPES.iter().map(|c| c.to_string()).collect())
 }
 
 /// Go's duration style (`1h2m3.4s`), as GPT-Load prints uptime.

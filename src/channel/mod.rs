@@ -4,6 +4,8 @@
 pub mod openai;
 
 use actix_web::http::header::HeaderMap;
+use actix_web::http::Method;
+use bytes::Bytes;
 use serde::Deserialize;
 
 /// The fields of a JSON request body the proxy looks at; everything else is skipped unparsed.
@@ -62,6 +64,45 @@ pub trait Channel: Send + Sync {
     /// Puts the upstream key on the outgoing request (client credentials are already stripped).
     /// May change the query (Gemini's `?key=`).
     fn inject_key(&self, headers: &mut HeaderMap, query: &mut String, key: &str);
+
+    /// The validation path used when a group sets none (empty for channels that ignore it).
+    fn default_validation_endpoint(&self) -> &'static str;
+
+    /// The request that checks whether `key` works: sent to `upstream_base` (no trailing `/`)
+    /// with the group's test model and validation endpoint (empty = the channel's default).
+    fn validation_request(
+        &self,
+        upstream_base: &str,
+        test_model: &str,
+        validation_endpoint: &str,
+        key: &str,
+    ) -> ValidationRequest;
+}
+
+/// A key-validation request, ready to send.
+#[derive(Debug)]
+pub struct ValidationRequest {
+    pub method: Method,
+    pub url: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// `{base}{endpoint}`, where the endpoint may carry its own query string, which replaces the
+/// base URL's query.
+pub fn join_endpoint(upstream_base: &str, endpoint: &str) -> String {
+    let base = upstream_base.split('?').next().unwrap_or_default();
+    format!("{}{}", base.trim_end_matches('/'), endpoint)
+}
+
+/// The validation endpoint a group really uses: its own, else its channel's default.
+pub fn effective_validation_endpoint(channel_type: &str, validation_endpoint: &str) -> String {
+    if !validation_endpoint.trim().is_empty() {
+        return validation_endpoint.trim().to_string();
+    }
+    for_type(channel_type)
+        .map(|c| c.default_validation_endpoint().to_string())
+        .unwrap_or_default()
 }
 
 /// The channel for a group's `channel_type`, or `None` when it is not supported.
@@ -89,5 +130,22 @@ mod tests {
         let empty = BodyProbe::parse(b"not json");
         assert!(empty.model.is_none() && empty.stream.is_none());
         assert!(BodyProbe::parse(b"").model.is_none());
+    }
+
+    #[test]
+    fn endpoints_join_and_replace_the_query() {
+        assert_eq!(
+            join_endpoint("https://x/v1beta/openai/", "/chat/completions"),
+            "https://x/v1beta/openai/chat/completions"
+        );
+        assert_eq!(join_endpoint("https://x?a=1", "/v?b=2"), "https://x/v?b=2");
+        assert_eq!(
+            effective_validation_endpoint("openai", ""),
+            "/v1/chat/completions"
+        );
+        assert_eq!(
+            effective_validation_endpoint("openai", " /custom "),
+            "/custom"
+        );
     }
 }

@@ -423,7 +423,7 @@ fn redact(text: &str, secret: &str) -> String {
     text.replace(secret, &mask_secret(secret))
 }
 
-fn parse_error_message(body: &[u8]) -> String {
+pub(crate) fn parse_error_message(body: &[u8]) -> String {
     let text = || {
         String::from_utf8_lossy(body)
             .trim()

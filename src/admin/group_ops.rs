@@ -1,0 +1,317 @@
+//! Group operations beyond CRUD: config options, bulk reordering, request statistics and
+//! copying a group with its keys.
+
+use std::collections::HashSet;
+
+use actix_web::web;
+use chrono::{Duration, DurationRound, NaiveDateTime, Utc};
+use gpt_load_actors::settings::{typed_value, SETTINGS};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::groups::{app_url, name_conflict, values_of, GroupResponse};
+use super::i18n::{t, tf, Msg};
+use super::response::{done, ok, ok_with, Envelope, ErrorBody, NoData, Reply};
+use super::settings::setting_label;
+use super::{parse_id, require_group};
+use crate::db::repo::now;
+use crate::db::repo_groups::CopyKeys;
+use crate::http::error::ApiError;
+use crate::key_sync;
+use crate::state::AppState;
+
+/// A setting a group may override, with the current system value as its default.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConfigOption {
+    pub key: String,
+    /// Localised name.
+    pub name: String,
+    /// Localised description.
+    pub description: String,
+    /// The current system value (typed), used when the group sets none.
+    #[schema(value_type = Object)]
+    pub default_value: Value,
+}
+
+/// The 14 settings a group's `config` may override.
+#[utoipa::path(get, path = "/api/groups/config-options", tag = "groups",
+    responses((status = 200, body = Envelope<Vec<ConfigOption>>), (status = 401, body = ErrorBody)))]
+pub async fn config_options(
+    _admin: super::Admin,
+    state: web::Data<AppState>,
+) -> Reply<Vec<ConfigOption>> {
+    let snapshot = state.snapshot.load();
+    ok(SETTINGS
+        .iter()
+        .filter(|def| def.group_overridable)
+        .map(|def| {
+            let (name, description) = setting_label(def);
+            let current = snapshot.settings.get(def.key);
+            ConfigOption {
+                key: def.key.to_string(),
+                name,
+                description,
+                default_value: if current.is_null() {
+                    typed_value(def, def.default)
+                } else {
+                    current
+                },
+            }
+        })
+        .collect())
+}
+
+/// One entry of a reorder request.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReorderItem {
+    pub id: i64,
+    pub sort: i64,
+}
+
+/// Body of `PUT /api/groups/reorder`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReorderRequest {
+    pub items: Vec<ReorderItem>,
+}
+
+/// Set `sort` of several groups in one transaction (all ids must exist).
+#[utoipa::path(put, path = "/api/groups/reorder", tag = "groups", request_body = ReorderRequest,
+    responses((status = 200, body = Envelope<NoData>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn reorder(
+    _admin: super::Admin,
+    state: web::Data<AppState>,
+    body: web::Json<ReorderRequest>,
+) -> Reply<NoData> {
+    if body.items.is_empty() {
+        return Err(ApiError::Validation(t(Msg::ReorderEmpty)));
+    }
+    let mut seen = HashSet::new();
+    let mut items = Vec::with_capacity(body.items.len());
+    for (index, item) in body.items.iter().enumerate() {
+        if item.id <= 0 {
+            return Err(ApiError::Validation(tf(
+                Msg::ReorderInvalidId,
+                &[("index", &index)],
+            )));
+        }
+        let sort = i32::try_from(item.sort)
+            .ok()
+            .filter(|s| *s >= 0)
+            .ok_or_else(|| {
+                ApiError::Validation(tf(Msg::ReorderNegativeSort, &[("index", &index)]))
+            })?;
+        if !seen.insert(item.id) {
+            return Err(ApiError::Validation(tf(
+                Msg::ReorderDuplicateId,
+                &[("id", &item.id)],
+            )));
+        }
+        items.push((item.id, sort));
+    }
+    if let Some(missing) = state.repo.reorder_groups(&items).await? {
+        return Err(ApiError::NotFound(tf(
+            Msg::GroupIdNotFound,
+            &[("id", &missing)],
+        )));
+    }
+    state.reload_config().await?;
+    done(t(Msg::GroupOrderSaved))
+}
+
+/// Key counts of a group.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct KeyStats {
+    pub total_keys: i64,
+    pub active_keys: i64,
+    pub invalid_keys: i64,
+}
+
+/// Requests of a group over one period.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct RequestStats {
+    pub total_requests: i64,
+    pub failed_requests: i64,
+    /// failed / total, a fraction rounded to 4 decimals (0 without requests).
+    pub failure_rate: f64,
+}
+
+/// `GET /api/groups/{id}/stats`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupStats {
+    pub key_stats: KeyStats,
+    pub stats_24_hour: RequestStats,
+    pub stats_7_day: RequestStats,
+    pub stats_30_day: RequestStats,
+}
+
+/// The start of the current UTC hour.
+pub fn current_hour() -> NaiveDateTime {
+    let now = Utc::now();
+    now.duration_trunc(Duration::hours(1))
+        .unwrap_or(now)
+        .naive_utc()
+}
+
+/// Key counts and request counts over the last 24 hours, 7 days and 30 days (from the hourly
+/// statistics, current hour included). Aggregate groups own no keys.
+#[utoipa::path(get, path = "/api/groups/{id}/stats", tag = "groups",
+    params(("id" = i64, Path, description = "Group id")),
+    responses((status = 200, body = Envelope<GroupStats>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn stats(
+    _admin: super::Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Reply<GroupStats> {
+    let id = parse_id(&id, Msg::InvalidGroupId)?;
+    let group = require_group(&state, id).await?;
+    let key_stats = if group.group_type == "aggregate" {
+        KeyStats::default()
+    } else {
+        let counts = state
+            .repo
+            .key_counts(Some(&[id]))
+            .await?
+            .remove(&id)
+            .unwrap_or_default();
+        KeyStats {
+            total_keys: counts.total,
+            active_keys: counts.active,
+            invalid_keys: counts.invalid,
+        }
+    };
+    let end = current_hour() + Duration::hours(1);
+    let rows = state
+        .repo
+        .hourly_stats(end - Duration::days(30), end, Some(&[id]))
+        .await?;
+    let period = |hours: i64| {
+        let from = end - Duration::hours(hours);
+        let (mut total, mut failed) = (0i64, 0i64);
+        for row in rows.iter().filter(|r| r.time >= from) {
+            total += row.success_count + row.failure_count;
+            failed += row.failure_count;
+        }
+        RequestStats {
+            total_requests: total,
+            failed_requests: failed,
+            failure_rate: if total > 0 {
+                ((failed as f64 / total as f64) * 10_000.0).round() / 10_000.0
+            } else {
+                0.0
+            },
+        }
+    };
+    ok(GroupStats {
+        key_stats,
+        stats_24_hour: period(24),
+        stats_7_day: period(24 * 7),
+        stats_30_day: period(24 * 30),
+    })
+}
+
+/// Body of `POST /api/groups/{id}/copy`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct CopyRequest {
+    /// `all` (default), `valid_only` or `none`.
+    #[serde(default)]
+    pub copy_keys: Option<String>,
+}
+
+/// `data` of a copy.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CopyResponse {
+    pub group: GroupResponse,
+}
+
+/// Duplicate a group: every setting (not aggregate memberships) under `{name}_copy` (or
+/// `_copy_2` … `_copy_1000` when taken), with all, only active, or none of its keys copied in
+/// the same transaction.
+#[utoipa::path(post, path = "/api/groups/{id}/copy", tag = "groups", request_body = CopyRequest,
+    params(("id" = i64, Path, description = "Group id")),
+    responses((status = 200, body = Envelope<CopyResponse>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn copy(
+    _admin: super::Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<CopyRequest>,
+) -> Reply<CopyResponse> {
+    let id = parse_id(&id, Msg::InvalidGroupId)?;
+    let mode = match body.copy_keys.as_deref().map(str::trim) {
+        None | Some("") | Some("all") => CopyKeys::All,
+        Some("valid_only") => CopyKeys::ValidOnly,
+        Some("none") => CopyKeys::None,
+        Some(_) => return Err(ApiError::Validation(t(Msg::CopyModeInvalid))),
+    };
+    let source = require_group(&state, id).await?;
+    let taken: HashSet<String> = state.repo.group_names().await?.into_iter().collect();
+    let name = copy_name(&source.name, &taken)
+        .ok_or_else(|| ApiError::Duplicate(t(Msg::CopyNameExhausted)))?;
+    let mut values = values_of(&source);
+    values.name = name;
+    if !values.display_name.is_empty() {
+        values.display_name = format!("{} Copy", values.display_name);
+    }
+    values.updated_at = now();
+    let (row, copied) = state
+        .repo
+        .copy_group(id, values, mode)
+        .await
+        .map_err(name_conflict)?;
+    if copied > 0 {
+        let keys = state.repo.group_keys(row.id, None).await?;
+        key_sync::add(&state, state.repo.pool_keys(&keys)).await?;
+    }
+    state.reload_config().await?;
+    tracing::info!(source = %source.name, copy = %row.name, keys = copied, "Copied a group.");
+    ok_with(
+        t(Msg::GroupCopied),
+        CopyResponse {
+            group: GroupResponse::from_row(&row, &app_url(&state)),
+        },
+    )
+}
+
+/// `{name}_copy`, else `{name}_copy_2` … `{name}_copy_1000`, the first not in `taken`. The base
+/// is shortened so the result still fits the 100-character name limit.
+fn copy_name(name: &str, taken: &HashSet<String>) -> Option<String> {
+    (1..=1000).find_map(|n| {
+        let suffix = if n == 1 {
+            "_copy".to_string()
+        } else {
+            format!("_copy_{n}")
+        };
+        let base: String = name.chars().take(100 - suffix.len()).collect();
+        let candidate = format!("{base}{suffix}");
+        (!taken.contains(&candidate)).then_some(candidate)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_names_count_up_and_fit() {
+        let mut taken = HashSet::new();
+        assert_eq!(copy_name("g", &taken).unwrap(), "g_copy");
+        taken.insert("g_copy".to_string());
+        taken.insert("g_copy_2".to_string());
+        assert_eq!(copy_name("g", &taken).unwrap(), "g_copy_3");
+        let long = "a".repeat(100);
+        assert_eq!(copy_name(&long, &HashSet::new()).unwrap().len(), 100);
+        let all: HashSet<String> = (1..=1000)
+            .map(|n| {
+                if n == 1 {
+                    "g_copy".into()
+                } else {
+                    format!("g_copy_{n}")
+                }
+            })
+            .collect();
+        assert!(copy_name("g", &all).is_none());
+    }
+}

@@ -1,0 +1,307 @@
+//! Synchronous bulk key operations: add, delete, restore, clear and test. Every write goes to
+//! the database first (one transaction where it spans several rows), then to the key pool, so
+//! the next proxied request sees it.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use actix_web::web;
+use gpt_load_actors::domain::KeyStatus;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::i18n::{t, tf, Msg};
+use super::keys::{parse_keys_text, SYNC_BATCH_LIMIT};
+use super::require_group;
+use super::response::{done, ok, Envelope, ErrorBody, NoData, Reply};
+use crate::http::error::ApiError;
+use crate::key_sync;
+use crate::state::AppState;
+use crate::validation::prober::{self, Prober};
+
+/// Body of the calls that take a list of keys.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct KeysTextRequest {
+    pub group_id: i64,
+    /// Keys as a JSON array of strings, or separated by whitespace, commas or semicolons.
+    pub keys_text: String,
+}
+
+/// Body of the calls that act on a whole group.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct GroupIdRequest {
+    pub group_id: i64,
+}
+
+/// Result of `add-multiple`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AddKeysResult {
+    pub added_count: usize,
+    /// Input keys not added (duplicates within the input or already in the group).
+    pub ignored_count: usize,
+    pub total_in_group: i64,
+}
+
+/// Result of `delete-multiple`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeleteKeysResult {
+    pub deleted_count: usize,
+    pub ignored_count: usize,
+    pub total_in_group: i64,
+}
+
+/// Result of `restore-multiple`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RestoreKeysResult {
+    pub restored_count: usize,
+    pub ignored_count: usize,
+    pub total_in_group: i64,
+}
+
+/// One tested key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyTestResult {
+    pub key_value: String,
+    pub is_valid: bool,
+    /// Why the key failed; empty when valid.
+    pub error: String,
+}
+
+/// Result of `test-multiple`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyTestResults {
+    pub results: Vec<KeyTestResult>,
+    /// Milliseconds the whole test took.
+    pub total_duration: u64,
+}
+
+/// A positive `group_id` from a body.
+pub fn body_group_id(group_id: i64) -> Result<i64, ApiError> {
+    if group_id <= 0 {
+        return Err(ApiError::Validation(t(Msg::GroupIdFieldRequired)));
+    }
+    Ok(group_id)
+}
+
+/// Parses `keys_text`: not blank, at least one key, at most `limit` keys when given.
+pub fn parse_batch(keys_text: &str, limit: Option<usize>) -> Result<Vec<String>, ApiError> {
+    if keys_text.trim().is_empty() {
+        return Err(ApiError::Validation(t(Msg::KeysTextEmpty)));
+    }
+    let keys = parse_keys_text(keys_text);
+    if keys.is_empty() {
+        return Err(ApiError::Validation(t(Msg::NoValidKeys)));
+    }
+    if let Some(limit) = limit.filter(|l| keys.len() > *l) {
+        return Err(ApiError::Validation(tf(
+            Msg::BatchTooLarge,
+            &[("limit", &limit)],
+        )));
+    }
+    Ok(keys)
+}
+
+fn unique_hashes(state: &AppState, keys: &[String]) -> Vec<String> {
+    let mut seen = HashSet::new();
+    keys.iter()
+        .map(|k| state.repo.codec.hash(k))
+        .filter(|h| seen.insert(h.clone()))
+        .collect()
+}
+
+/// Add up to 5,000 keys at once (deprecated in GPT-Load in favour of `add-async`).
+#[utoipa::path(post, path = "/api/keys/add-multiple", tag = "keys", request_body = KeysTextRequest,
+    responses((status = 200, body = Envelope<AddKeysResult>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn add_multiple(
+    _admin: super::Admin,
+    state: web::Data<AppState>,
+    body: web::Json<KeysTextRequest>,
+) -> Reply<AddKeysResult> {
+    let group_id = body_group_id(body.group_id)?;
+    require_group(&state, group_id).await?;
+    let keys = parse_batch(&body.keys_text, Some(SYNC_BATCH_LIMIT))?;
+    let input_count = keys.len();
+    let mut seen = HashSet::new();
+    let unique: Vec<(String, String)> = keys
+        .into_iter()
+        .map(|k| {
+            let h = state.repo.codec.hash(&k);
+            (k, h)
+        })
+        .filter(|(_, h)| seen.insert(h.clone()))
+        .collect();
+    let hashes: Vec<String> = unique.iter().map(|(_, h)| h.clone()).collect();
+    let existing = state.repo.existing_hashes(group_id, &hashes).await?;
+    let fresh: Vec<String> = unique
+        .into_iter()
+        .filter(|(_, h)| !existing.contains(h))
+        .map(|(k, _)| k)
+        .collect();
+    let added = state.repo.insert_keys(group_id, &fresh).await?;
+    let added_count = added.len();
+    key_sync::add(&state, added).await?;
+    let total = state.repo.count_keys(group_id).await?;
+    ok(AddKeysResult {
+        added_count,
+        ignored_count: input_count - added_count,
+        total_in_group: total,
+    })
+}
+
+/// Delete up to 5,000 listed keys of a group.
+#[utoipa::path(post, path = "/api/keys/delete-multiple", tag = "keys", request_body = KeysTextRequest,
+    responses((status = 200, body = Envelope<DeleteKeysResult>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_multiple(
+    _admin: super::Admin,
+    state: web::Data<AppState>,
+    body: web::Json<KeysTextRequest>,
+) -> Reply<DeleteKeysResult> {
+    let group_id = body_group_id(body.group_id)?;
+    require_group(&state, group_id).await?;
+    let keys = parse_batch(&body.keys_text, Some(SYNC_BATCH_LIMIT))?;
+    let hashes = unique_hashes(&state, &keys);
+    let removed = state.repo.delete_keys_by_hash(group_id, &hashes).await?;
+    let deleted_count = removed.len();
+    key_sync::remove(&state, group_id, removed).await?;
+    let total = state.repo.count_keys(group_id).await?;
+    ok(DeleteKeysResult {
+        deleted_count,
+        ignored_count: keys.len() - deleted_count,
+        total_in_group: total,
+    })
+}
+
+/// Reactivate up to 5,000 listed keys that are invalid (others are ignored).
+#[utoipa::path(post, path = "/api/keys/restore-multiple", tag = "keys", request_body = KeysTextRequest,
+    responses((status = 200, body = Envelope<RestoreKeysResult>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn restore_multiple(
+    _admin: super::Admin,
+    state: web::Data<AppState>,
+    body: web::Json<KeysTextRequest>,
+) -> Reply<RestoreKeysResult> {
+    let group_id = body_group_id(body.group_id)?;
+    require_group(&state, group_id).await?;
+    let keys = parse_batch(&body.keys_text, Some(SYNC_BATCH_LIMIT))?;
+    let hashes = unique_hashes(&state, &keys);
+    let restored = state.repo.restore_keys(group_id, Some(&hashes)).await?;
+    key_sync::refresh(&state, group_id, &restored).await?;
+    let total = state.repo.count_keys(group_id).await?;
+    ok(RestoreKeysResult {
+        restored_count: restored.len(),
+        ignored_count: keys.len() - restored.len(),
+        total_in_group: total,
+    })
+}
+
+/// Reactivate every invalid key of a group.
+#[utoipa::path(post, path = "/api/keys/restore-all-invalid", tag = "keys", request_body = GroupIdRequest,
+    responses((status = 200, body = Envelope<NoData>, description = "Message \"{n} keys restored\""),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn restore_all_invalid(
+    _admin: super::Admin,
+    state: web::Data<AppState>,
+    body: web::Json<GroupIdRequest>,
+) -> Reply<NoData> {
+    let group_id = body_group_id(body.group_id)?;
+    require_group(&state, group_id).await?;
+    let restored = state.repo.restore_keys(group_id, None).await?;
+    key_sync::refresh(&state, group_id, &restored).await?;
+    done(tf(Msg::KeysRestored, &[("count", &restored.len())]))
+}
+
+/// Delete every invalid key of a group.
+#[utoipa::path(post, path = "/api/keys/clear-all-invalid", tag = "keys", request_body = GroupIdRequest,
+    responses((status = 200, body = Envelope<NoData>, description = "Message \"{n} invalid keys cleared\""),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn clear_all_invalid(
+    _admin: super::Admin,
+    state: web::Data<AppState>,
+    body: web::Json<GroupIdRequest>,
+) -> Reply<NoData> {
+    let group_id = body_group_id(body.group_id)?;
+    require_group(&state, group_id).await?;
+    let removed = state
+        .repo
+        .delete_keys_with_status(group_id, Some(KeyStatus::Invalid))
+        .await?;
+    let count = removed.len();
+    key_sync::remove(&state, group_id, removed).await?;
+    done(tf(Msg::InvalidKeysCleared, &[("count", &count)]))
+}
+
+/// Delete every key of a group.
+#[utoipa::path(post, path = "/api/keys/clear-all", tag = "keys", request_body = GroupIdRequest,
+    responses((status = 200, body = Envelope<NoData>, description = "Message \"{n} keys cleared\""),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn clear_all(
+    _admin: super::Admin,
+    state: web::Data<AppState>,
+    body: web::Json<GroupIdRequest>,
+) -> Reply<NoData> {
+    let group_id = body_group_id(body.group_id)?;
+    require_group(&state, group_id).await?;
+    let removed = state.repo.delete_keys_with_status(group_id, None).await?;
+    let count = removed.len();
+    key_sync::remove(&state, group_id, removed).await?;
+    done(tf(Msg::KeysCleared, &[("count", &count)]))
+}
+
+/// Test up to 5,000 listed keys one after another with the group's validation request. Results
+/// update the keys like a validation run (a pass reactivates, a failure counts).
+#[utoipa::path(post, path = "/api/keys/test-multiple", tag = "keys", request_body = KeysTextRequest,
+    responses((status = 200, body = Envelope<KeyTestResults>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn test_multiple(
+    _admin: super::Admin,
+    state: web::Data<AppState>,
+    body: web::Json<KeysTextRequest>,
+) -> Reply<KeyTestResults> {
+    let started = Instant::now();
+    let group_id = body_group_id(body.group_id)?;
+    require_group(&state, group_id).await?;
+    let keys = parse_batch(&body.keys_text, Some(SYNC_BATCH_LIMIT))?;
+    let group = state
+        .snapshot
+        .load()
+        .by_id
+        .get(&group_id)
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound(t(Msg::GroupNotFound)))?;
+    let hashes = unique_hashes(&state, &keys);
+    let rows = state.repo.keys_by_hashes(group_id, &hashes).await?;
+    let by_hash: HashMap<&str, _> = rows.iter().map(|r| (r.key_hash.as_str(), r)).collect();
+    let timeout = Duration::from_secs(group.config.key_validation_timeout_secs.max(1) as u64);
+    let prober = Prober::new(timeout);
+    let mut results = Vec::with_capacity(keys.len());
+    let mut changed = Vec::new();
+    for key in keys {
+        let hash = state.repo.codec.hash(&key);
+        let Some(row) = by_hash.get(hash.as_str()).copied() else {
+            results.push(KeyTestResult {
+                key_value: key,
+                is_valid: false,
+                error: t(Msg::KeyNotInGroup),
+            });
+            continue;
+        };
+        let result = prober.probe(&group, &key).await;
+        if let Some(updated) =
+            prober::apply(&state, row, &result, group.config.blacklist_threshold).await?
+        {
+            changed.push(updated);
+        }
+        results.push(KeyTestResult {
+            key_value: key,
+            is_valid: result.is_ok(),
+            error: result.err().map(|f| f.message).unwrap_or_default(),
+        });
+    }
+    key_sync::refresh(&state, group_id, &changed).await?;
+    ok(KeyTestResults {
+        results,
+        total_duration: started.elapsed().as_millis() as u64,
+    })
+}

@@ -1,0 +1,285 @@
+//! Request logs: the filtered, paginated listing and the CSV export of the distinct keys that
+//! appear in the filtered rows.
+
+use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
+use actix_web::{web, HttpResponse};
+use bytes::Bytes;
+use chrono::{DateTime, Local, NaiveDateTime};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::i18n::{t, tf, Msg};
+use super::response::{ok, page_params, Envelope, ErrorBody, Page, Reply};
+use super::timestamp;
+use crate::db::repo_logs::{LogFilter, LogRow};
+use crate::http::error::ApiError;
+use crate::state::AppState;
+
+/// Rows per batch of the streamed export.
+const EXPORT_BATCH: i64 = 1000;
+
+/// Filters of `GET /api/logs` and `GET /api/logs/export`; all optional.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogQuery {
+    /// Substring of the aggregate group name.
+    pub parent_group_name: Option<String>,
+    /// Substring of the group name.
+    pub group_name: Option<String>,
+    /// Exact key.
+    pub key_value: Option<String>,
+    /// Substring of the model.
+    pub model: Option<String>,
+    /// `true` or `false`.
+    pub is_success: Option<String>,
+    /// `retry` or `final`.
+    pub request_type: Option<String>,
+    pub status_code: Option<String>,
+    /// Exact client address.
+    pub source_ip: Option<String>,
+    /// Substring of the error message.
+    pub error_contains: Option<String>,
+    /// RFC 3339; rows at or after it.
+    pub start_time: Option<String>,
+    /// RFC 3339; rows at or before it.
+    pub end_time: Option<String>,
+    /// Page number, from 1 (listing only).
+    pub page: Option<String>,
+    /// Items per page, default 15, at most 1000 (listing only).
+    pub page_size: Option<String>,
+}
+
+fn present(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+fn parse_bool(field: &str, raw: &str) -> Result<bool, ApiError> {
+    match raw {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(ApiError::Validation(tf(
+            Msg::QueryBoolInvalid,
+            &[("field", &field)],
+        ))),
+    }
+}
+
+fn parse_time(field: &str, raw: &str) -> Result<NaiveDateTime, ApiError> {
+    DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.naive_utc())
+        .map_err(|_| ApiError::Validation(tf(Msg::QueryTimeInvalid, &[("field", &field)])))
+}
+
+impl LogQuery {
+    /// The repository filter, or 400 naming the malformed parameter.
+    pub fn filter(&self, state: &AppState) -> Result<LogFilter, ApiError> {
+        let request_type = match present(&self.request_type) {
+            None => None,
+            Some(v @ ("retry" | "final")) => Some(v.to_string()),
+            Some(_) => return Err(ApiError::Validation(t(Msg::RequestTypeInvalid))),
+        };
+        let status_code = present(&self.status_code)
+            .map(|v| {
+                v.parse::<i32>().map_err(|_| {
+                    ApiError::Validation(tf(Msg::QueryIntInvalid, &[("field", &"status_code")]))
+                })
+            })
+            .transpose()?;
+        Ok(LogFilter {
+            parent_group_name: present(&self.parent_group_name).map(str::to_string),
+            group_name: present(&self.group_name).map(str::to_string),
+            key_hash: present(&self.key_value).map(|k| state.repo.codec.hash(k)),
+            model: present(&self.model).map(str::to_string),
+            is_success: present(&self.is_success)
+                .map(|v| parse_bool("is_success", v))
+                .transpose()?,
+            request_type,
+            status_code,
+            source_ip: present(&self.source_ip).map(str::to_string),
+            error_contains: present(&self.error_contains).map(str::to_string),
+            start: present(&self.start_time)
+                .map(|v| parse_time("start_time", v))
+                .transpose()?,
+            end: present(&self.end_time)
+                .map(|v| parse_time("end_time", v))
+                .transpose()?,
+        })
+    }
+}
+
+/// One request log row.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogResponse {
+    pub id: String,
+    pub timestamp: String,
+    /// The group that served the request (the member, for aggregates).
+    pub group_id: i64,
+    pub group_name: String,
+    /// The aggregate it came through, or 0.
+    pub parent_group_id: i64,
+    pub parent_group_name: String,
+    /// The upstream key in plain text (`failed-to-decrypt` when unreadable).
+    pub key_value: String,
+    pub key_hash: String,
+    pub model: String,
+    pub is_success: bool,
+    pub source_ip: String,
+    pub status_code: i32,
+    pub request_path: String,
+    pub duration_ms: i64,
+    pub error_message: String,
+    pub user_agent: String,
+    /// `retry` or `final`.
+    pub request_type: String,
+    pub upstream_addr: String,
+    pub is_stream: bool,
+    pub request_body: String,
+}
+
+impl LogResponse {
+    fn from_row(row: LogRow, state: &AppState) -> Self {
+        let key_value = if row.key_value.is_empty() {
+            String::new()
+        } else {
+            state
+                .repo
+                .codec
+                .decode(&row.key_value)
+                .unwrap_or_else(|_| "failed-to-decrypt".into())
+        };
+        LogResponse {
+            timestamp: timestamp(&row.timestamp),
+            id: row.id,
+            group_id: row.group_id,
+            group_name: row.group_name,
+            parent_group_id: row.parent_group_id,
+            parent_group_name: row.parent_group_name,
+            key_value,
+            key_hash: row.key_hash,
+            model: row.model,
+            is_success: row.is_success,
+            source_ip: row.source_ip,
+            status_code: row.status_code,
+            request_path: row.request_path,
+            duration_ms: row.duration,
+            error_message: row.error_message,
+            user_agent: row.user_agent,
+            request_type: row.request_type,
+            upstream_addr: row.upstream_addr,
+            is_stream: row.is_stream,
+            request_body: row.request_body,
+        }
+    }
+}
+
+/// Request logs matching the filters, newest first.
+#[utoipa::path(get, path = "/api/logs", tag = "logs", params(LogQuery),
+    responses((status = 200, body = Envelope<Page<LogResponse>>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
+pub async fn list(
+    _admin: super::Admin,
+    state: web::Data<AppState>,
+    query: web::Query<LogQuery>,
+) -> Reply<Page<LogResponse>> {
+    let filter = query.filter(&state)?;
+    let (page, size) = page_params(query.page.as_deref(), query.page_size.as_deref());
+    let (rows, total) = state.repo.logs_page(&filter, page, size).await?;
+    let items = rows
+        .into_iter()
+        .map(|r| LogResponse::from_row(r, &state))
+        .collect();
+    ok(Page::new(items, page, size, total))
+}
+
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_string()
+    }
+}
+
+/// CSV (`key_value,group_name,status_code`) of every distinct key in the filtered logs, each
+/// with its latest row, ordered by key hash. Browsers authenticate with `?key=`.
+#[utoipa::path(get, path = "/api/logs/export", tag = "logs", params(LogQuery),
+    responses((status = 200, content_type = "text/csv", body = String,
+            description = "Attachment `log_keys_export_YYYYMMDDHHMMSS.csv`"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn export(
+    _admin: super::Admin,
+    state: web::Data<AppState>,
+    query: web::Query<LogQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let filter = query.filter(&state)?;
+    let repo = state.repo.clone();
+    let header = futures_util::stream::once(async {
+        Ok::<_, ApiError>(Bytes::from_static(b"key_value,group_name,status_code\n"))
+    });
+    let rows = futures_util::stream::unfold(Some((0i64, String::new())), move |cursor| {
+        let repo = repo.clone();
+        let filter = filter.clone();
+        async move {
+            let (offset, mut last_hash) = cursor?;
+            match repo.log_keys_batch(&filter, offset, EXPORT_BATCH).await {
+                Ok(batch) if batch.is_empty() => None,
+                Ok(batch) => {
+                    let next = offset + batch.len() as i64;
+                    let mut text = String::new();
+                    for row in batch {
+                        if row.key_hash == last_hash {
+                            continue;
+                        }
+                        last_hash = row.key_hash.clone();
+                        let Ok(plain) = repo.codec.decode(&row.key_value) else {
+                            continue;
+                        };
+                        text.push_str(&format!(
+                            "{},{},{}\n",
+                            csv_field(&plain),
+                            csv_field(&row.group_name),
+                            row.status_code
+                        ));
+                    }
+                    Some((Ok(Bytes::from(text)), Some((next, last_hash))))
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "Log export failed mid-stream.");
+                    Some((Err(ApiError::from(err)), None))
+                }
+            }
+        }
+    });
+    use futures_util::StreamExt as _;
+    let filename = format!(
+        "log_keys_export_{}.csv",
+        Local::now().format("%Y%m%d%H%M%S")
+    );
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header(ContentDisposition {
+            disposition: DispositionType::Attachment,
+            parameters: vec![DispositionParam::Filename(filename)],
+        })
+        .streaming(header.chain(rows)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_when_needed() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+
+    #[test]
+    fn booleans_and_times_parse_like_go() {
+        assert!(parse_bool("x", "T").unwrap());
+        assert!(!parse_bool("x", "0").unwrap());
+        assert!(parse_bool("x", "yes").is_err());
+        assert!(parse_time("x", "2026-01-02T15:04:05+08:00").is_ok());
+        assert!(parse_time("x", "yesterday").is_err());
+    }
+}

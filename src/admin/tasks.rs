@@ -1,0 +1,221 @@
+//! Routes that start long-running key tasks (import, delete, validate) and report their status.
+//! A task is started only when the slot is free (409 `TASK_IN_PROGRESS` otherwise); the answer
+//! is the task's initial status, which `GET /api/tasks/status` then follows.
+
+use actix_multipart::Multipart;
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::StreamExt;
+use gpt_load_actors::domain::KeyStatus;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::i18n::{t, tf, Msg};
+use super::key_ops::{body_group_id, parse_batch, KeysTextRequest};
+use super::response::{ok, ok_with, Envelope, ErrorBody, Reply};
+use super::{parse_id, require_group};
+use crate::http::error::ApiError;
+use crate::state::AppState;
+use crate::tasks::{self, TaskKind, TaskStatus};
+
+/// The multipart form of `add-async`: a `.txt` file of keys and the target group.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct KeyFileUpload {
+    pub group_id: i64,
+    /// A `.txt` file with keys separated by whitespace, commas or semicolons.
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
+}
+
+/// Body of `validate-group`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ValidateGroupRequest {
+    pub group_id: i64,
+    /// `active` or `invalid`; absent validates every key.
+    pub status: Option<String>,
+}
+
+fn busy() -> ApiError {
+    ApiError::TaskInProgress(t(Msg::TaskInProgress))
+}
+
+/// Import keys in the background. Send JSON `{group_id, keys_text}`, or `multipart/form-data`
+/// with `group_id` and a `.txt` `file`. Poll `GET /api/tasks/status` for progress.
+#[utoipa::path(post, path = "/api/keys/add-async", tag = "tasks",
+    request_body(content(
+        (KeysTextRequest = "application/json"),
+        (KeyFileUpload = "multipart/form-data"),
+    )),
+    responses((status = 200, body = Envelope<TaskStatus>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "Another task is running", body = ErrorBody),
+        (status = 413, body = ErrorBody)))]
+pub async fn add_async(
+    _admin: super::Admin,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<web::Json<Envelope<TaskStatus>>, actix_web::Error> {
+    let multipart = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+    let (group_id, keys_text) = if multipart {
+        read_upload(&req, payload, state.config.max_request_body_bytes).await?
+    } else {
+        // The app's JSON config applies: size limit (413) and INVALID_JSON errors.
+        let body =
+            web::Json::<KeysTextRequest>::from_request(&req, &mut payload.into_inner()).await?;
+        let body = body.into_inner();
+        (body.group_id, body.keys_text)
+    };
+    Ok(start_import(&state, group_id, keys_text).await?)
+}
+
+async fn start_import(state: &AppState, group_id: i64, keys_text: String) -> Reply<TaskStatus> {
+    let group_id = body_group_id(group_id)?;
+    let group = require_group(state, group_id).await?;
+    let keys = parse_batch(&keys_text, None)?;
+    drop(keys_text);
+    let task = state
+        .tasks
+        .try_start(TaskKind::KeyImport, &group.name, keys.len())
+        .map_err(|_| busy())?;
+    let status = task.status();
+    let task_state = state.clone();
+    state
+        .tasks
+        .spawn(move || tasks::import::run(task_state, task, group_id, keys));
+    ok_with(t(Msg::TaskStarted), status)
+}
+
+/// Reads the multipart form of `add-async`, refusing more than `limit` bytes in total.
+async fn read_upload(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<(i64, String), ApiError> {
+    let invalid =
+        |reason: String| ApiError::BadRequest(tf(Msg::MultipartInvalid, &[("reason", &reason)]));
+    let mut form = Multipart::new(req.headers(), payload.into_inner());
+    let mut group_id: Option<String> = None;
+    let mut file: Option<Vec<u8>> = None;
+    let mut read = 0usize;
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(|e| invalid(e.to_string()))?;
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "file" {
+            let filename = field
+                .content_disposition()
+                .and_then(|cd| cd.get_filename())
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            if !filename.ends_with(".txt") {
+                return Err(ApiError::Validation(t(Msg::FileNotTxt)));
+            }
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(|e| invalid(e.to_string()))?;
+            read += chunk.len();
+            if read > limit {
+                return Err(ApiError::PayloadTooLarge { limit });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        match name.as_str() {
+            "group_id" => group_id = Some(String::from_utf8_lossy(&bytes).into_owned()),
+            "file" => file = Some(bytes),
+            _ => {}
+        }
+    }
+    let group_id = match group_id {
+        Some(raw) => parse_id(&raw, Msg::GroupIdFieldRequired)
+            .map_err(|_| ApiError::Validation(t(Msg::GroupIdFieldRequired)))?,
+        None => return Err(ApiError::Validation(t(Msg::GroupIdFieldRequired))),
+    };
+    let file = file.ok_or_else(|| ApiError::Validation(t(Msg::FileRequired)))?;
+    let text = String::from_utf8(file).map_err(|_| ApiError::Validation(t(Msg::FileNotUtf8)))?;
+    Ok((group_id, text))
+}
+
+/// Delete the listed keys of a group in the background.
+#[utoipa::path(post, path = "/api/keys/delete-async", tag = "tasks", request_body = KeysTextRequest,
+    responses((status = 200, body = Envelope<TaskStatus>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "Another task is running", body = ErrorBody)))]
+pub async fn delete_async(
+    _admin: super::Admin,
+    state: web::Data<AppState>,
+    body: web::Json<KeysTextRequest>,
+) -> Reply<TaskStatus> {
+    let body = body.into_inner();
+    let group_id = body_group_id(body.group_id)?;
+    let group = require_group(&state, group_id).await?;
+    let keys = parse_batch(&body.keys_text, None)?;
+    let task = state
+        .tasks
+        .try_start(TaskKind::KeyDelete, &group.name, keys.len())
+        .map_err(|_| busy())?;
+    let status = task.status();
+    let task_state = state.get_ref().clone();
+    state
+        .tasks
+        .spawn(move || tasks::delete::run(task_state, task, group_id, keys));
+    ok_with(t(Msg::TaskStarted), status)
+}
+
+/// Validate a group's keys (all, or only `active` / `invalid` ones) in the background, with the
+/// group's `key_validation_concurrency` and `key_validation_timeout_seconds`.
+#[utoipa::path(post, path = "/api/keys/validate-group", tag = "tasks", request_body = ValidateGroupRequest,
+    responses((status = 200, body = Envelope<TaskStatus>),
+        (status = 400, description = "Bad status, or no keys to validate", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "Another task is running", body = ErrorBody)))]
+pub async fn validate_group(
+    _admin: super::Admin,
+    state: web::Data<AppState>,
+    body: web::Json<ValidateGroupRequest>,
+) -> Reply<TaskStatus> {
+    let group_id = body_group_id(body.group_id)?;
+    let status = match body.status.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some("active") => Some(KeyStatus::Active),
+        Some("invalid") => Some(KeyStatus::Invalid),
+        Some(_) => return Err(ApiError::Validation(t(Msg::KeyStatusInvalid))),
+    };
+    let row = require_group(&state, group_id).await?;
+    let group = state
+        .snapshot
+        .load()
+        .by_id
+        .get(&group_id)
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound(t(Msg::GroupNotFound)))?;
+    let keys = state.repo.group_keys(group_id, status).await?;
+    if keys.is_empty() {
+        return Err(ApiError::Validation(tf(
+            Msg::NoKeysToValidate,
+            &[("name", &row.name)],
+        )));
+    }
+    let task = state
+        .tasks
+        .try_start(TaskKind::KeyValidation, &row.name, keys.len())
+        .map_err(|_| busy())?;
+    let status = task.status();
+    let task_state = state.get_ref().clone();
+    state
+        .tasks
+        .spawn(move || tasks::validate::run(task_state, task, group, keys));
+    ok_with(t(Msg::TaskStarted), status)
+}
+
+/// The current or last task: type, progress (`processed` of `total`), result or error.
+#[utoipa::path(get, path = "/api/tasks/status", tag = "tasks",
+    responses((status = 200, body = Envelope<TaskStatus>), (status = 401, body = ErrorBody)))]
+pub async fn status(_admin: super::Admin, state: web::Data<AppState>) -> Reply<TaskStatus> {
+    ok(state.tasks.status())
+}

@@ -1,0 +1,66 @@
+//! The `KEY_DELETE` task: deletes the listed keys of a group in chunks and takes them out of the
+//! key pool.
+
+use std::collections::HashSet;
+
+use gpt_load_actors::domain::GroupId;
+use serde_json::json;
+
+use super::TaskRun;
+use crate::key_sync;
+use crate::state::AppState;
+
+/// Keys per chunk, as GPT-Load.
+const CHUNK: usize = 1000;
+
+/// Deletes `keys` (already parsed) from `group_id`.
+pub async fn run(state: AppState, task: TaskRun, group_id: GroupId, keys: Vec<String>) {
+    match delete(&state, &task, group_id, &keys).await {
+        Ok(deleted) => {
+            tracing::info!(
+                group_id,
+                deleted,
+                total = keys.len(),
+                "Key deletion finished."
+            );
+            task.finish(json!({
+                "deleted_count": deleted,
+                "ignored_count": keys.len() - deleted,
+            }));
+        }
+        Err(err) => {
+            tracing::error!(group_id, error = %err, "Key deletion failed.");
+            task.fail(err);
+        }
+    }
+}
+
+async fn delete(
+    state: &AppState,
+    task: &TaskRun,
+    group_id: GroupId,
+    keys: &[String],
+) -> Result<usize, String> {
+    let mut seen = HashSet::with_capacity(keys.len());
+    let mut deleted = 0;
+    let mut processed = 0;
+    for chunk in keys.chunks(CHUNK) {
+        let hashes: Vec<String> = chunk
+            .iter()
+            .map(|k| state.repo.codec.hash(k))
+            .filter(|h| seen.insert(h.clone()))
+            .collect();
+        let removed = state
+            .repo
+            .delete_keys_by_hash(group_id, &hashes)
+            .await
+            .map_err(|e| e.to_string())?;
+        deleted += removed.len();
+        key_sync::remove(state, group_id, removed)
+            .await
+            .map_err(|e| e.to_string())?;
+        processed += chunk.len();
+        task.progress(processed);
+    }
+    Ok(deleted)
+}

@@ -1,0 +1,279 @@
+//! Long-running admin tasks (key import, key deletion, key validation): exactly one at a time per
+//! process, started atomically, with progress that `GET /api/tasks/status` reads while it runs.
+//! Tasks run on their own arbiter thread, so a 100,000-key import never competes with the HTTP
+//! workers that serve proxy traffic.
+
+pub mod delete;
+pub mod import;
+pub mod validate;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_rt::{Arbiter, ArbiterHandle};
+use chrono::{DateTime, SecondsFormat, Utc};
+use parking_lot::Mutex;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// The kinds of task, spelled as GPT-Load reports them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskKind {
+    KeyValidation,
+    KeyImport,
+    KeyDelete,
+}
+
+impl TaskKind {
+    /// The `task_type` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::KeyValidation => "KEY_VALIDATION",
+            TaskKind::KeyImport => "KEY_IMPORT",
+            TaskKind::KeyDelete => "KEY_DELETE",
+        }
+    }
+}
+
+/// The state of the current (or last) task, as `GET /api/tasks/status` returns it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct TaskStatus {
+    /// `KEY_VALIDATION`, `KEY_IMPORT`, `KEY_DELETE`, or empty when no task ever ran.
+    pub task_type: String,
+    pub is_running: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub group_name: String,
+    /// Items handled so far.
+    pub processed: i64,
+    /// Items in the task.
+    pub total: i64,
+    /// Type-specific counts once finished: import `{added_count, ignored_count}`, delete
+    /// `{deleted_count, ignored_count}`, validation `{total_keys, valid_keys, invalid_keys}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Value>,
+    /// Why the task failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub started_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+}
+
+impl TaskStatus {
+    fn idle() -> Self {
+        TaskStatus {
+            task_type: String::new(),
+            is_running: false,
+            group_name: String::new(),
+            processed: 0,
+            total: 0,
+            result: None,
+            error: None,
+            started_at: "0001-01-01T00:00:00Z".into(),
+            finished_at: None,
+            duration_seconds: None,
+        }
+    }
+}
+
+/// Another task is running.
+#[derive(Debug, thiserror::Error)]
+#[error("a task is already running")]
+pub struct TaskBusy;
+
+struct Current {
+    status: TaskStatus,
+    generation: u64,
+}
+
+/// The process-wide task slot and the thread tasks run on.
+#[derive(Clone)]
+pub struct TaskRegistry {
+    current: Arc<Mutex<Option<Current>>>,
+    generation: Arc<Mutex<u64>>,
+    runner: ArbiterHandle,
+}
+
+impl TaskRegistry {
+    /// A registry with its own arbiter thread. Needs a running actix system.
+    pub fn start() -> Self {
+        let arbiter = Arbiter::new();
+        TaskRegistry {
+            current: Arc::new(Mutex::new(None)),
+            generation: Arc::new(Mutex::new(0)),
+            runner: arbiter.handle(),
+        }
+    }
+
+    /// Claims the task slot, or fails when a task is running. Check and claim happen under one
+    /// lock, so two concurrent requests can never both start.
+    pub fn try_start(
+        &self,
+        kind: TaskKind,
+        group_name: &str,
+        total: usize,
+    ) -> Result<TaskRun, TaskBusy> {
+        let mut current = self.current.lock();
+        if current.as_ref().is_some_and(|c| c.status.is_running) {
+            return Err(TaskBusy);
+        }
+        let generation = {
+            let mut g = self.generation.lock();
+            *g += 1;
+            *g
+        };
+        let started = Utc::now();
+        *current = Some(Current {
+            status: TaskStatus {
+                task_type: kind.as_str().to_string(),
+                is_running: true,
+                group_name: group_name.to_string(),
+                processed: 0,
+                total: total as i64,
+                result: None,
+                error: None,
+                started_at: rfc3339(started),
+                finished_at: None,
+                duration_seconds: None,
+            },
+            generation,
+        });
+        Ok(TaskRun {
+            registry: self.clone(),
+            generation,
+            started: Instant::now(),
+            done: false,
+        })
+    }
+
+    /// The current or last task's status.
+    pub fn status(&self) -> TaskStatus {
+        self.current
+            .lock()
+            .as_ref()
+            .map_or_else(TaskStatus::idle, |c| c.status.clone())
+    }
+
+    /// Runs a task on the task thread. `make` is called there, so the future it builds may hold
+    /// thread-bound values such as an awc client.
+    pub fn spawn<F, Fut>(&self, make: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let sent = self.runner.spawn_fn(move || {
+            actix_rt::spawn(make());
+        });
+        if !sent {
+            tracing::error!("The task thread is gone; the task did not start.");
+        }
+    }
+
+    /// Stops the task thread (at shutdown).
+    pub fn shutdown(&self) {
+        self.runner.stop();
+    }
+
+    fn update(&self, generation: u64, change: impl FnOnce(&mut TaskStatus)) {
+        let mut current = self.current.lock();
+        if let Some(c) = current.as_mut().filter(|c| c.generation == generation) {
+            change(&mut c.status);
+        }
+    }
+}
+
+/// The running task's handle for reporting progress and its end. Dropping it before
+/// [`TaskRun::finish`] or [`TaskRun::fail`] (a cancelled future, a stopped thread) marks the
+/// task failed, so the slot is never stuck.
+pub struct TaskRun {
+    registry: TaskRegistry,
+    generation: u64,
+    started: Instant,
+    done: bool,
+}
+
+impl TaskRun {
+    /// Sets how many items are done.
+    pub fn progress(&self, processed: usize) {
+        self.registry.update(self.generation, |s| {
+            s.processed = processed as i64;
+        });
+    }
+
+    /// Ends the task with its result.
+    pub fn finish(mut self, result: Value) {
+        self.end(Some(result), None);
+    }
+
+    /// Ends the task with an error.
+    pub fn fail(mut self, error: String) {
+        self.end(None, Some(error));
+    }
+
+    /// A status snapshot including this task's latest progress.
+    pub fn status(&self) -> TaskStatus {
+        self.registry.status()
+    }
+
+    fn end(&mut self, result: Option<Value>, error: Option<String>) {
+        self.done = true;
+        let elapsed = self.started.elapsed().as_secs_f64();
+        self.registry.update(self.generation, |s| {
+            s.is_running = false;
+            s.result = result;
+            s.error = error;
+            s.finished_at = Some(rfc3339(Utc::now()));
+            s.duration_seconds = Some((elapsed * 1000.0).round() / 1000.0);
+        });
+    }
+}
+
+impl Drop for TaskRun {
+    fn drop(&mut self) {
+        if !self.done {
+            self.end(None, Some("The task was interrupted".into()));
+        }
+    }
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[actix_rt::test]
+    async fn one_task_at_a_time_and_drop_releases_the_slot() {
+        let registry = TaskRegistry::start();
+        assert_eq!(
+            serde_json::to_value(registry.status()).unwrap(),
+            json!({"task_type": "", "is_running": false, "processed": 0, "total": 0,
+                   "started_at": "0001-01-01T00:00:00Z"})
+        );
+        let run = registry.try_start(TaskKind::KeyImport, "g", 10).unwrap();
+        assert!(registry.try_start(TaskKind::KeyDelete, "g", 1).is_err());
+        run.progress(4);
+        assert_eq!(registry.status().processed, 4);
+        run.finish(json!({"added_count": 10}));
+        let status = registry.status();
+        assert!(!status.is_running);
+        assert_eq!(status.result, Some(json!({"added_count": 10})));
+        assert!(status.duration_seconds.is_some());
+
+        let run = registry.try_start(TaskKind::KeyDelete, "g", 1).unwrap();
+        drop(run);
+        let status = registry.status();
+        assert!(!status.is_running);
+        assert_eq!(status.error.as_deref(), Some("The task was interrupted"));
+        assert!(registry.try_start(TaskKind::KeyValidation, "g", 1).is_ok());
+        registry.shutdown();
+    }
+}

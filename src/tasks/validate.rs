@@ -1,0 +1,82 @@
+//! The `KEY_VALIDATION` task: probes a group's keys with bounded concurrency, stores each result
+//! (GPT-Load §6.3) and brings the key pool in line with the new states at the end.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use gpt_load_actors::group_registry::GroupView;
+use serde_json::json;
+
+use super::TaskRun;
+use crate::db::models::KeyRow;
+use crate::key_sync;
+use crate::state::AppState;
+use crate::validation::prober::{self, Prober};
+
+/// Validates `keys` of `group`. Must run on the task thread (the prober's client is bound to it).
+pub async fn run(state: AppState, task: TaskRun, group: Arc<GroupView>, keys: Vec<KeyRow>) {
+    let config = &group.config;
+    let timeout = Duration::from_secs(config.key_validation_timeout_secs.max(1) as u64);
+    let concurrency = config.key_validation_concurrency.max(1) as usize;
+    let threshold = config.blacklist_threshold;
+    let prober = Prober::new(timeout);
+    let total = keys.len();
+
+    let mut valid = 0usize;
+    let mut processed = 0usize;
+    let mut changed: Vec<KeyRow> = Vec::new();
+    let mut first_error: Option<String> = None;
+    let mut results = futures_util::stream::iter(keys)
+        .map(|row| {
+            let prober = &prober;
+            let group = &group;
+            let state = &state;
+            async move {
+                let plain = state.repo.codec.decode(&row.key_value).ok()?;
+                let result = prober.probe(group, &plain).await;
+                let stored = prober::apply(state, &row, &result, threshold).await;
+                Some((result.is_ok(), stored))
+            }
+        })
+        .buffer_unordered(concurrency);
+    while let Some(outcome) = results.next().await {
+        processed += 1;
+        match outcome {
+            Some((passed, stored)) => {
+                valid += usize::from(passed);
+                match stored {
+                    Ok(Some(row)) => changed.push(row),
+                    Ok(None) => {}
+                    Err(err) => {
+                        first_error.get_or_insert_with(|| err.to_string());
+                    }
+                }
+            }
+            None => {
+                tracing::warn!(group = %group.record.name, "Skipping a key that cannot be decrypted.")
+            }
+        }
+        task.progress(processed);
+    }
+    drop(results);
+
+    if let Err(err) = key_sync::refresh(&state, group.record.id, &changed).await {
+        first_error.get_or_insert_with(|| err.to_string());
+    }
+    tracing::info!(
+        group = %group.record.name,
+        total,
+        valid,
+        changed = changed.len(),
+        "Key validation finished."
+    );
+    match first_error {
+        Some(err) => task.fail(format!("storing validation results failed: {err}")),
+        None => task.finish(json!({
+            "total_keys": total,
+            "valid_keys": valid,
+            "invalid_keys": total - valid,
+        })),
+    }
+}
