@@ -188,3 +188,276 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Where a credential goes.
+#[derive(Clone, Copy, Debug)]
+pub enum CredentialPosition {
+    Query,
+    Bearer,
+    XApiKey,
+    XGoogApiKey,
+}
+
+pub const ALL_POSITIONS: [CredentialPosition; 4] = [
+    CredentialPosition::Query,
+    CredentialPosition::Bearer,
+    CredentialPosition::XApiKey,
+    CredentialPosition::XGoogApiKey,
+];
+
+/// A raw response: status, headers and body bytes.
+pub struct RawResponse {
+    pub status: StatusCode,
+    pub headers: awc::http::header::HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl RawResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+}
+
+impl TestServer {
+    /// A request with an optional credential in one position, extra headers and a raw body.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        credential: Option<(CredentialPosition, &str)>,
+        headers: &[(&str, &str)],
+        body: Option<(&str, Vec<u8>)>,
+    ) -> RawResponse {
+        let mut url = self.url(path);
+        let mut req_headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        match credential {
+            Some((CredentialPosition::Query, key)) => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                url = format!("{url}{sep}key={}", urlencode(key));
+            }
+            Some((CredentialPosition::Bearer, key)) => {
+                req_headers.push(("Authorization".into(), format!("Bearer {key}")))
+            }
+            Some((CredentialPosition::XApiKey, key)) => {
+                req_headers.push(("X-Api-Key".into(), key.to_string()))
+            }
+            Some((CredentialPosition::XGoogApiKey, key)) => {
+                req_headers.push(("X-Goog-Api-Key".into(), key.to_string()))
+            }
+            None => {}
+        }
+        let mut req = self.client.request(method.parse().unwrap(), url);
+        for (k, v) in &req_headers {
+            req = req.insert_header((k.as_str(), v.as_str()));
+        }
+        let mut res = match body {
+            Some((content_type, bytes)) => req
+                .insert_header(("content-type", content_type))
+                .send_body(bytes)
+                .await
+                .unwrap(),
+            None => req.send().await.unwrap(),
+        };
+        let body = res.body().limit(256 << 20).await.unwrap();
+        RawResponse {
+            status: res.status(),
+            headers: res.headers().clone(),
+            body,
+        }
+    }
+
+    /// An admin call with an `Accept-Language` header.
+    pub async fn admin_lang(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        lang: &str,
+    ) -> (StatusCode, Value) {
+        let res = self
+            .send(
+                method,
+                path,
+                Some((CredentialPosition::Bearer, AUTH)),
+                &[("Accept-Language", lang)],
+                body.map(|b| ("application/json", serde_json::to_vec(&b).unwrap())),
+            )
+            .await;
+        (res.status, res.json())
+    }
+
+    /// Checks that a route refuses a missing or wrong admin key in every position with 401 and
+    /// GPT-Load's envelope, and accepts the right key in every position.
+    pub async fn assert_admin_auth(&self, method: &str, path: &str) {
+        let body = || {
+            if method == "GET" || method == "DELETE" {
+                None
+            } else {
+                Some(("application/json", b"{}".to_vec()))
+            }
+        };
+        let res = self.send(method, path, None, &[], body()).await;
+        assert_eq!(
+            res.status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path} without a key"
+        );
+        assert_eq!(
+            res.json(),
+            json!({"code": "UNAUTHORIZED", "message": "Authentication failed"}),
+            "{method} {path}"
+        );
+        for position in ALL_POSITIONS {
+            let res = self
+                .send(method, path, Some((position, "wrong-key")), &[], body())
+                .await;
+            assert_eq!(
+                res.status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with a wrong key in {position:?}"
+            );
+            let res = self
+                .send(method, path, Some((position, AUTH)), &[], body())
+                .await;
+            assert_ne!(
+                res.status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with the right key in {position:?}: {}",
+                res.text()
+            );
+        }
+    }
+
+    /// The repository of the running server, for inserting rows directly.
+    pub fn repo(&self) -> &gpt_load::db::repo::Repo {
+        &self.app().state.repo
+    }
+
+    /// Polls the task status until no task runs; returns the final status.
+    pub async fn wait_for_task(&self, deadline: Duration) -> Value {
+        let end = Instant::now() + deadline;
+        loop {
+            let (status, body) = self.get("/api/tasks/status").await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            if body["data"]["is_running"] == false {
+                return body["data"].clone();
+            }
+            assert!(Instant::now() < end, "task still running: {body}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// A chat completion through the proxy with a chosen proxy key.
+    pub async fn chat_with_key(&self, group: &str, key: &str) -> (StatusCode, String) {
+        let mut res = self
+            .client
+            .post(self.url(&format!("/proxy/{group}/v1/chat/completions")))
+            .insert_header(("Authorization", format!("Bearer {key}")))
+            .send_json(
+                &json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}),
+            )
+            .await
+            .unwrap();
+        let status = res.status();
+        let body = res
+            .body()
+            .limit(16 << 20)
+            .await
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// The upstream keys the mock has seen on chat requests since the last `clear_requests`.
+    pub fn keys_seen(&self) -> Vec<String> {
+        self.mock
+            .requests()
+            .into_iter()
+            .filter_map(|r| r.key)
+            .collect()
+    }
+}
+
+/// Percent-encodes a query value.
+pub fn urlencode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// A request log row for direct insertion.
+pub fn log_row(
+    group_id: i64,
+    group_name: &str,
+    key: &str,
+    at: chrono::NaiveDateTime,
+    status_code: i32,
+) -> gpt_load::db::repo_logs::LogRow {
+    let codec = gpt_load::crypto::KeyCodec::plaintext();
+    gpt_load::db::repo_logs::LogRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        timestamp: at,
+        group_id,
+        group_name: group_name.into(),
+        parent_group_id: 0,
+        parent_group_name: String::new(),
+        key_value: codec.encode(key),
+        key_hash: codec.hash(key),
+        model: "gpt-4o-mini".into(),
+        is_success: status_code < 400,
+        source_ip: "10.0.0.1".into(),
+        status_code,
+        request_path: "/proxy/g/v1/chat/completions".into(),
+        duration: 12,
+        error_message: if status_code < 400 {
+            String::new()
+        } else {
+            "upstream said no".into()
+        },
+        user_agent: String::new(),
+        request_type: "final".into(),
+        upstream_addr: "http://upstream/v1/chat/completions".into(),
+        is_stream: false,
+        request_body: String::new(),
+    }
+}
+
+/// An hourly stats row for direct insertion.
+pub fn hourly(
+    group_id: i64,
+    time: chrono::NaiveDateTime,
+    success: i64,
+    failure: i64,
+) -> gpt_load::db::repo_stats::HourlyStat {
+    gpt_load::db::repo_stats::HourlyStat {
+        time,
+        group_id,
+        success_count: success,
+        failure_count: failure,
+        created_at: time,
+        updated_at: time,
+    }
+}
+
+/// The start of the current UTC hour.
+pub fn this_hour() -> chrono::NaiveDateTime {
+    gpt_load::admin::group_ops::current_hour()
+}

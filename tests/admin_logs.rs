@@ -1,0 +1,221 @@
+//! Request log routes: filters, pagination, ordering, parameter validation and the CSV export of
+//! distinct keys. Rows are inserted directly through the repository.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use awc::http::StatusCode;
+use chrono::{Duration, NaiveDateTime, Utc};
+use serde_json::{json, Value};
+use support::{log_row, urlencode, CredentialPosition, TestServer, AUTH};
+
+#[actix_rt::test]
+async fn log_routes_check_the_admin_key_in_all_positions() {
+    let t = TestServer::start(&[]).await;
+    t.assert_admin_auth("GET", "/api/logs").await;
+    t.assert_admin_auth("GET", "/api/logs/export").await;
+    t.stop().await;
+}
+
+fn rfc3339(t: NaiveDateTime) -> String {
+    urlencode(&t.and_utc().to_rfc3339())
+}
+
+async fn seed(t: &TestServer) -> NaiveDateTime {
+    let now = Utc::now().naive_utc();
+    let mut rows = vec![
+        log_row(1, "alpha", "sk-one", now - Duration::minutes(1), 200),
+        log_row(1, "alpha", "sk-two", now - Duration::minutes(2), 429),
+        log_row(2, "beta_100%", "sk-one", now - Duration::minutes(3), 500),
+        log_row(2, "beta_100%", "sk-three", now - Duration::hours(5), 200),
+    ];
+    rows[1].request_type = "retry".into();
+    rows[1].model = "claude-3".into();
+    rows[2].parent_group_id = 9;
+    rows[2].parent_group_name = "agg-main".into();
+    rows[2].error_message = "Rate limit exceeded, slow down".into();
+    rows[3].source_ip = "192.168.1.7".into();
+    t.repo().insert_request_logs(rows).await.unwrap();
+    now
+}
+
+async fn ids(t: &TestServer, query: &str) -> Vec<(String, String)> {
+    let (status, body) = t.get(&format!("/api/logs?{query}")).await;
+    assert_eq!(status, StatusCode::OK, "{query}: {body}");
+    body["data"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["group_name"].as_str().unwrap().to_string(),
+                r["key_value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn filters_pagination_and_shape() {
+    let t = TestServer::start(&[]).await;
+    let now = seed(&t).await;
+    let (status, body) = t.get("/api/logs?page_size=2").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body["data"]["pagination"],
+        json!({"page": 1, "page_size": 2, "total_items": 4, "total_pages": 2})
+    );
+    let first: &Value = &body["data"]["items"][0];
+    assert_eq!(first["key_value"], "sk-one", "newest first, key decrypted");
+    assert_eq!(first["duration_ms"], 12);
+    for field in [
+        "id",
+        "timestamp",
+        "group_id",
+        "group_name",
+        "parent_group_id",
+        "parent_group_name",
+        "key_hash",
+        "model",
+        "is_success",
+        "source_ip",
+        "status_code",
+        "request_path",
+        "error_message",
+        "user_agent",
+        "request_type",
+        "upstream_addr",
+        "is_stream",
+        "request_body",
+    ] {
+        assert!(first.get(field).is_some(), "{field}");
+    }
+
+    let alpha = |k: &str| ("alpha".to_string(), k.to_string());
+    let beta = |k: &str| ("beta_100%".to_string(), k.to_string());
+    assert_eq!(
+        ids(&t, "group_name=alph").await,
+        vec![alpha("sk-one"), alpha("sk-two")]
+    );
+    assert_eq!(
+        ids(&t, "group_name=_100%25").await,
+        vec![beta("sk-one"), beta("sk-three")]
+    );
+    assert!(
+        ids(&t, "group_name=a_p").await.is_empty(),
+        "_ is literal, not a wildcard"
+    );
+    assert_eq!(
+        ids(&t, "parent_group_name=main").await,
+        vec![beta("sk-one")]
+    );
+    assert_eq!(
+        ids(&t, "key_value=sk-one").await,
+        vec![alpha("sk-one"), beta("sk-one")]
+    );
+    assert_eq!(ids(&t, "model=claude").await, vec![alpha("sk-two")]);
+    assert_eq!(
+        ids(&t, "is_success=false").await,
+        vec![alpha("sk-two"), beta("sk-one")]
+    );
+    assert_eq!(
+        ids(&t, "is_success=1").await,
+        vec![alpha("sk-one"), beta("sk-three")]
+    );
+    assert_eq!(ids(&t, "request_type=retry").await, vec![alpha("sk-two")]);
+    assert_eq!(ids(&t, "status_code=500").await, vec![beta("sk-one")]);
+    assert_eq!(
+        ids(&t, "source_ip=192.168.1.7").await,
+        vec![beta("sk-three")]
+    );
+    assert_eq!(
+        ids(&t, "error_contains=limit%20exceeded").await,
+        vec![beta("sk-one")]
+    );
+    let since = rfc3339(now - Duration::minutes(2) - Duration::seconds(30));
+    assert_eq!(
+        ids(&t, &format!("start_time={since}")).await,
+        vec![alpha("sk-one"), alpha("sk-two")]
+    );
+    let until = rfc3339(now - Duration::hours(1));
+    assert_eq!(
+        ids(&t, &format!("end_time={until}")).await,
+        vec![beta("sk-three")]
+    );
+    assert_eq!(
+        ids(&t, "group_name=alpha&is_success=true&page=1&page_size=50").await,
+        vec![alpha("sk-one")]
+    );
+    assert!(ids(&t, "page=9").await.is_empty());
+
+    for (query, needle) in [
+        ("is_success=maybe", "is_success"),
+        ("status_code=abc", "status_code"),
+        ("request_type=first", "request_type"),
+        ("start_time=yesterday", "start_time"),
+        ("end_time=2026-13-01", "end_time"),
+    ] {
+        let (status, body) = t.get(&format!("/api/logs?{query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert_eq!(body["code"], "VALIDATION_FAILED");
+        assert!(body["message"].as_str().unwrap().contains(needle), "{body}");
+        let (status, _) = t.get(&format!("/api/logs/export?{query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "export {query}");
+    }
+    t.stop().await;
+}
+
+#[actix_rt::test]
+async fn export_lists_each_key_once_with_its_latest_row() {
+    let t = TestServer::start(&[]).await;
+    seed(&t).await;
+    let res = t
+        .send(
+            "GET",
+            "/api/logs/export",
+            Some((CredentialPosition::Query, AUTH)),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(
+        res.header("content-type").unwrap(),
+        "text/csv; charset=utf-8"
+    );
+    let disposition = res.header("content-disposition").unwrap();
+    assert!(
+        disposition.starts_with("attachment; filename=\"log_keys_export_"),
+        "{disposition}"
+    );
+    assert!(disposition.ends_with(".csv\""));
+    let text = res.text();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("key_value,group_name,status_code"));
+    let mut rows: Vec<&str> = lines.collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![
+            "sk-one,alpha,200",
+            "sk-three,beta_100%,200",
+            "sk-two,alpha,429"
+        ]
+    );
+
+    let res = t
+        .send(
+            "GET",
+            "/api/logs/export?status_code=500",
+            Some((CredentialPosition::Query, AUTH)),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(
+        res.text(),
+        "key_value,group_name,status_code\nsk-one,beta_100%,500\n"
+    );
+    t.stop().await;
+}
