@@ -216,16 +216,30 @@ async fn encryption_status_detects_encrypted_data_without_a_key() {
 
     // Rows as an encrypting deployment stores them: ciphertext whose hash is an HMAC, not the
     // SHA-256 of the stored text. With most of the sample like that, the key is missing here.
-    t.post("/api/keys/clear-all", json!({"group_id": gid})).await;
+    t.post("/api/keys/clear-all", json!({"group_id": gid}))
+        .await;
     let rows = (0..10)
-        .map(|i| (format!("9f{i:02}a1b2c3d4e5f60718293a4b5c6d7e8f"), format!("{i:064x}")))
+        .map(|i| {
+            (
+                format!("9f{i:02}a1b2c3d4e5f60718293a4b5c6d7e8f"),
+                format!("{i:064x}"),
+            )
+        })
         .collect();
     insert_raw_keys(&t, gid, rows).await;
     let (_, body) = t.get("/api/dashboard/encryption-status").await;
     assert_eq!(body["data"]["has_mismatch"], true, "{body}");
     assert_eq!(body["data"]["scenario_type"], "key_not_configured");
-    assert!(body["data"]["suggestion"].as_str().unwrap().contains("ENCRYPTION_KEY"));
-    let (_, zh) = t.admin_lang("GET", "/api/dashboard/encryption-status", None, "zh-CN").await;
-    assert_eq!(zh["data"]["message"], "存储的密钥已加密，但未设置 ENCRYPTION_KEY");
+    assert!(body["data"]["suggestion"]
+        .as_str()
+        .unwrap()
+        .contains("ENCRYPTION_KEY"));
+    let (_, zh) = t
+        .admin_lang("GET", "/api/dashboard/encryption-status", None, "zh-CN")
+        .await;
+    assert_eq!(
+        zh["data"]["message"],
+        "存储的密钥已加密，但未设置 ENCRYPTION_KEY"
+    );
     t.stop().await;
 }

@@ -426,7 +426,7 @@ async fn unknown_methods_and_ids_never_500() {
     ] {
         let res = t
             .send(
-                &method,
+                method,
                 &path,
                 Some((support::CredentialPosition::Bearer, support::AUTH)),
                 &[],

@@ -123,22 +123,11 @@ pub async fn add_multiple(
     let keys = parse_batch(&body.keys_text, Some(SYNC_BATCH_LIMIT))?;
     let input_count = keys.len();
     let mut seen = HashSet::new();
-    let unique: Vec<(String, String)> = keys
+    let unique: Vec<String> = keys
         .into_iter()
-        .map(|k| {
-            let h = state.repo.codec.hash(&k);
-            (k, h)
-        })
-        .filter(|(_, h)| seen.insert(h.clone()))
+        .filter(|k| seen.insert(state.repo.codec.hash(k)))
         .collect();
-    let hashes: Vec<String> = unique.iter().map(|(_, h)| h.clone()).collect();
-    let existing = state.repo.existing_hashes(group_id, &hashes).await?;
-    let fresh: Vec<String> = unique
-        .into_iter()
-        .filter(|(_, h)| !existing.contains(h))
-        .map(|(k, _)| k)
-        .collect();
-    let added = state.repo.insert_keys(group_id, &fresh).await?;
+    let added = state.repo.import_keys(group_id, unique).await?;
     let added_count = added.len();
     key_sync::add(&state, added).await?;
     let total = state.repo.count_keys(group_id).await?;

@@ -1,16 +1,17 @@
 //! Key queries of the admin API beyond add/list/delete: lookups by hash, notes, restore, clear,
 //! export batches, validation results and counts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use diesel::dsl::count_star;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use gpt_load_actors::domain::{GroupId, KeyId, KeySecret, KeyStatus, PoolKey};
 
-use super::models::KeyRow;
+use super::models::{KeyRow, NewKey};
 use super::repo::{now, Repo};
 use super::schema::api_keys;
+use super::Database;
 use super::DbError;
 use crate::with_conn;
 
@@ -35,7 +36,177 @@ impl KeyCounts {
     }
 }
 
+/// The SQLite arm of [`Repo::import_keys`], on diesel's synchronous API (kept in its own module
+/// so its `RunQueryDsl` does not clash with diesel-async's).
+mod sqlite_import {
+    use std::collections::HashSet;
+
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    use gpt_load_actors::domain::{GroupId, KeyId};
+
+    use super::BATCH;
+    use crate::db::models::NewKey;
+    use crate::db::schema::api_keys;
+
+    /// Existing hashes, insert of the rest, read-back of their ids: one import chunk, written with
+    /// diesel's synchronous API because SQLite's multi-row insert only exists there.
+    pub(super) fn import_sync(
+        conn: &mut diesel::SqliteConnection,
+        group_id: GroupId,
+        rows: Vec<NewKey>,
+    ) -> QueryResult<Vec<(KeyId, String)>> {
+        // A bulk insert into five indexes touches far more pages than SQLite's default 2,000-page
+        // cache holds; re-reading them from the OS dominated import time. Enlarged for the chunk
+        // only, so idle pooled connections keep the default footprint.
+        conn.batch_execute("PRAGMA cache_size = -65536")?;
+        let result = conn.transaction(|conn| {
+            let hashes: Vec<String> = rows.iter().map(|r| r.key_hash.clone()).collect();
+            let mut existing = HashSet::new();
+            for chunk in hashes.chunks(BATCH) {
+                let found: Vec<String> = api_keys::table
+                    .filter(api_keys::group_id.eq(group_id))
+                    .filter(api_keys::key_hash.eq_any(chunk))
+                    .select(api_keys::key_hash)
+                    .load(conn)?;
+                existing.extend(found);
+            }
+            let fresh: Vec<NewKey> = rows
+                .into_iter()
+                .filter(|r| !existing.contains(&r.key_hash))
+                .collect();
+            let mut ids = Vec::with_capacity(fresh.len());
+            for chunk in fresh.chunks(BATCH) {
+                diesel::insert_into(api_keys::table)
+                    .values(chunk)
+                    .execute(conn)?;
+                let hashes: Vec<&str> = chunk.iter().map(|r| r.key_hash.as_str()).collect();
+                let inserted: Vec<(KeyId, String)> = api_keys::table
+                    .filter(api_keys::group_id.eq(group_id))
+                    .filter(api_keys::key_hash.eq_any(hashes))
+                    .select((api_keys::id, api_keys::key_hash))
+                    .load(conn)?;
+                ids.extend(inserted);
+            }
+            Ok(ids)
+        });
+        conn.batch_execute("PRAGMA cache_size = -2000")?;
+        result
+    }
+}
+
+/// The same chunk on the asynchronous backends.
+macro_rules! import_async {
+    ($conn:expr, $group_id:expr, $rows:expr) => {{
+        let group_id = $group_id;
+        let rows: Vec<NewKey> = $rows;
+        $conn
+            .transaction(async |conn| {
+                let hashes: Vec<String> = rows.iter().map(|r| r.key_hash.clone()).collect();
+                let mut existing = HashSet::new();
+                for chunk in hashes.chunks(BATCH) {
+                    let found: Vec<String> = api_keys::table
+                        .filter(api_keys::group_id.eq(group_id))
+                        .filter(api_keys::key_hash.eq_any(chunk))
+                        .select(api_keys::key_hash)
+                        .load(conn)
+                        .await?;
+                    existing.extend(found);
+                }
+                let fresh: Vec<NewKey> = rows
+                    .into_iter()
+                    .filter(|r| !existing.contains(&r.key_hash))
+                    .collect();
+                let mut ids = Vec::with_capacity(fresh.len());
+                for chunk in fresh.chunks(BATCH) {
+                    diesel::insert_into(api_keys::table)
+                        .values(chunk)
+                        .execute(conn)
+                        .await?;
+                    let hashes: Vec<&str> = chunk.iter().map(|r| r.key_hash.as_str()).collect();
+                    let inserted: Vec<(KeyId, String)> = api_keys::table
+                        .filter(api_keys::group_id.eq(group_id))
+                        .filter(api_keys::key_hash.eq_any(hashes))
+                        .select((api_keys::id, api_keys::key_hash))
+                        .load(conn)
+                        .await?;
+                    ids.extend(inserted);
+                }
+                Ok::<_, DbError>(ids)
+            })
+            .await
+    }};
+}
+
 impl Repo {
+    /// Adds the keys (plain text, already unique) the group does not hold yet, in ONE
+    /// transaction: either all of them are stored or none. Returns the added keys, in id order,
+    /// ready for the pool.
+    ///
+    /// One transaction per few thousand keys is also what makes bulk imports fast on SQLite:
+    /// every commit rewrites each index page it touched, and random key hashes touch a different
+    /// page per key, so many small commits write the same pages over and over.
+    pub async fn import_keys(
+        &self,
+        group_id: GroupId,
+        plain: Vec<String>,
+    ) -> Result<Vec<PoolKey>, DbError> {
+        let ts = now();
+        let hashed: Vec<(String, String)> = plain
+            .into_iter()
+            .map(|key| {
+                let hash = self.codec.hash(&key);
+                (key, hash)
+            })
+            .collect();
+        let rows: Vec<NewKey> = hashed
+            .iter()
+            .map(|(key, hash)| NewKey {
+                key_value: self.codec.encode(key),
+                key_hash: hash.clone(),
+                group_id,
+                status: KeyStatus::Active.as_str().to_string(),
+                notes: String::new(),
+                request_count: 0,
+                failure_count: 0,
+                created_at: ts,
+                updated_at: ts,
+            })
+            .collect();
+        let ids: Vec<(KeyId, String)> = match &self.db {
+            Database::Sqlite(pool) => {
+                let mut conn = pool.get().await.map_err(|e| DbError::Pool(e.to_string()))?;
+                conn.spawn_blocking(move |c| sqlite_import::import_sync(c, group_id, rows))
+                    .await
+                    .map_err(DbError::from)?
+            }
+            Database::Postgres(pool) => {
+                let mut conn = pool.get().await.map_err(|e| DbError::Pool(e.to_string()))?;
+                import_async!(conn, group_id, rows)?
+            }
+            Database::Mysql(pool) => {
+                let mut conn = pool.get().await.map_err(|e| DbError::Pool(e.to_string()))?;
+                import_async!(conn, group_id, rows)?
+            }
+        };
+        let by_hash: HashMap<String, String> =
+            hashed.into_iter().map(|(key, hash)| (hash, key)).collect();
+        let mut keys: Vec<PoolKey> = ids
+            .into_iter()
+            .filter_map(|(id, hash)| {
+                by_hash.get(&hash).map(|plain| PoolKey {
+                    id,
+                    group_id,
+                    secret: KeySecret::new(plain.clone()),
+                    status: KeyStatus::Active,
+                    failure_count: 0,
+                })
+            })
+            .collect();
+        keys.sort_by_key(|k| k.id);
+        Ok(keys)
+    }
+
     /// The group's keys whose hash is one of `hashes`.
     pub async fn keys_by_hashes(
         &self,
