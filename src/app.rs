@@ -132,6 +132,9 @@ pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp
             .app_data(
                 web::JsonConfig::default()
                     .limit(json_limit)
+                    // GPT-Load binds JSON whatever the Content-Type, and scripts rely on it
+                    // (`curl -d '{...}'` sends application/x-www-form-urlencoded).
+                    .content_type_required(false)
                     .error_handler(json_error),
             )
             .app_data(

@@ -64,6 +64,22 @@ async fn scripted_session_over_http() {
     };
     assert_eq!(result, json!({"added_count": 300, "ignored_count": 0}));
 
+    // curl -d without a Content-Type header (form-urlencoded) still works, as with GPT-Load.
+    let res = t
+        .send(
+            "POST",
+            "/api/keys/add-multiple",
+            Some((CredentialPosition::Bearer, AUTH)),
+            &[],
+            Some((
+                "application/x-www-form-urlencoded",
+                format!("{{\"group_id\": {gid}, \"keys_text\": \"sk-script-000\"}}").into_bytes(),
+            )),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.json()["data"]["ignored_count"], 1);
+
     // 3. Proxy traffic uses the imported keys.
     t.mock.clear_requests();
     for _ in 0..5 {

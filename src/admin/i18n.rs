@@ -48,15 +48,6 @@ impl Lang {
     pub fn current() -> Lang {
         LANG.try_with(|lang| *lang).unwrap_or_default()
     }
-
-    /// The BCP 47 tag.
-    pub fn tag(self) -> &'static str {
-        match self {
-            Lang::EnUs => "en-US",
-            Lang::ZhCn => "zh-CN",
-            Lang::JaJp => "ja-JP",
-        }
-    }
 }
 
 /// Middleware: runs the rest of the request with the language its `Accept-Language` asks for.

@@ -92,8 +92,3 @@ pub async fn require_group(
         .await?
         .ok_or_else(|| ApiError::NotFound(t(Msg::GroupNotFound)))
 }
-
-/// Maps a failed mailbox send to the key pool into an internal error.
-pub fn pool_gone(err: actix::MailboxError) -> ApiError {
-    ApiError::Internal(format!("key pool unavailable: {err}"))
-}

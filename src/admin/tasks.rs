@@ -20,7 +20,6 @@ use crate::tasks::{self, TaskKind, TaskStatus};
 
 /// The multipart form of `add-async`: a `.txt` file of keys and the target group.
 #[derive(Debug, ToSchema)]
-#[allow(dead_code)]
 pub struct KeyFileUpload {
     pub group_id: i64,
     /// A `.txt` file with keys separated by whitespace, commas or semicolons.
@@ -63,7 +62,10 @@ pub async fn add_async(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
     let (group_id, keys_text) = if multipart {
-        read_upload(&req, payload, state.config.max_request_body_bytes).await?
+        let upload = read_upload(&req, payload, state.config.max_request_body_bytes).await?;
+        let text = String::from_utf8(upload.file)
+            .map_err(|_| ApiError::Validation(t(Msg::FileNotUtf8)))?;
+        (upload.group_id, text)
     } else {
         // The app's JSON config applies: size limit (413) and INVALID_JSON errors.
         let body =
@@ -96,7 +98,7 @@ async fn read_upload(
     req: &HttpRequest,
     payload: web::Payload,
     limit: usize,
-) -> Result<(i64, String), ApiError> {
+) -> Result<KeyFileUpload, ApiError> {
     let invalid =
         |reason: String| ApiError::BadRequest(tf(Msg::MultipartInvalid, &[("reason", &reason)]));
     let mut form = Multipart::new(req.headers(), payload.into_inner());
@@ -137,8 +139,7 @@ async fn read_upload(
         None => return Err(ApiError::Validation(t(Msg::GroupIdFieldRequired))),
     };
     let file = file.ok_or_else(|| ApiError::Validation(t(Msg::FileRequired)))?;
-    let text = String::from_utf8(file).map_err(|_| ApiError::Validation(t(Msg::FileNotUtf8)))?;
-    Ok((group_id, text))
+    Ok(KeyFileUpload { group_id, file })
 }
 
 /// Delete the listed keys of a group in the background.
