@@ -8,7 +8,7 @@ use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use gpt_load_actors::domain::{
-    GroupId, GroupRecord, HeaderRule, KeyId, KeySecret, KeyStatus, PoolKey,
+    GroupId, GroupRecord, HeaderRule, KeyId, KeySecret, KeyStatus, PoolKey, SubGroupLink,
 };
 use gpt_load_actors::ports::{ConfigRepo, KeyRepo, PortError};
 
@@ -449,6 +449,27 @@ impl ConfigRepo for Repo {
 
     async fn load_settings(&self) -> Result<HashMap<String, String>, PortError> {
         self.settings().await.map_err(port)
+    }
+
+    async fn load_sub_groups(&self) -> Result<Vec<SubGroupLink>, PortError> {
+        let rows: Vec<(i64, i64, i32)> = async {
+            Ok::<_, DbError>(with_conn!(&self.db, conn => {
+                group_sub_groups::table
+                    .select((group_sub_groups::group_id, group_sub_groups::sub_group_id, group_sub_groups::weight))
+                    .load(conn)
+                    .await?
+            }))
+        }
+        .await
+        .map_err(port)?;
+        Ok(rows
+            .into_iter()
+            .map(|(group_id, sub_group_id, weight)| SubGroupLink {
+                group_id,
+                sub_group_id,
+                weight: i64::from(weight),
+            })
+            .collect())
     }
 }
 
