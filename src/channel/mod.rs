@@ -81,8 +81,8 @@ pub trait Channel: Send + Sync {
     }
 
     /// Puts the upstream key on the outgoing request (client credentials are already stripped).
-    /// May change the query (Gemini's `?key=`).
-    fn inject_key(&self, path: &str, headers: &mut HeaderMap, query: &mut String, key: &str);
+    /// `target` is the full upstream URL without its query. May change the query (Gemini's `?key=`).
+    fn inject_key(&self, target: &str, headers: &mut HeaderMap, query: &mut String, key: &str);
 
     /// The request that checks whether a key works.
     fn validation_request(

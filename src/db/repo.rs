@@ -485,3 +485,28 @@ impl Repo {
         }))
     }
 }
+
+impl Repo {
+    /// Adds members to an aggregate group with their weights.
+    pub async fn add_sub_groups(
+        &self,
+        aggregate: GroupId,
+        members: &[(GroupId, i32)],
+    ) -> Result<(), DbError> {
+        let ts = now();
+        let rows: Vec<_> = members
+            .iter()
+            .map(|&(sub, weight)| {
+                (
+                    group_sub_groups::group_id.eq(aggregate),
+                    group_sub_groups::sub_group_id.eq(sub),
+                    group_sub_groups::weight.eq(weight),
+                    group_sub_groups::created_at.eq(ts),
+                    group_sub_groups::updated_at.eq(ts),
+                )
+            })
+            .collect();
+        insert_batch!(&self.db, group_sub_groups::table, rows)?;
+        Ok(())
+    }
+}

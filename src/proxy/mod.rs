@@ -212,7 +212,9 @@ async fn attempts(
         let secret = lease.secret.expose();
         let mut headers = forward.headers.clone();
         let mut query = forward.query.clone();
-        channel.inject_key(&forward.path, &mut headers, &mut query, secret);
+        // Gemini decides by the full upstream path: its OpenAI surface may be in the base URL.
+        let target = format!("{base}{}", forward.path);
+        channel.inject_key(&target, &mut headers, &mut query, secret);
         rewrite::apply_header_rules(
             &mut headers,
             &group.record.header_rules,
@@ -323,9 +325,12 @@ async fn serving_group(
     if !requested.record.is_aggregate() {
         return Ok((Arc::clone(requested), None));
     }
+    // Members without a usable key are left out before choosing, so the weights of the others
+    // stay exact; a member emptied in the meantime is skipped on the lease.
     let mut skipped: Vec<GroupId> = Vec::new();
     for _ in 0..requested.members.len() {
-        let Some(&member_id) = requested.members.pick_where(|id| !skipped.contains(id)) else {
+        let usable = |id: &GroupId| !skipped.contains(id) && state.usable_keys.count(*id) > 0;
+        let Some(&member_id) = requested.members.pick_where(usable) else {
             break;
         };
         skipped.push(member_id);
