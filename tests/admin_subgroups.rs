@@ -116,6 +116,15 @@ async fn membership_rules_are_enforced() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = t
+        .post(
+            "/api/groups",
+            json!({"name": "gem", "channel_type": "gemini", "test_model": "gemini-2.0-flash-lite",
+                   "upstreams": [{"url": "https://generativelanguage.googleapis.com", "weight": 1}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let gem = body["data"]["id"].as_i64().unwrap();
     let url = format!("/api/groups/{agg}/sub-groups");
 
     for (body, code, needle) in [
@@ -134,6 +143,11 @@ async fn membership_rules_are_enforced() {
             json!({"sub_groups": [{"group_id": a, "weight": 1001}]}),
             "VALIDATION_FAILED",
             "weight",
+        ),
+        (
+            json!({"sub_groups": [{"group_id": gem, "weight": 1}]}),
+            "VALIDATION_FAILED",
+            "'gemini'",
         ),
         (
             json!({"sub_groups": [{"group_id": 424242, "weight": 1}]}),

@@ -1,12 +1,11 @@
 //! The `openai` channel: `Authorization: Bearer <key>`, model and `stream` from the JSON body.
 
-use actix_web::http::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
-use actix_web::http::Method;
+use actix_web::http::header::HeaderMap;
 use serde_json::json;
 
-use super::{join_endpoint, Channel, ValidationRequest};
+use super::{join_endpoint, json_headers, set_bearer, Channel, ValidationRequest};
 
-/// OpenAI and OpenAI-compatible upstreams.
+/// OpenAI and OpenAI-compatible upstreams (chat completions).
 pub struct OpenAi;
 
 impl Channel for OpenAi {
@@ -14,15 +13,8 @@ impl Channel for OpenAi {
         "openai"
     }
 
-    fn inject_key(&self, headers: &mut HeaderMap, _query: &mut String, key: &str) {
-        match HeaderValue::from_str(&format!("Bearer {key}")) {
-            Ok(value) => {
-                headers.insert(AUTHORIZATION, value);
-            }
-            // A key with control characters cannot be sent; the upstream will reject the
-            // request without credentials and the key will be counted as failing.
-            Err(_) => tracing::warn!("Upstream key contains characters not allowed in a header."),
-        }
+    fn inject_key(&self, _path: &str, headers: &mut HeaderMap, _query: &mut String, key: &str) {
+        set_bearer(headers, key);
     }
 
     fn default_validation_endpoint(&self) -> &'static str {
@@ -31,25 +23,22 @@ impl Channel for OpenAi {
 
     fn validation_request(
         &self,
-        upstream_base: &str,
+        base: &str,
         test_model: &str,
-        validation_endpoint: &str,
+        endpoint: &str,
         key: &str,
     ) -> ValidationRequest {
-        let endpoint = if validation_endpoint.trim().is_empty() {
-            self.default_validation_endpoint()
+        let endpoint = if endpoint.is_empty() {
+            "/v1/chat/completions"
         } else {
-            validation_endpoint.trim()
+            endpoint
         };
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        self.inject_key(&mut headers, &mut String::new(), key);
-        let body = json!({"model": test_model, "messages": [{"role": "user", "content": "hi"}]});
+        let mut headers = json_headers();
+        set_bearer(&mut headers, key);
         ValidationRequest {
-            method: Method::POST,
-            url: join_endpoint(upstream_base, endpoint),
+            url: join_endpoint(base, endpoint),
             headers,
-            body: body.to_string().into(),
+            body: json!({"model": test_model, "messages": [{"role": "user", "content": "hi"}]}),
         }
     }
 }

@@ -1,7 +1,6 @@
 //! Aggregate membership (`group_sub_groups`): which standard groups an aggregate forwards to,
-//! with what weight.
+//! with what weight. (Adding members lives in `repo.rs`, next to the registry's loader.)
 
-use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use gpt_load_actors::domain::GroupId;
@@ -10,18 +9,7 @@ use super::models::GroupRow;
 use super::repo::{now, Repo};
 use super::schema::{group_sub_groups, groups};
 use super::DbError;
-use crate::{insert_batch, with_conn};
-
-/// A membership row to insert.
-#[derive(Clone, Debug, Insertable)]
-#[diesel(table_name = group_sub_groups)]
-pub struct NewSubGroup {
-    pub group_id: i64,
-    pub sub_group_id: i64,
-    pub weight: i32,
-    pub created_at: NaiveDateTime,
-    pub updated_at: NaiveDateTime,
-}
+use crate::with_conn;
 
 impl Repo {
     /// `(member id, weight)` of an aggregate, in insertion order.
@@ -67,27 +55,6 @@ impl Repo {
             .iter()
             .filter_map(|id| rows.iter().find(|r| r.id == *id).cloned())
             .collect())
-    }
-
-    /// Adds members to an aggregate in one statement (all or none).
-    pub async fn add_sub_groups(
-        &self,
-        aggregate: GroupId,
-        members: &[(GroupId, i32)],
-    ) -> Result<(), DbError> {
-        let ts = now();
-        let rows: Vec<NewSubGroup> = members
-            .iter()
-            .map(|(id, weight)| NewSubGroup {
-                group_id: aggregate,
-                sub_group_id: *id,
-                weight: *weight,
-                created_at: ts,
-                updated_at: ts,
-            })
-            .collect();
-        insert_batch!(&self.db, group_sub_groups::table, rows)?;
-        Ok(())
     }
 
     /// Changes a member's weight; false when it is not a member.

@@ -4,15 +4,14 @@
 
 use std::time::Duration;
 
-use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use awc::error::SendRequestError;
-use gpt_load_actors::domain::{mask_secret, HeaderRule};
 use gpt_load_actors::group_registry::GroupView;
 
 use crate::channel;
 use crate::db::models::KeyRow;
 use crate::db::DbError;
-use crate::proxy::parse_error_message;
+use crate::proxy::relay::{parse_error_message, redact};
+use crate::proxy::rewrite::{apply_header_rules, RuleContext};
 use crate::state::AppState;
 
 /// Upstream errors that say nothing about the key (quota or prompt size), so they are never
@@ -74,18 +73,22 @@ impl Prober {
             &group.record.validation_endpoint,
             key,
         );
+        // As GPT-Load: the group's header rules apply, with the loopback address as client IP.
         apply_header_rules(
             &mut req.headers,
             &group.record.header_rules,
-            &group.record.name,
-            key,
+            &RuleContext {
+                client_ip: "127.0.0.1",
+                group_name: &group.record.name,
+                api_key: key,
+            },
         );
-        let mut builder = self.client.request(req.method, req.url.as_str());
+        let mut builder = self.client.post(req.url.as_str());
         for (name, value) in req.headers.iter() {
             builder = builder.insert_header((name.clone(), value.clone()));
         }
         let mut response = builder
-            .send_body(req.body)
+            .send_body(req.body.to_string())
             .await
             .map_err(|e| fail(transport_error(&e)))?;
         let status = response.status();
@@ -105,42 +108,6 @@ fn transport_error(err: &SendRequestError) -> String {
     match err {
         SendRequestError::Timeout => "validation request timed out".into(),
         other => format!("validation request failed: {other}"),
-    }
-}
-
-fn redact(text: &str, key: &str) -> String {
-    if key.is_empty() || !text.contains(key) {
-        return text.to_string();
-    }
-    text.replace(key, &mask_secret(key))
-}
-
-/// Applies a group's header rules to a validation request, with the variables GPT-Load offers
-/// (`${CLIENT_IP}` is the loopback address: there is no client).
-pub fn apply_header_rules(headers: &mut HeaderMap, rules: &[HeaderRule], group: &str, key: &str) {
-    for rule in rules {
-        let Ok(name) = HeaderName::from_bytes(rule.key.as_bytes()) else {
-            continue;
-        };
-        match rule.action.as_str() {
-            "remove" => {
-                headers.remove(&name);
-            }
-            "set" => {
-                let now = chrono::Utc::now();
-                let value = rule
-                    .value
-                    .replace("${CLIENT_IP}", "127.0.0.1")
-                    .replace("${GROUP_NAME}", group)
-                    .replace("${API_KEY}", key)
-                    .replace("${TIMESTAMP_MS}", &now.timestamp_millis().to_string())
-                    .replace("${TIMESTAMP_S}", &now.timestamp().to_string());
-                if let Ok(value) = HeaderValue::from_str(&value) {
-                    headers.insert(name, value);
-                }
-            }
-            _ => {}
-        }
     }
 }
 
@@ -175,37 +142,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn header_rules_set_and_remove_with_variables() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            HeaderName::from_static("x-drop"),
-            HeaderValue::from_static("1"),
-        );
-        let rules = vec![
-            HeaderRule {
-                key: "X-Group".into(),
-                value: "${GROUP_NAME}-${CLIENT_IP}".into(),
-                action: "set".into(),
-            },
-            HeaderRule {
-                key: "X-Drop".into(),
-                value: String::new(),
-                action: "remove".into(),
-            },
-        ];
-        apply_header_rules(&mut headers, &rules, "g1", "sk-1");
-        assert_eq!(headers.get("x-group").unwrap(), "g1-127.0.0.1");
-        assert!(headers.get("x-drop").is_none());
-    }
-
-    #[test]
     fn quota_and_length_errors_are_uncounted() {
         let f = |m: &str| ProbeFailure { message: m.into() };
         assert!(f("[status 429] Resource has been exhausted (e.g. check quota).").is_uncounted());
         assert!(!f("[status 401] Incorrect API key provided").is_uncounted());
-        assert_eq!(
-            redact("bad sk-abcdefghijkl", "sk-abcdefghijkl"),
-            "bad sk-a****ijkl"
-        );
     }
 }
