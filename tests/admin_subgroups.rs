@@ -250,3 +250,51 @@ async fn membership_rules_are_enforced() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     t.stop().await;
 }
+
+#[actix_rt::test]
+async fn membership_writes_reach_the_aggregate_proxy_at_once() {
+    let t = TestServer::start(&["sk-a", "sk-b"]).await;
+    let (status, body) = t
+        .post(
+            "/api/groups",
+            json!({"name": "agg", "group_type": "aggregate", "channel_type": "openai",
+                   "proxy_keys": support::PROXY_KEY}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let agg = body["data"]["id"].as_i64().unwrap();
+    let a = t.create_group("a", &["sk-a"], json!({})).await;
+    let b = t.create_group("b", &["sk-b"], json!({})).await;
+    let (status, _) = t.chat("agg", false).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "no members yet");
+
+    let url = format!("/api/groups/{agg}/sub-groups");
+    t.post(&url, json!({"sub_groups": [{"group_id": a, "weight": 1}]}))
+        .await;
+    t.mock.clear_requests();
+    assert_eq!(t.chat("agg", false).await.0, StatusCode::OK);
+    assert_eq!(t.keys_seen(), vec!["sk-a"]);
+
+    t.post(&url, json!({"sub_groups": [{"group_id": b, "weight": 1}]}))
+        .await;
+    t.put(&format!("{url}/{a}/weight"), json!({"weight": 0}))
+        .await;
+    t.mock.clear_requests();
+    for _ in 0..3 {
+        assert_eq!(t.chat("agg", false).await.0, StatusCode::OK);
+    }
+    assert_eq!(
+        t.keys_seen(),
+        vec!["sk-b"; 3],
+        "a weight-0 member gets nothing"
+    );
+
+    t.delete(&format!("{url}/{b}")).await;
+    let (status, _) = t.chat("agg", false).await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "only a disabled member is left"
+    );
+    t.stop().await;
+}
