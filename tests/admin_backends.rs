@@ -189,7 +189,15 @@ async fn exercise(url: &DatabaseUrl) {
     assert!(repo.remove_sub_group(agg.id, row.id).await.unwrap());
     assert!(!repo.remove_sub_group(agg.id, row.id).await.unwrap());
 
-    // Clearing.
+    // Deleting by value, then clearing.
+    let gone = repo
+        .delete_keys_atomically(
+            g.id,
+            &[repo.codec.hash("sk-01199"), repo.codec.hash("nope")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(gone.len(), 1);
     assert_eq!(
         repo.delete_keys_with_status(g.id, Some(KeyStatus::Invalid))
             .await

@@ -151,7 +151,7 @@ pub async fn delete_multiple(
     require_group(&state, group_id).await?;
     let keys = parse_batch(&body.keys_text, Some(SYNC_BATCH_LIMIT))?;
     let hashes = unique_hashes(&state, &keys);
-    let removed = state.repo.delete_keys_by_hash(group_id, &hashes).await?;
+    let removed = state.repo.delete_keys_atomically(group_id, &hashes).await?;
     let deleted_count = removed.len();
     key_sync::remove(&state, group_id, removed).await?;
     let total = state.repo.count_keys(group_id).await?;

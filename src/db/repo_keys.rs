@@ -306,6 +306,34 @@ impl Repo {
         })
     }
 
+    /// Deletes the group's keys with these hashes in ONE transaction (all or none); returns the
+    /// ids removed.
+    pub async fn delete_keys_atomically(
+        &self,
+        group_id: GroupId,
+        hashes: &[String],
+    ) -> Result<Vec<KeyId>, DbError> {
+        with_conn!(&self.db, conn => {
+            conn.transaction(async |conn| {
+                let mut removed = Vec::new();
+                for chunk in hashes.chunks(BATCH) {
+                    let ids: Vec<KeyId> = api_keys::table
+                        .filter(api_keys::group_id.eq(group_id))
+                        .filter(api_keys::key_hash.eq_any(chunk))
+                        .select(api_keys::id)
+                        .load(conn)
+                        .await?;
+                    diesel::delete(api_keys::table.filter(api_keys::id.eq_any(&ids)))
+                        .execute(conn)
+                        .await?;
+                    removed.extend(ids);
+                }
+                Ok::<_, DbError>(removed)
+            })
+            .await
+        })
+    }
+
     /// Deletes the group's keys with `status` (all keys when `None`) in one transaction and
     /// returns the ids removed.
     pub async fn delete_keys_with_status(

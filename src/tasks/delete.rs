@@ -52,7 +52,7 @@ async fn delete(
             .collect();
         let removed = state
             .repo
-            .delete_keys_by_hash(group_id, &hashes)
+            .delete_keys_atomically(group_id, &hashes)
             .await
             .map_err(|e| e.to_string())?;
         deleted += removed.len();
