@@ -115,6 +115,23 @@ same rules as the service's DSN parser. */}}
 {{- fail "follower.autoscaling.enabled=true needs cluster.enabled=true: single-node mode runs one pod and no followers." -}}
 {{- end -}}
 {{- end -}}
+{{- with .Values.follower.autoscaling -}}
+{{- if .enabled -}}
+{{- if not (or .targetCPUUtilizationPercentage .targetMemoryUtilizationPercentage) -}}
+{{- fail "follower.autoscaling needs targetCPUUtilizationPercentage or targetMemoryUtilizationPercentage above 0." -}}
+{{- end -}}
+{{- if gt (int .minReplicas) (int .maxReplicas) -}}
+{{- fail "follower.autoscaling.minReplicas is above maxReplicas." -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $requests := default (dict) .Values.follower.resources.requests -}}
+{{- if and .Values.follower.autoscaling.enabled .Values.follower.autoscaling.targetCPUUtilizationPercentage (not $requests.cpu) -}}
+{{- fail "follower.autoscaling on CPU needs follower.resources.requests.cpu: utilisation is measured against it." -}}
+{{- end -}}
+{{- if and .Values.follower.autoscaling.enabled .Values.follower.autoscaling.targetMemoryUtilizationPercentage (not $requests.memory) -}}
+{{- fail "follower.autoscaling on memory needs follower.resources.requests.memory: utilisation is measured against it." -}}
+{{- end -}}
 {{- if .Values.ingress.enabled -}}
 {{- if not .Values.ingress.hosts -}}
 {{- fail "ingress.enabled=true needs at least one entry in ingress.hosts." -}}
