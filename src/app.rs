@@ -12,6 +12,7 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use arc_swap::ArcSwap;
 use gpt_load_actors::group_registry::{GroupRegistryActor, Snapshot};
 use gpt_load_actors::key_pool::{KeyPoolActor, LoadKeys};
+use gpt_load_actors::log_batcher::LogBatcherActor;
 use gpt_load_actors::settings::SETTINGS;
 use tokio::sync::Semaphore;
 
@@ -24,6 +25,9 @@ use crate::http::error::{not_found, ApiError};
 use crate::http::middleware::{access_log, concurrency_limit, security_headers};
 use crate::proxy::{self, upstream::UpstreamClients};
 use crate::state::AppState;
+
+/// Request log records held in memory at most while the database is slow or down.
+const LOG_BUFFER_CAPACITY: usize = 100_000;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -48,18 +52,22 @@ pub struct RunningApp {
 }
 
 impl RunningApp {
-    /// Waits until the server stops (a signal, or [`RunningApp::stop`]).
+    /// Waits until the server stops (a signal, or [`RunningApp::stop`]), then writes every
+    /// buffered request log.
     pub async fn wait(self) -> std::io::Result<()> {
-        match self.server.await {
+        let result = match self.server.await {
             Ok(result) => result,
             Err(err) => Err(std::io::Error::other(err)),
-        }
+        };
+        self.state.flush_logs().await;
+        result
     }
 
-    /// Stops gracefully: in-flight requests finish first.
+    /// Stops gracefully: in-flight requests finish first, then buffered logs are written.
     pub async fn stop(self) {
         self.handle.stop(true).await;
         let _ = self.server.await;
+        self.state.flush_logs().await;
     }
 }
 
@@ -111,7 +119,23 @@ pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp
         "Loaded groups and key pool."
     );
 
+    let batcher = LogBatcherActor::new(
+        Arc::new(repo.clone()),
+        LOG_BUFFER_CAPACITY,
+        Duration::from_secs(
+            snapshot
+                .load()
+                .settings
+                .request_log_write_interval_minutes()
+                .max(0) as u64
+                * 60,
+        ),
+    );
+    let log_counters = batcher.counters();
+    let logs = batcher.start();
     let state = AppState {
+        logs,
+        log_counters,
         config: Arc::clone(&config),
         snapshot,
         pool,
@@ -120,6 +144,8 @@ pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp
         repo,
         started_at: Instant::now(),
     };
+    // A single node is its own leader; cluster mode will gate this on leadership.
+    crate::retention::spawn(state.clone());
     let limiter = Arc::new(Semaphore::new(config.max_concurrent_requests));
     let data = web::Data::new(state.clone());
     let cors_config = Arc::clone(&config);

@@ -11,4 +11,5 @@ pub mod db;
 pub mod http;
 pub mod logging;
 pub mod proxy;
+pub mod retention;
 pub mod state;
