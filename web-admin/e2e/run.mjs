@@ -249,6 +249,36 @@ async function main() {
       await shot("06-logs");
     });
 
+    await step("switching to 中文 relabels the UI and the API calls ask for zh-CN", async () => {
+      const asked = page.waitForRequest((r) => new URL(r.url()).pathname === "/api/settings", { timeout: STEP_TIMEOUT });
+      await page.locator(".n-layout-header .n-base-selection").click();
+      await page.locator(".n-base-select-option", { hasText: "中文" }).click();
+      await page.locator('[data-nav="keys"]', { hasText: "密钥管理" }).waitFor();
+      await page.locator('[data-nav="settings"]').click();
+      const request = await asked;
+      if (request.headers()["accept-language"] !== "zh-CN") throw new Error(`Accept-Language: ${request.headers()["accept-language"]}`);
+      await page.locator('[data-test="settings-save"]', { hasText: "保存设置" }).waitFor();
+      await page.locator('[data-nav="keys"]').click();
+      await page.locator('[data-test="key-table"]').waitFor();
+      await page.locator('[data-test="keys-total"]', { hasText: "共 2 条" }).waitFor();
+      await shot("07-keys-zh-CN");
+      await page.locator(".n-layout-header .n-base-selection").click();
+      await page.locator(".n-base-select-option", { hasText: "English" }).click();
+      await page.locator('[data-nav="keys"]', { hasText: "Keys" }).waitFor();
+    });
+
+    await step("the dark theme renders the dashboard", async () => {
+      await page.locator('[data-nav="dashboard"]').click();
+      await page.locator('[data-test="dashboard"]').waitFor();
+      // auto → light → dark
+      const toggle = page.locator(".n-layout-header .tools > button").first();
+      await toggle.click();
+      await toggle.click();
+      await page.waitForFunction(() => getComputedStyle(document.body).backgroundColor !== "rgb(255, 255, 255)");
+      await shot("08-dashboard-dark");
+      await toggle.click();
+    });
+
     await step("log out, and a direct visit to /keys goes back to /login", async () => {
       await page.locator('[data-test="logout"]').click();
       await page.waitForURL(/\/login/);
