@@ -429,6 +429,17 @@ measure mock-direct "$MOCK_URL/v1/chat/completions" "sk-direct" "$MOCK_PID" ""
 measure nginx "http://127.0.0.1:$NGINX_PORT/v1/chat/completions" "sk-up-1" "${NGINX_WORKER_PIDS[*]}" "$MOCK_PID"
 measure gpt-load "$GL_URL" "$PROXY_KEY" "$GL_PID" "$MOCK_PID"
 
+# Informational: did gpt-load spread the load over the three upstream keys? (counters may be
+# flushed to the database asynchronously, so they can lag behind wrk's count.)
+KEY_USAGE="$(curl -s --max-time 5 -H "Authorization: Bearer $ADMIN_KEY" \
+    "$GL/api/keys?group_id=$GROUP_ID&page_size=100" | python3 -c '
+import json, sys
+try:
+    items = json.load(sys.stdin)["data"]["items"]
+    print(", ".join("%s=%s (%s)" % (k["key_value"], k["request_count"], k["status"]) for k in items))
+except Exception as e:
+    print("unavailable (%s)" % e)' 2>/dev/null || echo unavailable)"
+
 # Did the service log problems during the run?
 GL_WARN="$(grep -ciE '(^|[^a-z])(warn|error)([^a-z]|$)|panick' "$TMP/gpt-load.log" || true)"
 GL_LINES="$(wc -l <"$TMP/gpt-load.log")"
@@ -448,6 +459,7 @@ for i in "${!NAMES[@]}"; do
     echo "| $label | ${RPS[i]} | ${P50[i]} | ${P99[i]} | ${CPU_US[i]} | ${CORES[i]} | ${RSS_MIB[i]} MiB | ${UP_CPU_US[i]} | ${REQS[i]} | ${NON2XX[i]} | ${SOCKERR[i]} |"
 done
 echo
+echo "- gpt-load upstream key request_count (from GET /api/keys): $KEY_USAGE"
 echo "- gpt-load log: $GL_LINES lines, $GL_WARN mentioning warn/error/panic; nginx error.log: ${NGINX_ERR:-0} lines"
 if (( GL_WARN > 0 )); then
     echo "--- first warn/error lines of gpt-load.log:"

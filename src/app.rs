@@ -91,7 +91,9 @@ pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp
 
     let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
     let registry = GroupRegistryActor::new(Arc::new(repo.clone()), Arc::clone(&snapshot)).start();
-    let pool = KeyPoolActor::new(Arc::new(repo.clone())).start();
+    let pool_actor = KeyPoolActor::new(Arc::new(repo.clone()));
+    let usable_keys = pool_actor.usable_keys();
+    let pool = pool_actor.start();
     let load_err = |what: &'static str| move |reason: String| StartError::Load { what, reason };
     registry
         .send(gpt_load_actors::group_registry::Reload)
@@ -113,6 +115,7 @@ pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp
         config: Arc::clone(&config),
         snapshot,
         pool,
+        usable_keys,
         registry,
         repo,
         started_at: Instant::now(),

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use actix::Addr;
 use gpt_load_actors::group_registry::{GroupRegistryActor, Reload, SharedSnapshot};
-use gpt_load_actors::key_pool::KeyPoolActor;
+use gpt_load_actors::key_pool::{KeyPoolActor, UsableKeys};
 
 use crate::config::AppConfig;
 use crate::db::repo::Repo;
@@ -17,6 +17,8 @@ pub struct AppState {
     pub config: Arc<AppConfig>,
     pub snapshot: SharedSnapshot,
     pub pool: Addr<KeyPoolActor>,
+    /// Usable key counts per group, published by the pool for lock-free reads.
+    pub usable_keys: UsableKeys,
     pub registry: Addr<GroupRegistryActor>,
     pub repo: Repo,
     pub started_at: Instant,

@@ -160,6 +160,14 @@ impl GroupRecord {
     }
 }
 
+/// Membership of a standard group in an aggregate group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubGroupLink {
+    pub group_id: GroupId,
+    pub sub_group_id: GroupId,
+    pub weight: i64,
+}
+
 /// Splits a comma-separated credential list, trimming and dropping empties.
 pub fn split_keys(list: &str) -> Vec<String> {
     list.split(',')

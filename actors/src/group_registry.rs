@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use arc_swap::ArcSwap;
 
-use crate::domain::{split_keys, GroupId, GroupRecord};
+use crate::domain::{split_keys, GroupId, GroupRecord, SubGroupLink};
 use crate::ports::{ConfigRepo, PortError};
 use crate::settings::{EffectiveConfig, SystemSettings};
 use crate::weighted::SmoothWeighted;
@@ -22,6 +22,10 @@ pub struct GroupView {
     pub upstreams: SmoothWeighted<String>,
     /// `{app_url}/proxy/{name}`.
     pub endpoint: String,
+    /// For aggregate groups: member group ids with their weights (weight 0 members excluded).
+    pub members: SmoothWeighted<GroupId>,
+    /// Model redirect rules, source model → target model.
+    pub redirects: HashMap<String, String>,
 }
 
 /// Everything a handler needs to route a request, swapped atomically on every reload.
@@ -35,7 +39,11 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// A snapshot built from groups and stored settings.
-    pub fn build(groups: Vec<GroupRecord>, stored: &HashMap<String, String>) -> Self {
+    pub fn build(
+        groups: Vec<GroupRecord>,
+        links: &[SubGroupLink],
+        stored: &HashMap<String, String>,
+    ) -> Self {
         let settings = SystemSettings::from_stored(stored);
         let app_url = settings.app_url().trim_end_matches('/').to_string();
         let mut by_name = HashMap::with_capacity(groups.len());
@@ -47,7 +55,20 @@ impl Snapshot {
                     .into_iter()
                     .map(|u| (u.url.trim().trim_end_matches('/').to_string(), u.weight)),
             );
+            let members = SmoothWeighted::new(
+                links
+                    .iter()
+                    .filter(|l| l.group_id == record.id)
+                    .map(|l| (l.sub_group_id, l.weight)),
+            );
+            let redirects = record
+                .model_redirect_rules
+                .iter()
+                .filter_map(|(from, to)| to.as_str().map(|to| (from.clone(), to.to_string())))
+                .collect();
             let view = Arc::new(GroupView {
+                members,
+                redirects,
                 config: settings.effective(&record.config),
                 proxy_keys: split_keys(&record.proxy_keys),
                 endpoint: format!("{app_url}/proxy/{}", record.name),
@@ -67,7 +88,7 @@ impl Snapshot {
 
     /// An empty snapshot with default settings (before the first load).
     pub fn empty() -> Self {
-        Self::build(Vec::new(), &HashMap::new())
+        Self::build(Vec::new(), &[], &HashMap::new())
     }
 }
 
@@ -105,8 +126,9 @@ impl Handler<Reload> for GroupRegistryActor {
         AtomicResponse::new(Box::pin(
             async move {
                 let groups = repo.load_groups().await?;
+                let links = repo.load_sub_groups().await?;
                 let settings = repo.load_settings().await?;
-                Ok::<_, PortError>(Snapshot::build(groups, &settings))
+                Ok::<_, PortError>(Snapshot::build(groups, &links, &settings))
             }
             .into_actor(self)
             .map(|built, act, _ctx| {
@@ -136,6 +158,20 @@ mod tests {
         }
         async fn load_settings(&self) -> Result<HashMap<String, String>, PortError> {
             Ok(self.0.lock().1.clone())
+        }
+        async fn load_sub_groups(&self) -> Result<Vec<SubGroupLink>, PortError> {
+            Ok(vec![
+                SubGroupLink {
+                    group_id: 1,
+                    sub_group_id: 2,
+                    weight: 3,
+                },
+                SubGroupLink {
+                    group_id: 1,
+                    sub_group_id: 3,
+                    weight: 0,
+                },
+            ])
         }
     }
 
@@ -192,6 +228,15 @@ mod tests {
         );
         assert_eq!(snap.global_proxy_keys, vec!["p1", "p2"]);
         assert_eq!(snap.by_id[&2].record.name, "b");
+        assert_eq!(
+            snap.groups["a"]
+                .members
+                .items()
+                .copied()
+                .collect::<Vec<_>>(),
+            vec![2],
+            "weight-0 members are dropped"
+        );
 
         repo.0.lock().0.pop();
         addr.send(Reload).await.unwrap().unwrap();

@@ -78,6 +78,30 @@ impl GroupKeys {
     }
 }
 
+/// How many keys each group can lease right now, readable without asking the actor (aggregates
+/// use it to skip members with no usable key before choosing, which keeps their weights exact).
+#[derive(Clone, Debug, Default)]
+pub struct UsableKeys(Arc<parking_lot::RwLock<HashMap<GroupId, usize>>>);
+
+impl UsableKeys {
+    /// Number of keys of `group_id` that leases may return.
+    pub fn count(&self, group_id: GroupId) -> usize {
+        self.0.read().get(&group_id).copied().unwrap_or(0)
+    }
+
+    fn set(&self, group_id: GroupId, count: usize) {
+        self.0.write().insert(group_id, count);
+    }
+
+    fn replace(&self, counts: HashMap<GroupId, usize>) {
+        *self.0.write() = counts;
+    }
+
+    fn remove(&self, group_id: GroupId) {
+        self.0.write().remove(&group_id);
+    }
+}
+
 /// A key handed to one attempt of a request.
 #[derive(Clone, Debug)]
 pub struct Lease {
@@ -106,6 +130,7 @@ struct HealthWrite {
 pub struct KeyPoolActor {
     repo: Arc<dyn KeyRepo>,
     groups: HashMap<GroupId, GroupKeys>,
+    usable: UsableKeys,
     writes: mpsc::UnboundedSender<HealthWrite>,
     writer: Option<mpsc::UnboundedReceiver<HealthWrite>>,
 }
@@ -117,8 +142,23 @@ impl KeyPoolActor {
         Self {
             repo,
             groups: HashMap::new(),
+            usable: UsableKeys::default(),
             writes,
             writer: Some(writer),
+        }
+    }
+}
+
+impl KeyPoolActor {
+    /// The shared view of usable key counts, kept current by this actor.
+    pub fn usable_keys(&self) -> UsableKeys {
+        self.usable.clone()
+    }
+
+    fn publish(&self, group_id: GroupId) {
+        match self.groups.get(&group_id) {
+            Some(group) => self.usable.set(group_id, group.ring.len()),
+            None => self.usable.remove(group_id),
         }
     }
 }
@@ -171,12 +211,19 @@ impl Handler<LoadKeys> for KeyPoolActor {
                         Some(gid) => {
                             let keys = by_group.remove(&gid).unwrap_or_default();
                             act.groups.insert(gid, GroupKeys::from_keys(keys));
+                            act.publish(gid);
                         }
                         None => {
                             act.groups = by_group
                                 .into_iter()
                                 .map(|(gid, keys)| (gid, GroupKeys::from_keys(keys)))
                                 .collect();
+                            act.usable.replace(
+                                act.groups
+                                    .iter()
+                                    .map(|(gid, g)| (*gid, g.ring.len()))
+                                    .collect(),
+                            );
                         }
                     }
                     tracing::debug!(keys = count, "Loaded key pool.");
@@ -197,8 +244,15 @@ impl Handler<AddKeys> for KeyPoolActor {
     type Result = ();
 
     fn handle(&mut self, msg: AddKeys, _ctx: &mut Self::Context) {
+        let mut touched = Vec::new();
         for key in msg.keys {
+            if !touched.contains(&key.group_id) {
+                touched.push(key.group_id);
+            }
             self.groups.entry(key.group_id).or_default().insert(key);
+        }
+        for gid in touched {
+            self.publish(gid);
         }
     }
 }
@@ -221,6 +275,7 @@ impl Handler<RemoveKeys> for KeyPoolActor {
                 group.keys.remove(&id);
             }
         }
+        self.publish(msg.group_id);
     }
 }
 
@@ -236,6 +291,7 @@ impl Handler<RemoveGroup> for KeyPoolActor {
 
     fn handle(&mut self, msg: RemoveGroup, _ctx: &mut Self::Context) {
         self.groups.remove(&msg.group_id);
+        self.publish(msg.group_id);
     }
 }
 
@@ -295,6 +351,7 @@ impl Handler<ReportOutcome> for KeyPoolActor {
         };
         if blacklisted {
             group.remove_from_ring(msg.key_id);
+            self.usable.set(msg.group_id, group.ring.len());
             tracing::warn!(
                 group_id = msg.group_id,
                 key_id = msg.key_id,

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 
-use crate::domain::{GroupId, GroupRecord, KeyId, KeyStatus, PoolKey};
+use crate::domain::{GroupId, GroupRecord, KeyId, KeyStatus, PoolKey, SubGroupLink};
 
 /// A storage failure, described for logs (never containing key material).
 #[derive(Clone, Debug, thiserror::Error)]
@@ -31,6 +31,9 @@ pub trait KeyRepo: Send + Sync + 'static {
 pub trait ConfigRepo: Send + Sync + 'static {
     /// All groups.
     async fn load_groups(&self) -> Result<Vec<GroupRecord>, PortError>;
+
+    /// Every aggregate membership.
+    async fn load_sub_groups(&self) -> Result<Vec<SubGroupLink>, PortError>;
 
     /// Stored system settings as `key -> string value`.
     async fn load_settings(&self) -> Result<HashMap<String, String>, PortError>;

@@ -1,10 +1,11 @@
 //! The `openai` channel: `Authorization: Bearer <key>`, model and `stream` from the JSON body.
 
-use actix_web::http::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+use actix_web::http::header::HeaderMap;
+use serde_json::json;
 
-use super::Channel;
+use super::{join_endpoint, json_headers, set_bearer, Channel, ValidationRequest};
 
-/// OpenAI and OpenAI-compatible upstreams.
+/// OpenAI and OpenAI-compatible upstreams (chat completions).
 pub struct OpenAi;
 
 impl Channel for OpenAi {
@@ -12,14 +13,28 @@ impl Channel for OpenAi {
         "openai"
     }
 
-    fn inject_key(&self, headers: &mut HeaderMap, _query: &mut String, key: &str) {
-        match HeaderValue::from_str(&format!("Bearer {key}")) {
-            Ok(value) => {
-                headers.insert(AUTHORIZATION, value);
-            }
-            // A key with control characters cannot be sent; the upstream will reject the
-            // request without credentials and the key will be counted as failing.
-            Err(_) => tracing::warn!("Upstream key contains characters not allowed in a header."),
+    fn inject_key(&self, _path: &str, headers: &mut HeaderMap, _query: &mut String, key: &str) {
+        set_bearer(headers, key);
+    }
+
+    fn validation_request(
+        &self,
+        base: &str,
+        test_model: &str,
+        endpoint: &str,
+        key: &str,
+    ) -> ValidationRequest {
+        let endpoint = if endpoint.is_empty() {
+            "/v1/chat/completions"
+        } else {
+            endpoint
+        };
+        let mut headers = json_headers();
+        set_bearer(&mut headers, key);
+        ValidationRequest {
+            url: join_endpoint(base, endpoint),
+            headers,
+            body: json!({"model": test_model, "messages": [{"role": "user", "content": "hi"}]}),
         }
     }
 }

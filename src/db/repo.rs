@@ -8,7 +8,7 @@ use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use gpt_load_actors::domain::{
-    GroupId, GroupRecord, HeaderRule, KeyId, KeySecret, KeyStatus, PoolKey,
+    GroupId, GroupRecord, HeaderRule, KeyId, KeySecret, KeyStatus, PoolKey, SubGroupLink,
 };
 use gpt_load_actors::ports::{ConfigRepo, KeyRepo, PortError};
 
@@ -450,6 +450,27 @@ impl ConfigRepo for Repo {
     async fn load_settings(&self) -> Result<HashMap<String, String>, PortError> {
         self.settings().await.map_err(port)
     }
+
+    async fn load_sub_groups(&self) -> Result<Vec<SubGroupLink>, PortError> {
+        let rows: Vec<(i64, i64, i32)> = async {
+            Ok::<_, DbError>(with_conn!(&self.db, conn => {
+                group_sub_groups::table
+                    .select((group_sub_groups::group_id, group_sub_groups::sub_group_id, group_sub_groups::weight))
+                    .load(conn)
+                    .await?
+            }))
+        }
+        .await
+        .map_err(port)?;
+        Ok(rows
+            .into_iter()
+            .map(|(group_id, sub_group_id, weight)| SubGroupLink {
+                group_id,
+                sub_group_id,
+                weight: i64::from(weight),
+            })
+            .collect())
+    }
 }
 
 impl Repo {
@@ -462,5 +483,30 @@ impl Repo {
                 .get_result(conn)
                 .await?
         }))
+    }
+}
+
+impl Repo {
+    /// Adds members to an aggregate group with their weights.
+    pub async fn add_sub_groups(
+        &self,
+        aggregate: GroupId,
+        members: &[(GroupId, i32)],
+    ) -> Result<(), DbError> {
+        let ts = now();
+        let rows: Vec<_> = members
+            .iter()
+            .map(|&(sub, weight)| {
+                (
+                    group_sub_groups::group_id.eq(aggregate),
+                    group_sub_groups::sub_group_id.eq(sub),
+                    group_sub_groups::weight.eq(weight),
+                    group_sub_groups::created_at.eq(ts),
+                    group_sub_groups::updated_at.eq(ts),
+                )
+            })
+            .collect();
+        insert_batch!(&self.db, group_sub_groups::table, rows)?;
+        Ok(())
     }
 }

@@ -1,31 +1,41 @@
-//! The `/proxy/{group}/{path}` handler: authenticate the client, lease a key, forward the request,
-//! retry a failed attempt with another key, and stream the upstream's answer back unbuffered.
+//! The `/proxy/{group}/{path}` handler: authenticate the client, pick the serving group (an
+//! aggregate picks one member per request), lease a key, rewrite and forward the request, retry a
+//! failed attempt with another key, and stream the upstream's answer back unbuffered.
 
+pub mod decode;
+pub mod relay;
+pub mod rewrite;
 pub mod upstream;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::body::SizedStream;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use awc::error::SendRequestError;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use gpt_load_actors::domain::mask_secret;
-use gpt_load_actors::group_registry::GroupView;
-use gpt_load_actors::key_pool::{KeyOutcome, LeaseKey, ReportOutcome};
+use gpt_load_actors::domain::GroupId;
+use gpt_load_actors::group_registry::{GroupView, Snapshot};
+use gpt_load_actors::key_pool::{KeyOutcome, Lease, LeaseKey, ReportOutcome};
 
-use crate::channel::{self, BodyProbe, InboundRequest};
+use crate::channel::{self, BodyProbe, Channel, InboundRequest};
 use crate::http::credentials;
 use crate::http::error::ApiError;
 use crate::state::AppState;
+use relay::{relay, transport_failure, Failure};
+use rewrite::{Redirect, RuleContext};
 use upstream::UpstreamClients;
 
 /// Error bodies larger than this are cut when read for retry decisions.
 const ERROR_BODY_LIMIT: usize = 1 << 20;
+/// Model lists are read whole to be rewritten.
+const MODEL_LIST_LIMIT: usize = 8 << 20;
 /// How long reading a failed attempt's error body may take.
 const ERROR_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Upstream redirects followed per attempt, as GPT-Load's HTTP client does.
+const MAX_REDIRECTS: usize = 10;
 
 /// Client headers that must not reach the upstream: credentials (replaced by the upstream key),
 /// and connection-level headers that belong to the client's own hop.
@@ -44,14 +54,13 @@ const STRIPPED_REQUEST_HEADERS: [&str; 12] = [
     "upgrade",
 ];
 
-/// Upstream response headers that describe the upstream hop, not the content.
-const STRIPPED_RESPONSE_HEADERS: [&str; 6] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "content-length",
-    "upgrade",
+/// Credentials removed when an upstream redirects to another host.
+const CREDENTIAL_HEADERS: [&str; 5] = [
+    "authorization",
+    "x-api-key",
+    "api-key",
+    "x-goog-api-key",
+    "x-auth-token",
 ];
 
 /// Handles one proxied request.
@@ -64,21 +73,21 @@ pub async fn proxy(
     let credential =
         credentials::extract(req.headers(), req.query_string()).ok_or(ApiError::Unauthorized)?;
     let group_name = req.match_info().get("group").unwrap_or_default();
-    let snapshot = state.snapshot.load();
-    let group = snapshot
+    let snapshot = state.snapshot.load_full();
+    let requested = snapshot
         .groups
         .get(group_name)
         .cloned()
         .ok_or_else(|| ApiError::NotFound(format!("Group '{group_name}' not found")))?;
-    if !(credentials::matches_any(&credential, &group.proxy_keys)
+    if !(credentials::matches_any(&credential, &requested.proxy_keys)
         || credentials::matches_any(&credential, &snapshot.global_proxy_keys))
     {
         return Err(ApiError::Unauthorized);
     }
+
+    let body = read_body(&req, payload, state.config.max_request_body_bytes).await?;
+    let (group, first_lease) = serving_group(&state, &snapshot, &requested).await?;
     drop(snapshot);
-    if group.record.is_aggregate() {
-        return Err(ApiError::NoKeysAvailable("No available sub-groups".into()));
-    }
     let channel = channel::for_type(&group.record.channel_type).ok_or_else(|| {
         ApiError::Internal(format!(
             "Failed to get channel for group '{}'",
@@ -86,22 +95,94 @@ pub async fn proxy(
         ))
     })?;
 
-    let body = read_body(&req, payload, state.config.max_request_body_bytes).await?;
-    let probe = BodyProbe::parse(&body);
     let tail = upstream_path(req.uri().path(), group_name);
     let query = credentials::query_without_key(req.query_string());
+    let original = BodyProbe::parse(&body);
+    let is_stream = channel.is_stream(&InboundRequest {
+        method: req.method(),
+        path: tail,
+        query: &query,
+        headers: req.headers(),
+        body: &original,
+    });
+    let body = rewrite::apply_param_overrides(body, &group.record.param_overrides);
+    let probe = BodyProbe::parse(&body);
     let inbound = InboundRequest {
+        method: req.method(),
         path: tail,
         query: &query,
         headers: req.headers(),
         body: &probe,
     };
-    let is_stream = channel.is_stream(&inbound);
-    let headers = forwarded_headers(req.headers());
+    let model = channel.model(&inbound);
+    let is_model_list = !group.redirects.is_empty() && channel.is_model_list(&inbound);
+    let strict = group.record.model_redirect_strict;
+    let redirect = match (&model, channel.model_in_path(tail)) {
+        (Some(model), true) => rewrite::redirect_path(tail, model, &group.redirects, strict),
+        _ => rewrite::redirect_body(&body, &group.redirects, strict),
+    };
+    let (body, path) = match redirect {
+        Redirect::Keep => (body, tail.to_string()),
+        Redirect::Body(rewritten) => (rewritten, tail.to_string()),
+        Redirect::Path(rewritten) => (body, rewritten),
+        Redirect::Reject(model) => {
+            return Err(ApiError::BadRequest(format!(
+                "model '{model}' is not configured in redirect rules"
+            )));
+        }
+    };
 
+    let forward = Forward {
+        method: req.method().clone(),
+        path,
+        query,
+        headers: forwarded_headers(req.headers()),
+        body,
+        client_ip: req
+            .connection_info()
+            .realip_remote_addr()
+            .unwrap_or("")
+            .to_string(),
+        is_stream,
+    };
+    let outcome = attempts(&state, &clients, &group, channel, &forward, first_lease).await?;
+    match outcome {
+        Attempted::Success(response) if is_model_list => {
+            rewrite_model_list(response, &group, &forward.query).await
+        }
+        Attempted::Success(response) => Ok(relay(response, is_stream)),
+        Attempted::Failed(failure) => Ok(failure.into_response()),
+    }
+}
+
+/// The request as it goes upstream, the same for every attempt.
+struct Forward {
+    method: Method,
+    path: String,
+    query: String,
+    headers: HeaderMap,
+    body: Bytes,
+    client_ip: String,
+    is_stream: bool,
+}
+
+enum Attempted {
+    Success(awc::ClientResponse),
+    Failed(Failure),
+}
+
+/// Runs attempts with different keys until one is not a failover failure or none are left.
+async fn attempts(
+    state: &AppState,
+    clients: &UpstreamClients,
+    group: &Arc<GroupView>,
+    channel: &'static dyn Channel,
+    forward: &Forward,
+    first_lease: Option<Lease>,
+) -> Result<Attempted, ApiError> {
     let config = &group.config;
     let client = clients.get(config);
-    let head_timeout = if is_stream {
+    let head_timeout = if forward.is_stream {
         config.response_header_timeout_secs
     } else {
         config
@@ -111,18 +192,15 @@ pub async fn proxy(
     let head_timeout = Duration::from_secs(head_timeout.max(1) as u64);
 
     let mut tried = Vec::new();
+    let mut pending = first_lease;
     let mut last_failure: Option<Failure> = None;
     for _attempt in 0..=config.max_retries.max(0) {
-        let lease = state
-            .pool
-            .send(LeaseKey {
-                group_id: group.record.id,
-                exclude: tried.clone(),
-            })
-            .await
-            .map_err(|e| ApiError::Internal(format!("key pool unavailable: {e}")))?;
-        let Some(lease) = lease else {
-            break;
+        let lease = match pending.take() {
+            Some(lease) => lease,
+            None => match lease(state, group.record.id, &tried).await? {
+                Some(lease) => lease,
+                None => break,
+            },
         };
         tried.push(lease.key_id);
         let base = group.upstreams.pick().ok_or_else(|| {
@@ -131,21 +209,41 @@ pub async fn proxy(
             )
         })?;
 
-        let mut out_headers = headers.clone();
-        let mut out_query = query.clone();
-        channel.inject_key(&mut out_headers, &mut out_query, lease.secret.expose());
-        let url = if out_query.is_empty() {
-            format!("{base}{tail}")
+        let secret = lease.secret.expose();
+        let mut headers = forward.headers.clone();
+        let mut query = forward.query.clone();
+        // Gemini decides by the full upstream path: its OpenAI surface may be in the base URL.
+        let target = format!("{base}{}", forward.path);
+        channel.inject_key(&target, &mut headers, &mut query, secret);
+        rewrite::apply_header_rules(
+            &mut headers,
+            &group.record.header_rules,
+            &RuleContext {
+                client_ip: &forward.client_ip,
+                group_name: &group.record.name,
+                api_key: secret,
+            },
+        );
+        if forward.is_stream {
+            headers.insert(
+                HeaderName::from_static("x-accel-buffering"),
+                HeaderValue::from_static("no"),
+            );
+        }
+        let url = if query.is_empty() {
+            format!("{base}{}", forward.path)
         } else {
-            format!("{base}{tail}?{out_query}")
+            format!("{base}{}?{query}", forward.path)
         };
-
-        let mut request = client
-            .request(req.method().clone(), url.as_str())
-            .no_decompress()
-            .timeout(head_timeout);
-        *request.headers_mut() = out_headers;
-        let sent = request.send_body(body.clone()).await;
+        let sent = send_following_redirects(
+            &client,
+            forward.method.clone(),
+            url,
+            headers,
+            forward.body.clone(),
+            head_timeout,
+        )
+        .await;
 
         let failure = match sent {
             Ok(response)
@@ -153,13 +251,17 @@ pub async fn proxy(
                     .failover_status_codes
                     .contains(response.status().as_u16()) =>
             {
-                report(&state, &group, lease.key_id, KeyOutcome::Success);
-                return Ok(relay(response, is_stream));
+                report(state, group, lease.key_id, KeyOutcome::Success);
+                return Ok(Attempted::Success(response));
             }
             Ok(mut response) => {
                 let status = response.status();
                 let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
-                let encoded = response.headers().contains_key(header::CONTENT_ENCODING);
+                let encoding = response
+                    .headers()
+                    .get(header::CONTENT_ENCODING)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
                 let body = match tokio::time::timeout(
                     ERROR_BODY_TIMEOUT,
                     response.body().limit(ERROR_BODY_LIMIT),
@@ -172,29 +274,185 @@ pub async fn proxy(
                 Failure::Status {
                     status,
                     content_type,
-                    encoded,
+                    encoding,
                     body,
                 }
             }
-            Err(err) => Failure::Transport(transport_failure(&err)),
+            Err(err) => transport_failure(&err),
         };
-        let secret = lease.secret.expose();
+        let failure = failure.redacted(secret);
         tracing::warn!(
             group = %group.record.name,
             key = %lease.secret,
             status = failure.status().as_u16(),
-            error = %redact(&failure.message(), secret),
+            error = %failure.message(),
             "Upstream attempt failed."
         );
-        report(&state, &group, lease.key_id, KeyOutcome::Failure);
-        last_failure = Some(failure.redacted(secret));
+        report(state, group, lease.key_id, KeyOutcome::Failure);
+        last_failure = Some(failure);
     }
     match last_failure {
-        Some(failure) => Ok(failure.into_response()),
+        Some(failure) => Ok(Attempted::Failed(failure)),
         None => Err(ApiError::NoKeysAvailable(
             "No active API keys available for this group".into(),
         )),
     }
+}
+
+async fn lease(
+    state: &AppState,
+    group_id: GroupId,
+    tried: &[i64],
+) -> Result<Option<Lease>, ApiError> {
+    state
+        .pool
+        .send(LeaseKey {
+            group_id,
+            exclude: tried.to_vec(),
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("key pool unavailable: {e}")))
+}
+
+/// The group that serves this request, with its first key when choosing it needed one. An
+/// aggregate picks a member by smooth weighted round robin, skipping members with no usable key;
+/// the choice holds for every retry of the request.
+async fn serving_group(
+    state: &AppState,
+    snapshot: &Snapshot,
+    requested: &Arc<GroupView>,
+) -> Result<(Arc<GroupView>, Option<Lease>), ApiError> {
+    if !requested.record.is_aggregate() {
+        return Ok((Arc::clone(requested), None));
+    }
+    // Members without a usable key are left out before choosing, so the weights of the others
+    // stay exact; a member emptied in the meantime is skipped on the lease.
+    let mut skipped: Vec<GroupId> = Vec::new();
+    for _ in 0..requested.members.len() {
+        let usable = |id: &GroupId| !skipped.contains(id) && state.usable_keys.count(*id) > 0;
+        let Some(&member_id) = requested.members.pick_where(usable) else {
+            break;
+        };
+        skipped.push(member_id);
+        let Some(member) = snapshot
+            .by_id
+            .get(&member_id)
+            .filter(|m| !m.record.is_aggregate())
+        else {
+            continue;
+        };
+        if let Some(first) = lease(state, member_id, &[]).await? {
+            return Ok((Arc::clone(member), Some(first)));
+        }
+    }
+    Err(ApiError::NoKeysAvailable("No available sub-groups".into()))
+}
+
+/// Sends a request, following upstream redirects itself so that credentials are stripped when a
+/// redirect leaves the upstream's host (a client following it would carry its proxy key there).
+async fn send_following_redirects(
+    client: &awc::Client,
+    mut method: Method,
+    mut url: String,
+    mut headers: HeaderMap,
+    mut body: Bytes,
+    timeout: Duration,
+) -> Result<awc::ClientResponse, SendRequestError> {
+    for _ in 0..=MAX_REDIRECTS {
+        let mut request = client
+            .request(method.clone(), url.as_str())
+            .no_decompress()
+            .timeout(timeout);
+        *request.headers_mut() = headers.clone();
+        let response = request.send_body(body.clone()).await?;
+        let status = response.status();
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok());
+        let (true, Some(location)) = (status.is_redirection(), location) else {
+            return Ok(response);
+        };
+        let Some(next) = url::Url::parse(&url)
+            .ok()
+            .and_then(|base| base.join(location).ok())
+        else {
+            return Ok(response);
+        };
+        let same_host = url::Url::parse(&url).ok().is_some_and(|u| {
+            u.host_str() == next.host_str()
+                && u.port_or_known_default() == next.port_or_known_default()
+        });
+        let mut next = next;
+        if !same_host {
+            for name in CREDENTIAL_HEADERS {
+                headers.remove(name);
+            }
+            let kept: Vec<(String, String)> = next
+                .query_pairs()
+                .filter(|(k, _)| k != "key")
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            if kept.is_empty() {
+                next.set_query(None);
+            } else {
+                next.query_pairs_mut().clear().extend_pairs(kept);
+            }
+        }
+        if status == StatusCode::SEE_OTHER
+            || ((status == StatusCode::MOVED_PERMANENTLY || status == StatusCode::FOUND)
+                && method == Method::POST)
+        {
+            method = Method::GET;
+            body = Bytes::new();
+            headers.remove(header::CONTENT_TYPE);
+        }
+        url = next.to_string();
+    }
+    client
+        .request(method, url.as_str())
+        .no_decompress()
+        .timeout(timeout)
+        .send()
+        .await
+}
+
+/// Replaces a model-list reply with one rewritten per the group's redirect rules.
+async fn rewrite_model_list(
+    mut response: awc::ClientResponse,
+    group: &GroupView,
+    query: &str,
+) -> Result<HttpResponse, ApiError> {
+    let encoding = response
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let raw = response
+        .body()
+        .limit(MODEL_LIST_LIMIT)
+        .await
+        .map_err(|e| ApiError::Upstream {
+            status: StatusCode::BAD_GATEWAY,
+            message: format!("Failed to read response: {e}"),
+        })?;
+    let first_page = !url::form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "pageToken");
+    let rewritten = decode::decode(&raw, encoding.as_deref())
+        .and_then(|plain| {
+            rewrite::rewrite_model_list(
+                &plain,
+                &group.redirects,
+                group.record.model_redirect_strict,
+                first_page,
+            )
+        })
+        .ok_or_else(|| ApiError::Upstream {
+            status: StatusCode::BAD_GATEWAY,
+            message: "Failed to process response".into(),
+        })?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(rewritten))
 }
 
 fn report(state: &AppState, group: &GroupView, key_id: i64, outcome: KeyOutcome) {
@@ -249,207 +507,6 @@ fn forwarded_headers(inbound: &HeaderMap) -> HeaderMap {
     out
 }
 
-/// Streams an upstream response to the client as it arrives: status and headers first, then
-/// every body chunk the moment it is read, with no buffering.
-fn relay(response: awc::ClientResponse, is_stream: bool) -> HttpResponse {
-    let mut builder = HttpResponse::build(response.status());
-    for (name, value) in response.headers().iter() {
-        if !STRIPPED_RESPONSE_HEADERS.contains(&name.as_str()) {
-            builder.append_header((name.clone(), value.clone()));
-        }
-    }
-    let event_stream = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    if is_stream && event_stream {
-        builder.insert_header((header::CACHE_CONTROL, "no-cache"));
-        builder.insert_header((
-            HeaderName::from_static("x-accel-buffering"),
-            HeaderValue::from_static("no"),
-        ));
-    }
-    let length = response
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match length {
-        Some(len) => builder.body(SizedStream::new(len, response)),
-        None => builder.streaming(response),
-    }
-}
-
-/// Why an attempt failed.
-enum Failure {
-    /// The upstream answered with a failover status.
-    Status {
-        status: StatusCode,
-        content_type: Option<HeaderValue>,
-        encoded: bool,
-        body: Bytes,
-    },
-    /// No usable answer: connect error, timeout, broken connection.
-    Transport(TransportFailure),
-}
-
-struct TransportFailure {
-    status: StatusCode,
-    message: String,
-}
-
-fn transport_failure(err: &SendRequestError) -> TransportFailure {
-    match err {
-        SendRequestError::Timeout => TransportFailure {
-            status: StatusCode::GATEWAY_TIMEOUT,
-            message: "Upstream did not answer in time".into(),
-        },
-        SendRequestError::Connect(e) => TransportFailure {
-            status: StatusCode::BAD_GATEWAY,
-            message: format!("Could not connect to upstream: {e}"),
-        },
-        other => TransportFailure {
-            status: StatusCode::BAD_GATEWAY,
-            message: format!("Upstream request failed: {other}"),
-        },
-    }
-}
-
-impl Failure {
-    fn status(&self) -> StatusCode {
-        match self {
-            Failure::Status { status, .. } => *status,
-            Failure::Transport(t) => t.status,
-        }
-    }
-
-    /// The upstream's error message (GPT-Load's order: `error.message`, `error_msg`, `error`,
-    /// `message`, else the raw text), for logs.
-    fn message(&self) -> String {
-        match self {
-            Failure::Transport(t) => t.message.clone(),
-            Failure::Status {
-                encoded: true,
-                status,
-                ..
-            } => format!("upstream answered {status} (compressed body)"),
-            Failure::Status { body, .. } => parse_error_message(body),
-        }
-    }
-
-    /// The same failure with every occurrence of the upstream key masked.
-    fn redacted(self, secret: &str) -> Self {
-        match self {
-            Failure::Status {
-                status,
-                content_type,
-                encoded,
-                body,
-            } => {
-                let body = if !encoded && contains(&body, secret.as_bytes()) {
-                    Bytes::from(redact(&String::from_utf8_lossy(&body), secret))
-                } else {
-                    body
-                };
-                Failure::Status {
-                    status,
-                    content_type,
-                    encoded,
-                    body,
-                }
-            }
-            Failure::Transport(t) => Failure::Transport(TransportFailure {
-                status: t.status,
-                message: redact(&t.message, secret),
-            }),
-        }
-    }
-
-    /// The answer a client gets when no attempt is left: the upstream's own status and body when
-    /// it sent one, else GPT-Load's `UPSTREAM_ERROR` envelope.
-    fn into_response(self) -> HttpResponse {
-        match self {
-            Failure::Status {
-                status,
-                content_type,
-                encoded: false,
-                body,
-            } if is_json(&body) => {
-                let mut builder = HttpResponse::build(status);
-                builder.insert_header((
-                    header::CONTENT_TYPE,
-                    content_type.unwrap_or(HeaderValue::from_static("application/json")),
-                ));
-                builder.body(body)
-            }
-            failure => {
-                let status = failure.status();
-                let message = match &failure {
-                    Failure::Status {
-                        body,
-                        encoded: false,
-                        ..
-                    } if !body.is_empty() => {
-                        String::from_utf8_lossy(body).chars().take(2048).collect()
-                    }
-                    other => other.message(),
-                };
-                ApiError::Upstream { status, message }.into_http()
-            }
-        }
-    }
-}
-
-impl ApiError {
-    fn into_http(self) -> HttpResponse {
-        actix_web::ResponseError::error_response(&self)
-    }
-}
-
-fn is_json(body: &[u8]) -> bool {
-    serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Masks every occurrence of `secret` in `text`.
-fn redact(text: &str, secret: &str) -> String {
-    if secret.is_empty() || !text.contains(secret) {
-        return text.to_string();
-    }
-    text.replace(secret, &mask_secret(secret))
-}
-
-fn parse_error_message(body: &[u8]) -> String {
-    let text = || {
-        String::from_utf8_lossy(body)
-            .trim()
-            .chars()
-            .take(2048)
-            .collect::<String>()
-    };
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return text();
-    };
-    let candidates = [
-        value.pointer("/error/message"),
-        value.get("error_msg"),
-        value.get("error"),
-        value.get("message"),
-    ];
-    let found: Option<String> = candidates
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str())
-        .map(str::trim)
-        .find(|s| !s.is_empty())
-        .map(|s| s.chars().take(2048).collect());
-    found.unwrap_or_else(text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,37 +519,6 @@ mod tests {
         );
         assert_eq!(upstream_path("/proxy/oa", "oa"), "");
         assert_eq!(upstream_path("/proxy/oa/v1/a%20b", "oa"), "/v1/a%20b");
-    }
-
-    #[test]
-    fn error_messages_follow_gpt_load_order() {
-        assert_eq!(
-            parse_error_message(br#"{"error":{"message":" bad key "}}"#),
-            "bad key"
-        );
-        assert_eq!(
-            parse_error_message(br#"{"error_msg":"m1","message":"m2"}"#),
-            "m1"
-        );
-        assert_eq!(parse_error_message(br#"{"error":"plain"}"#), "plain");
-        assert_eq!(parse_error_message(br#"{"message":"top"}"#), "top");
-        assert_eq!(parse_error_message(b"oops"), "oops");
-    }
-
-    #[test]
-    fn keys_are_redacted_from_messages() {
-        assert_eq!(
-            redact("bad key sk-abcdefghijkl here", "sk-abcdefghijkl"),
-            "bad key sk-a****ijkl here"
-        );
-        let f = Failure::Status {
-            status: StatusCode::UNAUTHORIZED,
-            content_type: None,
-            encoded: false,
-            body: Bytes::from_static(br#"{"error":{"message":"key sk-abcdefghijkl is invalid"}}"#),
-        }
-        .redacted("sk-abcdefghijkl");
-        assert!(!f.message().contains("sk-abcdefghijkl"));
     }
 
     #[test]

@@ -145,6 +145,24 @@ impl TestServer {
         id
     }
 
+    /// Creates a group from a full JSON body (name, channel_type, upstreams… as the API takes them)
+    /// plus upstream keys; returns its id.
+    pub async fn create_group_json(&self, body: Value, keys: &[&str]) -> i64 {
+        let (status, res) = self.post("/api/groups", body).await;
+        assert_eq!(status, StatusCode::OK, "{res}");
+        let id = res["data"]["id"].as_i64().unwrap();
+        if !keys.is_empty() {
+            let (status, res) = self
+                .post(
+                    "/api/keys/add-multiple",
+                    json!({"group_id": id, "keys_text": keys.join("\n")}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{res}");
+        }
+        id
+    }
+
     /// A chat completion through the proxy; returns status and the body as text.
     pub async fn chat(&self, group: &str, stream: bool) -> (StatusCode, String) {
         let mut res = self
@@ -169,6 +187,18 @@ impl TestServer {
             app.stop().await;
         }
     }
+}
+
+/// Adds members to an aggregate group straight through the repository (the admin route for
+/// sub-groups belongs to the admin API), then reloads the registry so the proxy sees them.
+pub async fn add_sub_groups(t: &TestServer, aggregate: i64, members: &[(i64, i32)]) {
+    t.app()
+        .state
+        .repo
+        .add_sub_groups(aggregate, members)
+        .await
+        .unwrap();
+    t.app().state.reload_config().await.unwrap();
 }
 
 /// Polls `check` until it is true or `deadline` passes; returns whether it became true.
