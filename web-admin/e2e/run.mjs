@@ -274,7 +274,8 @@ async function main() {
       const toggle = page.locator(".n-layout-header .tools > button").first();
       await toggle.click();
       await toggle.click();
-      await page.waitForFunction(() => getComputedStyle(document.body).backgroundColor !== "rgb(255, 255, 255)");
+      // Naive UI's dark body colour, once its colour transition has finished.
+      await page.waitForFunction(() => getComputedStyle(document.body).backgroundColor === "rgb(16, 16, 20)");
       await shot("08-dashboard-dark");
       await toggle.click();
     });

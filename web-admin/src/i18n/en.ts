@@ -62,6 +62,8 @@ export default {
   "task.deleteDone": "Delete finished: {deleted} deleted, {ignored} ignored.",
   "task.validateDone": "Validation finished: {total} checked, {valid} valid, {invalid} invalid.",
   "task.validateHint": "A failed check counts toward the blacklist threshold; it does not blacklist a key at once.",
+  "task.doneTitle": "Finished: group {group}",
+  "task.failedTitle": "Failed: group {group}",
   "task.failed": "Task failed: {error}",
 
   "groups.title": "Groups",

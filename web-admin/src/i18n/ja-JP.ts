@@ -64,6 +64,8 @@ const ja: Messages = {
   "task.deleteDone": "削除完了：削除 {deleted} 件、無視 {ignored} 件。",
   "task.validateDone": "検証完了：{total} 件中 有効 {valid} 件、無効 {invalid} 件。",
   "task.validateHint": "検証の失敗はブラックリストのしきい値に加算されますが、すぐには無効化されません。",
+  "task.doneTitle": "完了：グループ {group}",
+  "task.failedTitle": "失敗：グループ {group}",
   "task.failed": "タスク失敗：{error}",
 
   "groups.title": "グループ",

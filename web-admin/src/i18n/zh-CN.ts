@@ -64,6 +64,8 @@ const zh: Messages = {
   "task.deleteDone": "删除完成：删除 {deleted} 个，忽略 {ignored} 个。",
   "task.validateDone": "验证完成：共 {total} 个，有效 {valid} 个，无效 {invalid} 个。",
   "task.validateHint": "验证失败会计入黑名单阈值，不会立即拉黑密钥。",
+  "task.doneTitle": "已完成：分组 {group}",
+  "task.failedTitle": "失败：分组 {group}",
   "task.failed": "任务失败：{error}",
 
   "groups.title": "分组",
