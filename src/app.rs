@@ -124,11 +124,12 @@ pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp
     let data = web::Data::new(state.clone());
     let cors_config = Arc::clone(&config);
     let json_limit = config.max_request_body_bytes;
+    let proxy_route = config.proxy_route.clone();
     let mut server = HttpServer::new(move || {
         let limiter = Arc::clone(&limiter);
         App::new()
             .app_data(data.clone())
-            .app_data(web::Data::new(UpstreamClients::default()))
+            .app_data(web::Data::new(UpstreamClients::new(proxy_route.clone())))
             .app_data(
                 web::JsonConfig::default()
                     .limit(json_limit)

@@ -3,6 +3,7 @@
 //! failed attempt with another key, and stream the upstream's answer back unbuffered.
 
 pub mod decode;
+pub mod outbound;
 pub mod relay;
 pub mod rewrite;
 pub mod upstream;
