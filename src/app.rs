@@ -8,7 +8,7 @@ use actix::Actor;
 use actix_web::body::BoxBody;
 use actix_web::dev::ServerHandle;
 use actix_web::middleware::{from_fn, Next};
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpServer};
 use arc_swap::ArcSwap;
 use gpt_load_actors::group_registry::{GroupRegistryActor, Snapshot};
 use gpt_load_actors::key_pool::{KeyPoolActor, LoadKeys};
@@ -21,7 +21,7 @@ use crate::config::AppConfig;
 use crate::crypto::KeyCodec;
 use crate::db::repo::Repo;
 use crate::db::{Database, DbError};
-use crate::http::error::{not_found, ApiError};
+use crate::http::error::ApiError;
 use crate::http::middleware::{access_log, concurrency_limit, security_headers};
 use crate::proxy::{self, upstream::UpstreamClients};
 use crate::state::AppState;
@@ -178,7 +178,7 @@ pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp
             .route("/health", web::get().to(admin::system::health))
             .configure(admin::configure)
             .service(web::resource("/proxy/{group}{tail:.*}").to(proxy::proxy))
-            .default_service(web::to(fallback))
+            .default_service(web::to(crate::http::spa::serve))
     })
     .keep_alive(Duration::from_secs(config.server_idle_timeout_secs))
     .client_request_timeout(Duration::from_secs(config.server_read_timeout_secs))
@@ -262,23 +262,3 @@ fn cors(config: &AppConfig) -> actix_cors::Cors {
     }
     cors
 }
-
-/// Unknown `/api` and `/proxy` paths get GPT-Load's JSON 404; anything else is the admin UI.
-async fn fallback(req: HttpRequest) -> HttpResponse {
-    let path = req.path();
-    if path == "/api"
-        || path.starts_with("/api/")
-        || path == "/proxy"
-        || path.starts_with("/proxy/")
-    {
-        return not_found();
-    }
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header(("Cache-Control", "no-cache, no-store, must-revalidate"))
-        .body(NO_UI_PAGE)
-}
-
-const NO_UI_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>gpt-load</title></head>\
-<body><h1>gpt-load is running</h1><p>The admin UI is not part of this build. \
-The proxy is at <code>/proxy/{group}/…</code> and the admin API at <code>/api</code>.</p></body></html>";
