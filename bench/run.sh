@@ -309,13 +309,15 @@ echo
 
 # ---------------------------------------------------------------- mock upstream
 log "starting mock upstream"
+# Create the output files first: the background job opens its redirections only after the fork.
+: >"$TMP/mock.out"; : >"$TMP/mock.err"; : >"$TMP/nginx.out"; : >"$TMP/error.log"; : >"$TMP/gpt-load.log"
 "$MOCK_BIN" --port 0 --any-key --no-record --workers "$MOCK_WORKERS" >"$TMP/mock.out" 2>"$TMP/mock.err" &
 MOCK_PID=$!
 PIDS+=("$MOCK_PID")
 MOCK_URL=""
 for ((i = 0; i < 100; i++)); do
     wait_alive "$MOCK_PID" "mock upstream" "$TMP/mock.err"
-    MOCK_URL="$(awk '/^LISTENING / {print $2; exit}' "$TMP/mock.out")"
+    MOCK_URL="$(awk '/^LISTENING / {print $2; exit}' "$TMP/mock.out" 2>/dev/null || true)"
     [[ -n "$MOCK_URL" ]] && break
     sleep 0.1
 done

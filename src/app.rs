@@ -8,10 +8,11 @@ use actix::Actor;
 use actix_web::body::BoxBody;
 use actix_web::dev::ServerHandle;
 use actix_web::middleware::{from_fn, Next};
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpServer};
 use arc_swap::ArcSwap;
 use gpt_load_actors::group_registry::{GroupRegistryActor, Snapshot};
 use gpt_load_actors::key_pool::{KeyPoolActor, LoadKeys};
+use gpt_load_actors::log_batcher::LogBatcherActor;
 use gpt_load_actors::settings::SETTINGS;
 use tokio::sync::Semaphore;
 
@@ -20,11 +21,14 @@ use crate::config::AppConfig;
 use crate::crypto::KeyCodec;
 use crate::db::repo::Repo;
 use crate::db::{Database, DbError};
-use crate::http::error::{not_found, ApiError};
+use crate::http::error::ApiError;
 use crate::http::middleware::{access_log, concurrency_limit, security_headers};
 use crate::proxy::{self, upstream::UpstreamClients};
 use crate::state::AppState;
 use crate::tasks::TaskRegistry;
+
+/// Request log records held in memory at most while the database is slow or down.
+const LOG_BUFFER_CAPACITY: usize = 100_000;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -49,19 +53,23 @@ pub struct RunningApp {
 }
 
 impl RunningApp {
-    /// Waits until the server stops (a signal, or [`RunningApp::stop`]).
+    /// Waits until the server stops (a signal, or [`RunningApp::stop`]), then writes every
+    /// buffered request log.
     pub async fn wait(self) -> std::io::Result<()> {
-        match self.server.await {
+        let result = match self.server.await {
             Ok(result) => result,
             Err(err) => Err(std::io::Error::other(err)),
-        }
+        };
+        self.state.flush_logs().await;
+        result
     }
 
-    /// Stops gracefully: in-flight requests finish first.
+    /// Stops gracefully: in-flight requests finish first, then buffered logs are written.
     pub async fn stop(self) {
         self.handle.stop(true).await;
         self.state.tasks.shutdown();
         let _ = self.server.await;
+        self.state.flush_logs().await;
     }
 }
 
@@ -113,7 +121,23 @@ pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp
         "Loaded groups and key pool."
     );
 
+    let batcher = LogBatcherActor::new(
+        Arc::new(repo.clone()),
+        LOG_BUFFER_CAPACITY,
+        Duration::from_secs(
+            snapshot
+                .load()
+                .settings
+                .request_log_write_interval_minutes()
+                .max(0) as u64
+                * 60,
+        ),
+    );
+    let log_counters = batcher.counters();
+    let logs = batcher.start();
     let state = AppState {
+        logs,
+        log_counters,
         config: Arc::clone(&config),
         snapshot,
         pool,
@@ -123,15 +147,18 @@ pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp
         started_at: Instant::now(),
         tasks: TaskRegistry::start(),
     };
+    // A single node is its own leader; cluster mode will gate this on leadership.
+    crate::retention::spawn(state.clone());
     let limiter = Arc::new(Semaphore::new(config.max_concurrent_requests));
     let data = web::Data::new(state.clone());
     let cors_config = Arc::clone(&config);
     let json_limit = config.max_request_body_bytes;
+    let proxy_route = config.proxy_route.clone();
     let mut server = HttpServer::new(move || {
         let limiter = Arc::clone(&limiter);
         App::new()
             .app_data(data.clone())
-            .app_data(web::Data::new(UpstreamClients::default()))
+            .app_data(web::Data::new(UpstreamClients::new(proxy_route.clone())))
             .app_data(
                 web::JsonConfig::default()
                     .limit(json_limit)
@@ -159,7 +186,7 @@ pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp
             // More specific than the proxy's catch-all, so it must come first.
             .service(admin::routes::integration_route())
             .service(web::resource("/proxy/{group}{tail:.*}").to(proxy::proxy))
-            .default_service(web::to(fallback))
+            .default_service(web::to(crate::http::spa::serve))
     })
     .keep_alive(Duration::from_secs(config.server_idle_timeout_secs))
     .client_request_timeout(Duration::from_secs(config.server_read_timeout_secs))
@@ -243,23 +270,3 @@ fn cors(config: &AppConfig) -> actix_cors::Cors {
     }
     cors
 }
-
-/// Unknown `/api` and `/proxy` paths get GPT-Load's JSON 404; anything else is the admin UI.
-async fn fallback(req: HttpRequest) -> HttpResponse {
-    let path = req.path();
-    if path == "/api"
-        || path.starts_with("/api/")
-        || path == "/proxy"
-        || path.starts_with("/proxy/")
-    {
-        return not_found();
-    }
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header(("Cache-Control", "no-cache, no-store, must-revalidate"))
-        .body(NO_UI_PAGE)
-}
-
-const NO_UI_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>gpt-load</title></head>\
-<body><h1>gpt-load is running</h1><p>The admin UI is not part of this build. \
-The proxy is at <code>/proxy/{group}/…</code> and the admin API at <code>/api</code>.</p></body></html>";

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::db::DatabaseUrl;
+use crate::proxy::outbound::{OutboundProxy, ProxyRoute};
 
 /// A configuration error, naming the variable at fault.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +88,8 @@ pub struct AppConfig {
     pub log_file_path: String,
     pub db_pool_size: usize,
     pub workers: usize,
+    /// Outbound proxies from `HTTP_PROXY` / `HTTPS_PROXY` / `NO_PROXY`.
+    pub proxy_route: ProxyRoute,
 }
 
 const WEAK_PATTERNS: [&str; 5] = ["password", "sk-123456", "123456", "admin", "secret"];
@@ -211,6 +214,11 @@ impl AppConfig {
             log_file_path: env.string("LOG_FILE_PATH", "./data/logs/app.log"),
             db_pool_size: env.int("DB_POOL_SIZE", 16, 1, 1000)? as usize,
             workers: env.int("WORKERS", 0, 0, 1024)? as usize,
+            proxy_route: ProxyRoute {
+                http: env.proxy("HTTP_PROXY")?,
+                https: env.proxy("HTTPS_PROXY")?,
+                no_proxy: env.list("NO_PROXY", &[]),
+            },
         };
         Ok(config)
     }
@@ -288,6 +296,21 @@ impl Env<'_> {
                 value: raw.to_string(),
                 reason: "expected true/false, 1/0, yes/no or on/off".into(),
             }),
+        }
+    }
+
+    fn proxy(&self, var: &'static str) -> Result<Option<OutboundProxy>, ConfigError> {
+        match self.raw(var) {
+            None => Ok(None),
+            Some(raw) => {
+                OutboundProxy::parse(raw)
+                    .map(Some)
+                    .map_err(|reason| ConfigError::Invalid {
+                        var,
+                        value: "(hidden)".into(),
+                        reason,
+                    })
+            }
         }
     }
 

@@ -12,6 +12,7 @@ pub mod http;
 pub mod key_sync;
 pub mod logging;
 pub mod proxy;
+pub mod retention;
 pub mod state;
 pub mod tasks;
 pub mod validation;

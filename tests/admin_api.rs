@@ -458,6 +458,13 @@ async fn over_the_concurrency_limit_is_a_503_with_retry_after() {
     .await;
     assert!(busy);
     let mut res = t.client.get(t.url("/health")).send().await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "health probes bypass the limit"
+    );
+    res.body().await.unwrap();
+    let mut res = t.client.get(t.url("/api/groups")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(res.headers().get("retry-after").unwrap(), "1");
     assert_eq!(

@@ -5,6 +5,7 @@
 //! that needs it.
 
 pub mod dsn;
+pub mod log_sink;
 pub mod models;
 pub mod repo;
 pub mod repo_groups;

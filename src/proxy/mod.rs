@@ -3,6 +3,8 @@
 //! failed attempt with another key, and stream the upstream's answer back unbuffered.
 
 pub mod decode;
+pub mod log;
+pub mod outbound;
 pub mod relay;
 pub mod rewrite;
 pub mod upstream;
@@ -12,7 +14,7 @@ use std::time::Duration;
 
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use awc::error::SendRequestError;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -24,6 +26,7 @@ use crate::channel::{self, BodyProbe, Channel, InboundRequest};
 use crate::http::credentials;
 use crate::http::error::ApiError;
 use crate::state::AppState;
+use log::{loggable_body, AttemptInfo, LogContext, RequestLog};
 use relay::{relay, transport_failure, Failure};
 use rewrite::{Redirect, RuleContext};
 use upstream::UpstreamClients;
@@ -70,6 +73,7 @@ pub async fn proxy(
     state: web::Data<AppState>,
     clients: web::Data<UpstreamClients>,
 ) -> Result<HttpResponse, ApiError> {
+    let started = std::time::Instant::now();
     let credential =
         credentials::extract(req.headers(), req.query_string()).ok_or(ApiError::Unauthorized)?;
     let group_name = req.match_info().get("group").unwrap_or_default();
@@ -121,14 +125,53 @@ pub async fn proxy(
         (Some(model), true) => rewrite::redirect_path(tail, model, &group.redirects, strict),
         _ => rewrite::redirect_body(&body, &group.redirects, strict),
     };
+    let client_ip = req
+        .connection_info()
+        .realip_remote_addr()
+        .unwrap_or("")
+        .to_string();
+    let log_bodies = group.config.enable_request_body_logging;
+    let via_aggregate = !Arc::ptr_eq(&group, &requested);
+    let mut log = RequestLog::new(LogContext {
+        batcher: state.logs.clone(),
+        started,
+        group_id: group.record.id,
+        group_name: group.record.name.clone(),
+        parent_group_id: if via_aggregate {
+            requested.record.id
+        } else {
+            0
+        },
+        parent_group_name: if via_aggregate {
+            requested.record.name.clone()
+        } else {
+            String::new()
+        },
+        model: model.clone().unwrap_or_default(),
+        source_ip: client_ip.clone(),
+        request_path: logged_path(req.uri().path(), &query),
+        is_stream,
+        user_agent: if log_bodies {
+            header_text(req.headers(), header::USER_AGENT)
+        } else {
+            String::new()
+        },
+        request_body: if log_bodies {
+            loggable_body(&body)
+        } else {
+            String::new()
+        },
+    });
     let (body, path) = match redirect {
         Redirect::Keep => (body, tail.to_string()),
         Redirect::Body(rewritten) => (rewritten, tail.to_string()),
         Redirect::Path(rewritten) => (body, rewritten),
         Redirect::Reject(model) => {
-            return Err(ApiError::BadRequest(format!(
+            let err = ApiError::BadRequest(format!(
                 "model '{model}' is not configured in redirect rules"
-            )));
+            ));
+            log.failed_without_attempt(400, &err.to_string());
+            return Err(err);
         }
     };
 
@@ -138,21 +181,68 @@ pub async fn proxy(
         query,
         headers: forwarded_headers(req.headers()),
         body,
-        client_ip: req
-            .connection_info()
-            .realip_remote_addr()
-            .unwrap_or("")
-            .to_string(),
+        client_ip,
         is_stream,
     };
-    let outcome = attempts(&state, &clients, &group, channel, &forward, first_lease).await?;
+    let outcome = attempts(
+        &state,
+        &clients,
+        &group,
+        channel,
+        &forward,
+        first_lease,
+        &mut log,
+    )
+    .await?;
     match outcome {
-        Attempted::Success(response) if is_model_list => {
-            rewrite_model_list(response, &group, &forward.query).await
+        Attempted::Success(mut response, attempt) => {
+            let status = response.status();
+            if is_model_list {
+                let reply = rewrite_model_list(response, &group, &forward.query).await;
+                drop(log.finish(
+                    attempt,
+                    status.as_u16(),
+                    futures_util::stream::empty::<Result<Bytes, ApiError>>(),
+                ));
+                return reply;
+            }
+            let headers = response.headers().clone();
+            let body = log.finish(attempt, status.as_u16(), response.take_payload());
+            Ok(relay(status, &headers, body, is_stream))
         }
-        Attempted::Success(response) => Ok(relay(response, is_stream)),
-        Attempted::Failed(failure) => Ok(failure.into_response()),
+        Attempted::Failed(failure, attempt) => {
+            log.attempt_failed(
+                &attempt,
+                failure.status().as_u16(),
+                &failure.message(),
+                true,
+            );
+            Ok(failure.into_response())
+        }
+        Attempted::NoKeys => {
+            let err =
+                ApiError::NoKeysAvailable("No active API keys available for this group".into());
+            log.failed_without_attempt(503, &err.to_string());
+            Err(err)
+        }
     }
+}
+
+/// The inbound path and query as logged (the proxy key is already removed from the query).
+fn logged_path(path: &str, query: &str) -> String {
+    if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{query}")
+    }
+}
+
+fn header_text(headers: &HeaderMap, name: header::HeaderName) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The request as it goes upstream, the same for every attempt.
@@ -167,8 +257,10 @@ struct Forward {
 }
 
 enum Attempted {
-    Success(awc::ClientResponse),
-    Failed(Failure),
+    Success(awc::ClientResponse, AttemptInfo),
+    /// Every attempt failed; the last failure goes to the client.
+    Failed(Failure, AttemptInfo),
+    NoKeys,
 }
 
 /// Runs attempts with different keys until one is not a failover failure or none are left.
@@ -179,6 +271,7 @@ async fn attempts(
     channel: &'static dyn Channel,
     forward: &Forward,
     first_lease: Option<Lease>,
+    log: &mut RequestLog,
 ) -> Result<Attempted, ApiError> {
     let config = &group.config;
     let client = clients.get(config);
@@ -193,7 +286,8 @@ async fn attempts(
 
     let mut tried = Vec::new();
     let mut pending = first_lease;
-    let mut last_failure: Option<Failure> = None;
+    // The latest failure is held back: it is a retry row if another attempt follows, else final.
+    let mut last_failure: Option<(Failure, AttemptInfo)> = None;
     for _attempt in 0..=config.max_retries.max(0) {
         let lease = match pending.take() {
             Some(lease) => lease,
@@ -231,9 +325,9 @@ async fn attempts(
             );
         }
         let url = if query.is_empty() {
-            format!("{base}{}", forward.path)
+            target
         } else {
-            format!("{base}{}?{query}", forward.path)
+            format!("{target}?{query}")
         };
         let sent = send_following_redirects(
             &client,
@@ -245,14 +339,28 @@ async fn attempts(
         )
         .await;
 
+        let attempt = AttemptInfo {
+            key_id: lease.key_id,
+            key: Arc::clone(&lease.secret),
+            upstream_addr: logged_path(&format!("{base}{}", forward.path), &forward.query),
+        };
+        if let Some((previous, info)) = last_failure.take() {
+            log.attempt_failed(
+                &info,
+                previous.status().as_u16(),
+                &previous.message(),
+                false,
+            );
+        }
         let failure = match sent {
             Ok(response)
                 if !config
                     .failover_status_codes
                     .contains(response.status().as_u16()) =>
             {
-                report(state, group, lease.key_id, KeyOutcome::Success);
-                return Ok(Attempted::Success(response));
+                // A proxied success changes no key state (failure counts are cumulative), so it
+                // costs no message to the pool.
+                return Ok(Attempted::Success(response, attempt));
             }
             Ok(mut response) => {
                 let status = response.status();
@@ -289,14 +397,12 @@ async fn attempts(
             "Upstream attempt failed."
         );
         report(state, group, lease.key_id, KeyOutcome::Failure);
-        last_failure = Some(failure);
+        last_failure = Some((failure, attempt));
     }
-    match last_failure {
-        Some(failure) => Ok(Attempted::Failed(failure)),
-        None => Err(ApiError::NoKeysAvailable(
-            "No active API keys available for this group".into(),
-        )),
-    }
+    Ok(match last_failure {
+        Some((failure, attempt)) => Attempted::Failed(failure, attempt),
+        None => Attempted::NoKeys,
+    })
 }
 
 async fn lease(

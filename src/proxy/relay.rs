@@ -2,7 +2,7 @@
 //! failed, the last failure — with upstream keys masked wherever they appear.
 
 use actix_web::body::SizedStream;
-use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use awc::error::SendRequestError;
@@ -24,15 +24,23 @@ const STRIPPED_RESPONSE_HEADERS: [&str; 6] = [
 
 /// Streams an upstream response to the client as it arrives: status and headers first, then
 /// every body chunk the moment it is read, with no buffering.
-pub fn relay(response: awc::ClientResponse, is_stream: bool) -> HttpResponse {
-    let mut builder = HttpResponse::build(response.status());
-    for (name, value) in response.headers().iter() {
+pub fn relay<S, E>(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: S,
+    is_stream: bool,
+) -> HttpResponse
+where
+    S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin + 'static,
+    E: Into<Box<dyn std::error::Error>> + 'static,
+{
+    let mut builder = HttpResponse::build(status);
+    for (name, value) in headers.iter() {
         if !STRIPPED_RESPONSE_HEADERS.contains(&name.as_str()) {
             builder.append_header((name.clone(), value.clone()));
         }
     }
-    let event_stream = response
-        .headers()
+    let event_stream = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
@@ -43,14 +51,13 @@ pub fn relay(response: awc::ClientResponse, is_stream: bool) -> HttpResponse {
             HeaderValue::from_static("no"),
         ));
     }
-    let length = response
-        .headers()
+    let length = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     match length {
-        Some(len) => builder.body(SizedStream::new(len, response)),
-        None => builder.streaming(response),
+        Some(len) => builder.body(SizedStream::new(len, body)),
+        None => builder.streaming(body),
     }
 }
 

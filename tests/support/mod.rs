@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod proxies;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
