@@ -14,6 +14,7 @@ pub mod repo_logs;
 pub mod repo_stats;
 pub mod repo_subgroups;
 pub mod schema;
+pub mod write_tx;
 
 use std::time::Duration;
 

@@ -4,14 +4,14 @@
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text, Timestamp};
 use diesel::IntoSql;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use gpt_load_actors::domain::{GroupId, KeyStatus};
 
 use super::models::{GroupRow, GroupValues};
 use super::repo::{now, Repo};
 use super::schema::{api_keys, groups};
 use super::DbError;
-use crate::with_conn;
+use crate::{with_conn, with_write_tx};
 
 /// Which keys a group copy takes along.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,8 +29,7 @@ impl Repo {
         items: &[(GroupId, i32)],
     ) -> Result<Option<GroupId>, DbError> {
         let ts = now();
-        with_conn!(&self.db, conn => {
-            conn.transaction(async |conn| {
+        with_write_tx!(&self.db, conn => {
                 let ids: Vec<GroupId> = items.iter().map(|(id, _)| *id).collect();
                 let existing: Vec<GroupId> = groups::table
                     .filter(groups::id.eq_any(&ids))
@@ -47,8 +46,6 @@ impl Repo {
                         .await?;
                 }
                 Ok(None)
-            })
-            .await
         })
     }
 
@@ -70,8 +67,7 @@ impl Repo {
     ) -> Result<(GroupRow, usize), DbError> {
         let name = values.name.clone();
         let ts = values.updated_at;
-        with_conn!(&self.db, conn => {
-            conn.transaction(async |conn| {
+        with_write_tx!(&self.db, conn => {
                 diesel::insert_into(groups::table)
                     .values((values, groups::created_at.eq(ts)))
                     .execute(conn)
@@ -126,8 +122,6 @@ impl Repo {
                     }
                 };
                 Ok::<_, DbError>((row, copied))
-            })
-            .await
         })
     }
 }

@@ -13,7 +13,7 @@ use super::repo::{now, Repo};
 use super::schema::api_keys;
 use super::Database;
 use super::DbError;
-use crate::with_conn;
+use crate::{with_conn, with_write_tx};
 
 /// Rows per `IN (…)` list: far below every backend's parameter limit.
 const BATCH: usize = 500;
@@ -60,7 +60,7 @@ mod sqlite_import {
         // cache holds; re-reading them from the OS dominated import time. Enlarged for the chunk
         // only, so idle pooled connections keep the default footprint.
         conn.batch_execute("PRAGMA cache_size = -65536")?;
-        let result = conn.transaction(|conn| {
+        let result = conn.immediate_transaction(|conn| {
             let hashes: Vec<String> = rows.iter().map(|r| r.key_hash.clone()).collect();
             let mut existing = HashSet::new();
             for chunk in hashes.chunks(BATCH) {
@@ -259,8 +259,7 @@ impl Repo {
         hashes: Option<&[String]>,
     ) -> Result<Vec<KeyRow>, DbError> {
         let ts = now();
-        with_conn!(&self.db, conn => {
-            conn.transaction(async |conn| {
+        with_write_tx!(&self.db, conn => {
                 let mut rows: Vec<KeyRow> = Vec::new();
                 match hashes {
                     Some(hashes) => {
@@ -301,8 +300,6 @@ impl Repo {
                     row.updated_at = ts;
                 }
                 Ok::<_, DbError>(rows)
-            })
-            .await
         })
     }
 
@@ -313,8 +310,7 @@ impl Repo {
         group_id: GroupId,
         hashes: &[String],
     ) -> Result<Vec<KeyId>, DbError> {
-        with_conn!(&self.db, conn => {
-            conn.transaction(async |conn| {
+        with_write_tx!(&self.db, conn => {
                 let mut removed = Vec::new();
                 for chunk in hashes.chunks(BATCH) {
                     let ids: Vec<KeyId> = api_keys::table
@@ -329,8 +325,6 @@ impl Repo {
                     removed.extend(ids);
                 }
                 Ok::<_, DbError>(removed)
-            })
-            .await
         })
     }
 
@@ -341,8 +335,7 @@ impl Repo {
         group_id: GroupId,
         status: Option<KeyStatus>,
     ) -> Result<Vec<KeyId>, DbError> {
-        with_conn!(&self.db, conn => {
-            conn.transaction(async |conn| {
+        with_write_tx!(&self.db, conn => {
                 let mut query = api_keys::table
                     .filter(api_keys::group_id.eq(group_id))
                     .select(api_keys::id)
@@ -357,8 +350,6 @@ impl Repo {
                         .await?;
                 }
                 Ok::<_, DbError>(ids)
-            })
-            .await
         })
     }
 
