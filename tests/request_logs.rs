@@ -89,7 +89,7 @@ async fn every_outcome_leaves_the_right_rows_and_counters() {
         .create_group(
             "logged",
             &[K1, K2],
-            json!({"max_retries": 1, "blacklist_threshold": 0}),
+            json!({"max_retries": 1, "blacklist_threshold": 0, "upstream_error_cooldown_seconds": 0}),
         )
         .await;
     // 1: success on K1.

@@ -2,6 +2,7 @@
 //! aggregate picks one member per request), lease a key, rewrite and forward the request, retry a
 //! failed attempt with another key, and stream the upstream's answer back unbuffered.
 
+pub mod classify;
 pub mod decode;
 pub mod log;
 pub mod outbound;
@@ -20,7 +21,8 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use gpt_load_actors::domain::GroupId;
 use gpt_load_actors::group_registry::{GroupView, Snapshot};
-use gpt_load_actors::key_pool::{KeyOutcome, Lease, LeaseKey, ReportOutcome};
+use gpt_load_actors::key_pool::{Lease, LeaseKey, ReportOutcome};
+use gpt_load_actors::key_state::FailureClass;
 
 use crate::channel::{self, BodyProbe, Channel, InboundRequest};
 use crate::http::credentials;
@@ -195,7 +197,7 @@ pub async fn proxy(
     )
     .await?;
     match outcome {
-        Attempted::Success(mut response, attempt) => {
+        Attempted::Success(mut response, attempt, first) => {
             let status = response.status();
             if is_model_list {
                 let reply = rewrite_model_list(response, &group, &forward.query).await;
@@ -207,7 +209,12 @@ pub async fn proxy(
                 return reply;
             }
             let headers = response.headers().clone();
-            let body = log.finish(attempt, status.as_u16(), response.take_payload());
+            let rest = response.take_payload();
+            let body = log.finish(
+                attempt,
+                status.as_u16(),
+                futures_util::stream::iter(first.map(Ok)).chain(rest),
+            );
             Ok(relay(status, &headers, body, is_stream))
         }
         Attempted::Failed(failure, attempt) => {
@@ -257,7 +264,8 @@ struct Forward {
 }
 
 enum Attempted {
-    Success(awc::ClientResponse, AttemptInfo),
+    /// The upstream answered; the first body chunk when it was awaited already.
+    Success(awc::ClientResponse, AttemptInfo, Option<Bytes>),
     /// Every attempt failed; the last failure goes to the client.
     Failed(Failure, AttemptInfo),
     NoKeys,
@@ -282,7 +290,11 @@ async fn attempts(
             .response_header_timeout_secs
             .min(config.request_timeout_secs)
     };
-    let head_timeout = Duration::from_secs(head_timeout.max(1) as u64);
+    let first_byte = Duration::from_secs(config.first_byte_timeout_secs.max(0) as u64);
+    let mut head_timeout = Duration::from_secs(head_timeout.max(1) as u64);
+    if !first_byte.is_zero() {
+        head_timeout = head_timeout.min(first_byte);
+    }
 
     let mut tried = Vec::new();
     let mut pending = first_lease;
@@ -353,14 +365,37 @@ async fn attempts(
             );
         }
         let failure = match sent {
-            Ok(response)
+            Ok(mut response)
                 if !config
                     .failover_status_codes
                     .contains(response.status().as_u16()) =>
             {
-                // A proxied success changes no key state (failure counts are cumulative), so it
-                // costs no message to the pool.
-                return Ok(Attempted::Success(response, attempt));
+                // The client's head is committed only once the first body bytes are here, so an
+                // upstream that stalls before them can still be retried with another key.
+                if first_byte.is_zero() {
+                    // A proxied success changes no key state (failure counts are cumulative), so
+                    // it costs no message to the pool.
+                    return Ok(Attempted::Success(response, attempt, None));
+                }
+                match tokio::time::timeout(first_byte, response.next()).await {
+                    Ok(Some(Ok(chunk))) => {
+                        return Ok(Attempted::Success(response, attempt, Some(chunk)))
+                    }
+                    Ok(None) => return Ok(Attempted::Success(response, attempt, None)),
+                    Ok(Some(Err(err))) => Failure::Transport {
+                        status: StatusCode::BAD_GATEWAY,
+                        message: format!(
+                            "Upstream response broke off before its first byte: {err}"
+                        ),
+                    },
+                    Err(_) => Failure::Transport {
+                        status: StatusCode::GATEWAY_TIMEOUT,
+                        message: format!(
+                            "Upstream sent no response bytes within {} s",
+                            first_byte.as_secs()
+                        ),
+                    },
+                }
             }
             Ok(mut response) => {
                 let status = response.status();
@@ -379,24 +414,28 @@ async fn attempts(
                     Ok(Ok(bytes)) => bytes,
                     _ => Bytes::new(),
                 };
+                let retry_after = classify::retry_after(response.headers());
                 Failure::Status {
                     status,
                     content_type,
                     encoding,
+                    retry_after,
                     body,
                 }
             }
             Err(err) => transport_failure(&err),
         };
         let failure = failure.redacted(secret);
+        let class = failure.class();
         tracing::warn!(
             group = %group.record.name,
             key = %lease.secret,
             status = failure.status().as_u16(),
+            class = class.as_str(),
             error = %failure.message(),
             "Upstream attempt failed."
         );
-        report(state, group, lease.key_id, KeyOutcome::Failure);
+        report(state, group, lease.key_id, class);
         last_failure = Some((failure, attempt));
     }
     Ok(match last_failure {
@@ -561,12 +600,13 @@ async fn rewrite_model_list(
         .body(rewritten))
 }
 
-fn report(state: &AppState, group: &GroupView, key_id: i64, outcome: KeyOutcome) {
+fn report(state: &AppState, group: &GroupView, key_id: i64, class: FailureClass) {
     state.pool.do_send(ReportOutcome {
         group_id: group.record.id,
         key_id,
-        outcome,
-        blacklist_threshold: group.config.blacklist_threshold,
+        failure: Some(class),
+        policy: group.config.health,
+        floor_percent: group.config.min_usable_keys_percent,
     });
 }
 

@@ -9,8 +9,10 @@ use awc::error::SendRequestError;
 use bytes::Bytes;
 use gpt_load_actors::domain::mask_secret;
 
+use super::classify::classify_status;
 use super::decode::decode;
 use crate::http::error::ApiError;
+use gpt_load_actors::key_state::FailureClass;
 
 /// Upstream response headers that describe the upstream hop, not the content.
 const STRIPPED_RESPONSE_HEADERS: [&str; 6] = [
@@ -68,6 +70,7 @@ pub enum Failure {
         status: StatusCode,
         content_type: Option<HeaderValue>,
         encoding: Option<String>,
+        retry_after: Option<std::time::Duration>,
         body: Bytes,
     },
     /// No usable answer: connect error, timeout, broken connection.
@@ -107,6 +110,22 @@ impl Failure {
         }
     }
 
+    /// The failure's class, which decides what happens to the key.
+    pub fn class(&self) -> FailureClass {
+        match self {
+            Failure::Transport { .. } => FailureClass::UpstreamTrouble,
+            Failure::Status {
+                status,
+                retry_after,
+                ..
+            } => classify_status(
+                status.as_u16(),
+                *retry_after,
+                self.decoded_body().as_deref(),
+            ),
+        }
+    }
+
     /// The upstream's error message, for logs.
     pub fn message(&self) -> String {
         match self {
@@ -126,6 +145,7 @@ impl Failure {
                 status,
                 content_type,
                 encoding,
+                retry_after,
                 body,
             } => {
                 let plain = encoding
@@ -137,6 +157,7 @@ impl Failure {
                         status,
                         content_type,
                         encoding,
+                        retry_after,
                         body,
                     }
                 } else if !plain
@@ -150,6 +171,7 @@ impl Failure {
                         status,
                         content_type,
                         encoding: None,
+                        retry_after,
                         body,
                     }
                 } else {
@@ -157,6 +179,7 @@ impl Failure {
                         status,
                         content_type,
                         encoding,
+                        retry_after,
                         body,
                     }
                 }
@@ -280,6 +303,7 @@ mod tests {
             status: StatusCode::UNAUTHORIZED,
             content_type: None,
             encoding: None,
+            retry_after: None,
             body: Bytes::from_static(br#"{"error":{"message":"key sk-abcdefghijkl is invalid"}}"#),
         }
         .redacted("sk-abcdefghijkl");
