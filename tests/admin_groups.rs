@@ -38,8 +38,33 @@ async fn config_options_list_the_overridable_settings_with_current_values() {
     let (status, body) = t.get("/api/groups/config-options").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let options = body["data"].as_array().unwrap();
-    assert_eq!(options.len(), 14);
+    let overridable = gpt_load_actors::settings::SETTINGS
+        .iter()
+        .filter(|d| d.group_overridable)
+        .count();
+    assert_eq!(options.len(), overridable);
     let keys: Vec<&str> = options.iter().map(|o| o["key"].as_str().unwrap()).collect();
+    for gpt_load_key in [
+        "request_timeout",
+        "idle_conn_timeout",
+        "connect_timeout",
+        "max_idle_conns",
+        "max_idle_conns_per_host",
+        "response_header_timeout",
+        "proxy_url",
+        "max_retries",
+        "blacklist_threshold",
+        "failover_status_codes",
+        "key_validation_interval_minutes",
+        "key_validation_concurrency",
+        "key_validation_timeout_seconds",
+        "enable_request_body_logging",
+    ] {
+        assert!(
+            keys.contains(&gpt_load_key),
+            "GPT-Load's override {gpt_load_key}"
+        );
+    }
     assert!(!keys.contains(&"app_url") && !keys.contains(&"proxy_keys"));
     assert!(!keys.contains(&"request_log_retention_days"));
     let retries = options.iter().find(|o| o["key"] == "max_retries").unwrap();

@@ -362,6 +362,38 @@ pub fn setting_text(key: &str, lang: Lang) -> Option<(&'static str, &'static str
                 "1 回の検証リクエストのタイムアウト（秒）。",
             ),
         ),
+        "rate_limit_cooldown_seconds" => (
+            ("限流冷却（秒）", "密钥收到无 Retry-After 的 429 后首次休息的秒数，每次重复翻倍。"),
+            ("レート制限クールダウン（秒）", "Retry-After のない 429 を受けたキーの最初の休止秒数。繰り返すたびに倍になります。"),
+        ),
+        "rate_limit_cooldown_max_seconds" => (
+            ("限流冷却上限（秒）", "无 Retry-After 时被限流密钥的最长休息秒数。"),
+            ("レート制限クールダウン上限（秒）", "Retry-After のないレート制限キーの最長休止秒数。"),
+        ),
+        "retry_after_max_seconds" => (
+            ("Retry-After 上限（秒）", "上游 Retry-After 可对密钥施加的最长休息秒数。"),
+            ("Retry-After 上限（秒）", "上流の Retry-After がキーに課せる最長休止秒数。"),
+        ),
+        "upstream_error_cooldown_seconds" => (
+            ("上游错误冷却（秒）", "密钥遇到 5xx、连接错误或超时后首次休息的秒数，每次重复翻倍；0 为关闭。"),
+            ("上流エラークールダウン（秒）", "5xx・接続エラー・タイムアウト後のキーの最初の休止秒数。繰り返すたびに倍になります。0 で無効。"),
+        ),
+        "upstream_error_cooldown_max_seconds" => (
+            ("上游错误冷却上限（秒）", "上游错误后的最长休息秒数。"),
+            ("上流エラークールダウン上限（秒）", "上流エラー後の最長休止秒数。"),
+        ),
+        "upstream_error_blacklist" => (
+            ("上游错误计入拉黑", "将 5xx、连接错误和超时计入拉黑阈值。"),
+            ("上流エラーをブラックリストに計上", "5xx・接続エラー・タイムアウトをブラックリストしきい値に数えます。"),
+        ),
+        "min_usable_keys_percent" => (
+            ("可用密钥下限（%）", "自动拉黑和冷却永远不会让分组中可用的密钥低于该百分比（至少一个）。"),
+            ("利用可能キーの下限（%）", "自動ブラックリストとクールダウンで停止させないグループのキーの割合（最低 1 つ）。"),
+        ),
+        "first_byte_timeout_seconds" => (
+            ("首字节超时（秒）", "等待上游首个响应字节的秒数，超时后换用其他密钥重试；0 为关闭。"),
+            ("最初のバイトのタイムアウト（秒）", "上流の最初の応答バイトを待つ秒数。超えると別のキーで再試行します。0 で無効。"),
+        ),
         _ => return None,
     };
     match lang {
@@ -397,6 +429,19 @@ mod tests {
                     let name = part.split('}').next().unwrap();
                     assert!(other.contains(&format!("{{{name}}}")), "{msg:?} {lang:?}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn every_setting_is_translated() {
+        for def in gpt_load_actors::settings::SETTINGS.iter() {
+            for lang in [Lang::ZhCn, Lang::JaJp] {
+                assert!(
+                    setting_text(def.key, lang).is_some(),
+                    "{} in {lang:?}",
+                    def.key
+                );
             }
         }
     }
