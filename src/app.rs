@@ -134,6 +134,7 @@ pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp
     let log_counters = batcher.counters();
     let logs = batcher.start();
     let state = AppState {
+        metrics: Arc::new(crate::metrics::Metrics::default()),
         logs,
         log_counters,
         config: Arc::clone(&config),
@@ -176,6 +177,7 @@ pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp
             .wrap(cors(&cors_config))
             .wrap(from_fn(access_log))
             .route("/health", web::get().to(admin::system::health))
+            .route("/metrics", web::get().to(crate::metrics::handler))
             .configure(admin::configure)
             .service(web::resource("/proxy/{group}{tail:.*}").to(proxy::proxy))
             .default_service(web::to(crate::http::spa::serve))

@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod db;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod proxy;
 pub mod retention;
 pub mod state;

@@ -186,6 +186,7 @@ pub async fn proxy(
         client_ip,
         is_stream,
     };
+    let mut upstream_time = Duration::ZERO;
     let outcome = attempts(
         &state,
         &clients,
@@ -194,9 +195,10 @@ pub async fn proxy(
         &forward,
         first_lease,
         &mut log,
+        &mut upstream_time,
     )
     .await?;
-    match outcome {
+    let mut response = match outcome {
         Attempted::Success(mut response, attempt, first) => {
             let status = response.status();
             if is_model_list {
@@ -206,16 +208,17 @@ pub async fn proxy(
                     status.as_u16(),
                     futures_util::stream::empty::<Result<Bytes, ApiError>>(),
                 ));
-                return reply;
+                reply?
+            } else {
+                let headers = response.headers().clone();
+                let rest = response.take_payload();
+                let body = log.finish(
+                    attempt,
+                    status.as_u16(),
+                    futures_util::stream::iter(first.map(Ok)).chain(rest),
+                );
+                relay(status, &headers, body, is_stream)
             }
-            let headers = response.headers().clone();
-            let rest = response.take_payload();
-            let body = log.finish(
-                attempt,
-                status.as_u16(),
-                futures_util::stream::iter(first.map(Ok)).chain(rest),
-            );
-            Ok(relay(status, &headers, body, is_stream))
         }
         Attempted::Failed(failure, attempt) => {
             log.attempt_failed(
@@ -224,15 +227,33 @@ pub async fn proxy(
                 &failure.message(),
                 true,
             );
-            Ok(failure.into_response())
+            failure.into_response()
         }
         Attempted::NoKeys => {
             let err =
                 ApiError::NoKeysAvailable("No active API keys available for this group".into());
             log.failed_without_attempt(503, &err.to_string());
-            Err(err)
+            return Err(err);
+        }
+    };
+    // What the proxy itself added: everything but the time spent waiting on upstreams.
+    let overhead = started.elapsed().saturating_sub(upstream_time);
+    state.metrics.observe(
+        &group.record.name,
+        channel.name(),
+        response.status().as_u16(),
+        upstream_time,
+        overhead,
+    );
+    if state.config.overhead_header {
+        if let Ok(value) = HeaderValue::from_str(&format!("{:.3}", overhead.as_secs_f64() * 1000.0))
+        {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static("x-gptload-overhead-ms"), value);
         }
     }
+    Ok(response)
 }
 
 /// The inbound path and query as logged (the proxy key is already removed from the query).
@@ -280,6 +301,7 @@ async fn attempts(
     forward: &Forward,
     first_lease: Option<Lease>,
     log: &mut RequestLog,
+    upstream_time: &mut Duration,
 ) -> Result<Attempted, ApiError> {
     let config = &group.config;
     let client = clients.get(config);
@@ -341,6 +363,7 @@ async fn attempts(
         } else {
             format!("{target}?{query}")
         };
+        let sending = std::time::Instant::now();
         let sent = send_following_redirects(
             &client,
             forward.method.clone(),
@@ -350,6 +373,7 @@ async fn attempts(
             head_timeout,
         )
         .await;
+        *upstream_time += sending.elapsed();
 
         let attempt = AttemptInfo {
             key_id: lease.key_id,
@@ -377,7 +401,10 @@ async fn attempts(
                     // it costs no message to the pool.
                     return Ok(Attempted::Success(response, attempt, None));
                 }
-                match tokio::time::timeout(first_byte, response.next()).await {
+                let waiting = std::time::Instant::now();
+                let first = tokio::time::timeout(first_byte, response.next()).await;
+                *upstream_time += waiting.elapsed();
+                match first {
                     Ok(Some(Ok(chunk))) => {
                         return Ok(Attempted::Success(response, attempt, Some(chunk)))
                     }
