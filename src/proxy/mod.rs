@@ -186,7 +186,6 @@ pub async fn proxy(
         client_ip,
         is_stream,
     };
-    let mut upstream_time = Duration::ZERO;
     let outcome = attempts(
         &state,
         &clients,
@@ -195,9 +194,9 @@ pub async fn proxy(
         &forward,
         first_lease,
         &mut log,
-        &mut upstream_time,
     )
     .await?;
+    let upstream_time = log.upstream_time();
     let mut response = match outcome {
         Attempted::Success(mut response, attempt, first) => {
             let status = response.status();
@@ -301,7 +300,6 @@ async fn attempts(
     forward: &Forward,
     first_lease: Option<Lease>,
     log: &mut RequestLog,
-    upstream_time: &mut Duration,
 ) -> Result<Attempted, ApiError> {
     let config = &group.config;
     let client = clients.get(config);
@@ -373,7 +371,7 @@ async fn attempts(
             head_timeout,
         )
         .await;
-        *upstream_time += sending.elapsed();
+        log.add_upstream_time(sending.elapsed());
 
         let attempt = AttemptInfo {
             key_id: lease.key_id,
@@ -403,7 +401,7 @@ async fn attempts(
                 }
                 let waiting = std::time::Instant::now();
                 let first = tokio::time::timeout(first_byte, response.next()).await;
-                *upstream_time += waiting.elapsed();
+                log.add_upstream_time(waiting.elapsed());
                 match first {
                     Ok(Some(Ok(chunk))) => {
                         return Ok(Attempted::Success(response, attempt, Some(chunk)))
