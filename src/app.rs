@@ -136,6 +136,7 @@ pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp
     let log_counters = batcher.counters();
     let logs = batcher.start();
     let state = AppState {
+        metrics: Arc::new(crate::metrics::Metrics::default()),
         logs,
         log_counters,
         config: Arc::clone(&config),
@@ -182,6 +183,7 @@ pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp
             .wrap(cors(&cors_config))
             .wrap(from_fn(access_log))
             .route("/health", web::get().to(admin::system::health))
+            .route("/metrics", web::get().to(crate::metrics::handler))
             .configure(admin::configure)
             // More specific than the proxy's catch-all, so it must come first.
             .service(admin::routes::integration_route())

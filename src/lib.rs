@@ -11,6 +11,7 @@ pub mod db;
 pub mod http;
 pub mod key_sync;
 pub mod logging;
+pub mod metrics;
 pub mod proxy;
 pub mod retention;
 pub mod state;

@@ -23,6 +23,7 @@ pub struct AppState {
     pub usable_keys: UsableKeys,
     pub registry: Addr<GroupRegistryActor>,
     pub logs: Addr<LogBatcherActor>,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     pub log_counters: std::sync::Arc<LogCounters>,
     pub repo: Repo,
     pub started_at: Instant,

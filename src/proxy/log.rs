@@ -99,12 +99,27 @@ impl LogContext {
 /// (the client disconnected while the proxy waited on the upstream), it records a 499.
 pub struct RequestLog {
     ctx: Option<LogContext>,
+    /// Time spent waiting on upstreams, for the overhead figure.
+    upstream_time: std::time::Duration,
 }
 
 impl RequestLog {
     /// Starts the log of a request.
     pub fn new(ctx: LogContext) -> Self {
-        Self { ctx: Some(ctx) }
+        Self {
+            ctx: Some(ctx),
+            upstream_time: std::time::Duration::ZERO,
+        }
+    }
+
+    /// Adds time spent waiting on an upstream.
+    pub fn add_upstream_time(&mut self, spent: std::time::Duration) {
+        self.upstream_time += spent;
+    }
+
+    /// Total time spent waiting on upstreams so far.
+    pub fn upstream_time(&self) -> std::time::Duration {
+        self.upstream_time
     }
 
     /// A failed attempt; `last` marks the one whose failure is returned to the client.

@@ -196,7 +196,8 @@ pub async fn proxy(
         &mut log,
     )
     .await?;
-    match outcome {
+    let upstream_time = log.upstream_time();
+    let mut response = match outcome {
         Attempted::Success(mut response, attempt, first) => {
             let status = response.status();
             if is_model_list {
@@ -206,16 +207,17 @@ pub async fn proxy(
                     status.as_u16(),
                     futures_util::stream::empty::<Result<Bytes, ApiError>>(),
                 ));
-                return reply;
+                reply?
+            } else {
+                let headers = response.headers().clone();
+                let rest = response.take_payload();
+                let body = log.finish(
+                    attempt,
+                    status.as_u16(),
+                    futures_util::stream::iter(first.map(Ok)).chain(rest),
+                );
+                relay(status, &headers, body, is_stream)
             }
-            let headers = response.headers().clone();
-            let rest = response.take_payload();
-            let body = log.finish(
-                attempt,
-                status.as_u16(),
-                futures_util::stream::iter(first.map(Ok)).chain(rest),
-            );
-            Ok(relay(status, &headers, body, is_stream))
         }
         Attempted::Failed(failure, attempt) => {
             log.attempt_failed(
@@ -224,15 +226,33 @@ pub async fn proxy(
                 &failure.message(),
                 true,
             );
-            Ok(failure.into_response())
+            failure.into_response()
         }
         Attempted::NoKeys => {
             let err =
                 ApiError::NoKeysAvailable("No active API keys available for this group".into());
             log.failed_without_attempt(503, &err.to_string());
-            Err(err)
+            return Err(err);
+        }
+    };
+    // What the proxy itself added: everything but the time spent waiting on upstreams.
+    let overhead = started.elapsed().saturating_sub(upstream_time);
+    state.metrics.observe(
+        &group.record.name,
+        channel.name(),
+        response.status().as_u16(),
+        upstream_time,
+        overhead,
+    );
+    if state.config.overhead_header {
+        if let Ok(value) = HeaderValue::from_str(&format!("{:.3}", overhead.as_secs_f64() * 1000.0))
+        {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static("x-gptload-overhead-ms"), value);
         }
     }
+    Ok(response)
 }
 
 /// The inbound path and query as logged (the proxy key is already removed from the query).
@@ -341,6 +361,7 @@ async fn attempts(
         } else {
             format!("{target}?{query}")
         };
+        let sending = std::time::Instant::now();
         let sent = send_following_redirects(
             &client,
             forward.method.clone(),
@@ -350,6 +371,7 @@ async fn attempts(
             head_timeout,
         )
         .await;
+        log.add_upstream_time(sending.elapsed());
 
         let attempt = AttemptInfo {
             key_id: lease.key_id,
@@ -377,7 +399,10 @@ async fn attempts(
                     // it costs no message to the pool.
                     return Ok(Attempted::Success(response, attempt, None));
                 }
-                match tokio::time::timeout(first_byte, response.next()).await {
+                let waiting = std::time::Instant::now();
+                let first = tokio::time::timeout(first_byte, response.next()).await;
+                log.add_upstream_time(waiting.elapsed());
+                match first {
                     Ok(Some(Ok(chunk))) => {
                         return Ok(Attempted::Success(response, attempt, Some(chunk)))
                     }
