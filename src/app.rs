@@ -103,6 +103,7 @@ pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp
     let registry = GroupRegistryActor::new(Arc::new(repo.clone()), Arc::clone(&snapshot)).start();
     let pool_actor = KeyPoolActor::new(Arc::new(repo.clone()));
     let usable_keys = pool_actor.usable_keys();
+    let leases = pool_actor.lease_table();
     let pool = pool_actor.start();
     let load_err = |what: &'static str| move |reason: String| StartError::Load { what, reason };
     registry
@@ -143,6 +144,7 @@ pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp
         snapshot,
         pool,
         usable_keys,
+        leases,
         registry,
         repo,
         started_at: Instant::now(),

@@ -19,6 +19,8 @@ pub struct AppState {
     pub config: Arc<AppConfig>,
     pub snapshot: SharedSnapshot,
     pub pool: Addr<KeyPoolActor>,
+    /// Leases are read from here without a message to the pool actor.
+    pub leases: gpt_load_actors::lease_table::LeaseTable,
     /// Usable key counts per group, published by the pool for lock-free reads.
     pub usable_keys: UsableKeys,
     pub registry: Addr<GroupRegistryActor>,

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use crate::domain::{GroupId, KeyId, KeySecret, KeyStatus, PoolKey};
 use crate::key_state::{FailureClass, HealthPolicy, KeyHealth, State, Transition};
+use crate::lease_table::LeaseTable;
 use crate::ports::{KeyRepo, PortError};
 
 struct Entry {
@@ -52,30 +53,6 @@ impl GroupKeys {
                 health: KeyHealth::new(state, key.failure_count),
             },
         );
-    }
-
-    /// The next usable key after the cursor, skipping excluded and cooling keys.
-    fn lease(&mut self, exclude: &[KeyId], now: Instant) -> Option<Lease> {
-        let len = self.ring.len();
-        for step in 0..len {
-            let idx = (self.cursor + step) % len;
-            let id = self.ring[idx];
-            if exclude.contains(&id) {
-                continue;
-            }
-            let Some(entry) = self.keys.get_mut(&id) else {
-                continue;
-            };
-            if !entry.health.usable(now) {
-                continue;
-            }
-            self.cursor = (idx + 1) % len;
-            return Some(Lease {
-                key_id: id,
-                secret: Arc::clone(&entry.secret),
-            });
-        }
-        None
     }
 
     /// Keys a lease could return right now.
@@ -144,6 +121,7 @@ pub struct KeyPoolActor {
     repo: Arc<dyn KeyRepo>,
     groups: HashMap<GroupId, GroupKeys>,
     usable: UsableKeys,
+    table: LeaseTable,
     floor_hits: Arc<std::sync::atomic::AtomicU64>,
     writes: mpsc::UnboundedSender<HealthWrite>,
     writer: Option<mpsc::UnboundedReceiver<HealthWrite>>,
@@ -157,6 +135,7 @@ impl KeyPoolActor {
             repo,
             groups: HashMap::new(),
             usable: UsableKeys::default(),
+            table: LeaseTable::default(),
             floor_hits: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             writes,
             writer: Some(writer),
@@ -175,10 +154,34 @@ impl KeyPoolActor {
         self.usable.clone()
     }
 
+    /// The table request handlers lease from without messaging this actor.
+    pub fn lease_table(&self) -> LeaseTable {
+        self.table.clone()
+    }
+
+    /// Publishes a group's ring (and usable count) after its membership changed.
     fn publish(&self, group_id: GroupId) {
         match self.groups.get(&group_id) {
-            Some(group) => self.usable.set(group_id, group.ring.len()),
-            None => self.usable.remove(group_id),
+            Some(group) => {
+                self.usable.set(group_id, group.ring.len());
+                let keys = group
+                    .ring
+                    .iter()
+                    .filter_map(|id| {
+                        let entry = group.keys.get(id)?;
+                        let until = match entry.health.state {
+                            State::CoolingDown { until } => Some(until),
+                            _ => None,
+                        };
+                        Some((*id, Arc::clone(&entry.secret), until))
+                    })
+                    .collect();
+                self.table.publish(group_id, keys);
+            }
+            None => {
+                self.usable.remove(group_id);
+                self.table.remove(group_id);
+            }
         }
     }
 }
@@ -244,6 +247,10 @@ impl Handler<LoadKeys> for KeyPoolActor {
                                     .map(|(gid, g)| (*gid, g.ring.len()))
                                     .collect(),
                             );
+                            let gids: Vec<GroupId> = act.groups.keys().copied().collect();
+                            for gid in gids {
+                                act.publish(gid);
+                            }
                         }
                     }
                     tracing::debug!(keys = count, "Loaded key pool.");
@@ -327,9 +334,7 @@ impl Handler<LeaseKey> for KeyPoolActor {
     type Result = Option<Lease>;
 
     fn handle(&mut self, msg: LeaseKey, _ctx: &mut Self::Context) -> Option<Lease> {
-        self.groups
-            .get_mut(&msg.group_id)?
-            .lease(&msg.exclude, Instant::now())
+        self.table.lease(msg.group_id, &msg.exclude)
     }
 }
 
@@ -398,9 +403,12 @@ impl Handler<ReportOutcome> for KeyPoolActor {
         entry.health.apply(class, transition, allow, now);
         let after = entry.health.clone();
         let blacklisted = after.state == State::Invalid && before.state != State::Invalid;
+        if let State::CoolingDown { until } = after.state {
+            self.table.rest(msg.group_id, msg.key_id, until);
+        }
         if blacklisted {
             group.remove_from_ring(msg.key_id);
-            self.usable.set(msg.group_id, group.ring.len());
+            self.publish(msg.group_id);
             tracing::warn!(
                 group_id = msg.group_id,
                 key_id = msg.key_id,

@@ -21,7 +21,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use gpt_load_actors::domain::GroupId;
 use gpt_load_actors::group_registry::{GroupView, Snapshot};
-use gpt_load_actors::key_pool::{Lease, LeaseKey, ReportOutcome};
+use gpt_load_actors::key_pool::{Lease, ReportOutcome};
 use gpt_load_actors::key_state::FailureClass;
 
 use crate::channel::{self, BodyProbe, Channel, InboundRequest};
@@ -474,14 +474,8 @@ async fn lease(
     group_id: GroupId,
     tried: &[i64],
 ) -> Result<Option<Lease>, ApiError> {
-    state
-        .pool
-        .send(LeaseKey {
-            group_id,
-            exclude: tried.to_vec(),
-        })
-        .await
-        .map_err(|e| ApiError::Internal(format!("key pool unavailable: {e}")))
+    // The pool actor publishes its rings; reading them costs no message on the hot path.
+    Ok(state.leases.lease(group_id, tried))
 }
 
 /// The group that serves this request, with its first key when choosing it needed one. An
