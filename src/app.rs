@@ -18,10 +18,12 @@ use tokio::sync::Semaphore;
 use crate::admin;
 use crate::config::AppConfig;
 use crate::crypto::KeyCodec;
+use crate::db::instance_lock::{InstanceLock, LockError, LockKind, LockTiming};
 use crate::db::repo::Repo;
 use crate::db::{Database, DbError};
 use crate::http::error::{not_found, ApiError};
 use crate::http::middleware::{access_log, concurrency_limit, security_headers};
+use crate::key_encryption::startup::{open_codec, EncryptionMismatch};
 use crate::proxy::{self, upstream::UpstreamClients};
 use crate::state::AppState;
 
@@ -30,6 +32,10 @@ use crate::state::AppState;
 pub enum StartError {
     #[error(transparent)]
     Database(#[from] DbError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Encryption(#[from] EncryptionMismatch),
     #[error("could not load {what}: {reason}")]
     Load { what: &'static str, reason: String },
     #[error("could not listen on {addr}: {source}")]
@@ -45,21 +51,30 @@ pub struct RunningApp {
     pub handle: ServerHandle,
     pub state: AppState,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// This server's row in `instance_locks`, removed once it has stopped.
+    lock: Option<InstanceLock>,
 }
 
 impl RunningApp {
     /// Waits until the server stops (a signal, or [`RunningApp::stop`]).
-    pub async fn wait(self) -> std::io::Result<()> {
-        match self.server.await {
+    pub async fn wait(mut self) -> std::io::Result<()> {
+        let result = match (&mut self.server).await {
             Ok(result) => result,
             Err(err) => Err(std::io::Error::other(err)),
+        };
+        if let Some(lock) = self.lock.take() {
+            lock.release().await;
         }
+        result
     }
 
     /// Stops gracefully: in-flight requests finish first.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.handle.stop(true).await;
-        let _ = self.server.await;
+        let _ = (&mut self.server).await;
+        if let Some(lock) = self.lock.take() {
+            lock.release().await;
+        }
     }
 }
 
@@ -72,7 +87,29 @@ pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp
 
     let db = Database::connect(&config.database, config.db_pool_size).await?;
     tracing::info!(backend = db.backend(), database = ?config.database, "Connected to the database.");
-    let repo = Repo::new(db, KeyCodec::plaintext());
+    // Taken before the encryption check, so a `migrate-keys` run cannot change the data between
+    // the check and serving; released on any failure so it does not block that very run.
+    let lock = InstanceLock::acquire(&db, LockKind::Server, LockTiming::default()).await?;
+    match start_locked(config, db, handle_signals).await {
+        Ok(mut app) => {
+            app.lock = Some(lock);
+            Ok(app)
+        }
+        Err(err) => {
+            lock.release().await;
+            Err(err)
+        }
+    }
+}
+
+async fn start_locked(
+    config: Arc<AppConfig>,
+    db: Database,
+    handle_signals: bool,
+) -> Result<RunningApp, StartError> {
+    let codec: KeyCodec = open_codec(&db, config.encryption_key.expose()).await?;
+    tracing::info!(codec = ?codec, "Checked ENCRYPTION_KEY against the stored keys.");
+    let repo = Repo::new(db, codec);
     let defaults: Vec<(String, String, String)> = SETTINGS
         .iter()
         .map(|def| {
@@ -192,6 +229,7 @@ pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp
         handle,
         state,
         server,
+        lock: None,
     })
 }
 

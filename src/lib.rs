@@ -9,6 +9,8 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod http;
+pub mod key_encryption;
 pub mod logging;
+pub mod migrate_keys;
 pub mod proxy;
 pub mod state;

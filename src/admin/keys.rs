@@ -24,6 +24,7 @@ pub fn key_json(row: &KeyRow, state: &AppState) -> Value {
         .repo
         .codec
         .decode(&row.key_value)
+        .map(|plain| plain.expose().to_string())
         .unwrap_or_else(|_| "failed-to-decrypt".into());
     json!({
         "id": row.id,

@@ -1,6 +1,7 @@
 //! The admin REST API under `/api`, with GPT-Load's paths, fields and envelopes. One file per
 //! resource; this file holds the routing, the auth middleware and the success envelope.
 
+pub mod encryption;
 pub mod groups;
 pub mod keys;
 pub mod settings;
@@ -34,6 +35,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(
                 "/keys/delete-multiple",
                 web::post().to(keys::delete_multiple),
+            )
+            .route(
+                "/dashboard/encryption-status",
+                web::get().to(encryption::status),
             )
             .route("/settings", web::get().to(settings::list))
             .route("/settings", web::put().to(settings::update))

@@ -5,6 +5,8 @@
 //! that needs it.
 
 pub mod dsn;
+pub mod instance_lock;
+pub mod key_encryption;
 pub mod models;
 pub mod repo;
 pub mod schema;
@@ -48,6 +50,8 @@ pub enum DbError {
     Query(diesel::result::Error),
     #[error("stored data is malformed: {0}")]
     Corrupt(String),
+    #[error(transparent)]
+    Encode(#[from] crate::crypto::EncodeError),
 }
 
 impl From<diesel::result::Error> for DbError {
