@@ -56,6 +56,8 @@ fn main() -> std::process::ExitCode {
 fn migrate(args: MigrateArgs) -> std::process::ExitCode {
     if args.from.is_none() && args.to.is_none() {
         let mut command = Cli::command();
+        // Building propagates the binary name, so the usage line reads `gpt-load migrate-keys`.
+        command.build();
         if let Some(sub) = command.find_subcommand_mut("migrate-keys") {
             let _ = sub.print_help();
         }

@@ -420,6 +420,7 @@ async fn verify<T: KeyTable>(
         }
         progress.rows("Read", T::NAME, tally.rows, total);
     }
+    progress.finished("Read", T::NAME, tally.rows, total);
     if unreadable > 0 {
         let more = if unreadable as usize > ids.len() {
             ", …"
@@ -511,6 +512,7 @@ async fn stage<T: KeyTable>(
         }
         progress.rows("Staged", T::NAME, done, total);
     }
+    progress.finished("Staged", T::NAME, done, total);
     Ok(())
 }
 
@@ -559,6 +561,7 @@ async fn check_staged<T: KeyTable>(
         checked += staged.len() as u64;
         progress.rows("Compared", T::NAME, checked, expected);
     }
+    progress.finished("Compared", T::NAME, checked, expected);
     if checked != expected {
         return Err(MigrateError::Changed(format!(
             "{} has {expected} rows but {checked} were staged",
@@ -640,10 +643,16 @@ impl<'a> Progress<'a> {
         self.last = Instant::now();
     }
 
+    /// A row count inside a pass, at most once a second.
     fn rows(&mut self, what: &str, table: &str, done: u64, total: u64) {
-        if done >= total || self.last.elapsed() >= Duration::from_secs(1) {
-            let pct = (done * 100).checked_div(total).unwrap_or(100);
-            self.line(&format!("  {what} {table}: {done}/{total} ({pct}%)"));
+        if done < total && self.last.elapsed() >= Duration::from_secs(1) {
+            self.finished(what, table, done, total);
         }
+    }
+
+    /// The count at the end of a pass, always.
+    fn finished(&mut self, what: &str, table: &str, done: u64, total: u64) {
+        let pct = (done * 100).checked_div(total).unwrap_or(100);
+        self.line(&format!("  {what} {table}: {done}/{total} ({pct}%)"));
     }
 }
