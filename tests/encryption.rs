@@ -346,6 +346,14 @@ async fn set_key_value(db: &Database, id: i64, value: &str) -> Result<usize, DbE
     }))
 }
 
+async fn delete_kdf_record(db: &Database) -> Result<usize, DbError> {
+    Ok(with_conn!(db, conn => {
+        diesel::delete(gpt_load::db::schema::key_encryption::table)
+            .execute(conn)
+            .await?
+    }))
+}
+
 /// A lock row whose process died an hour ago.
 async fn insert_crashed_lock(db: &Database) -> Result<usize, DbError> {
     Ok(with_conn!(db, conn => {
@@ -496,7 +504,11 @@ async fn refusals_change_nothing(test_db: TestDb) {
     assert!(err.to_string().contains("plain text"), "{err}");
     assert!(snapshot(&db).await == plain);
 
-    migrate(&db, None, Some(K1)).await.unwrap();
+    // A heartbeat writing every few milliseconds must not break the swap or the compaction
+    // (SQLite has one writer at a time).
+    let mut options = MigrateOptions::new(None, Some(K1));
+    options.lock_timing.heartbeat = Duration::from_millis(5);
+    migrate_with(&db, options).await.unwrap();
     let encrypted = snapshot(&db).await;
     assert!(encrypted != plain);
 
@@ -662,6 +674,40 @@ async fn server_refuses_to_start_with_a_key_that_does_not_fit_the_data() {
     assert_eq!(status, StatusCode::OK, "{chat}");
     assert_eq!(t.mock.requests_for_key("sk-up-aaaaaaaaaaaa"), 1);
     t.stop().await;
+}
+
+#[actix_rt::test]
+async fn start_up_check_names_foreign_formats_and_missing_records() {
+    let test_db = TestDb::sqlite();
+    let db = Database::connect(&test_db.url, 2).await.unwrap();
+    let seed = seed(&db, &KeyCodec::plaintext(), 5, 0).await;
+    migrate(&db, None, Some(K1)).await.unwrap();
+    let encrypted = snapshot(&db).await;
+    // key_encryption lost (restored from another backup): neither setting starts.
+    delete_kdf_record(&db).await.unwrap();
+    for key in ["", K1] {
+        let err = open_codec(&db, key).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                EncryptionMismatch::RecordMissing {
+                    encrypted: 5,
+                    sampled: 5
+                }
+            ),
+            "{err}"
+        );
+    }
+    // Values in another tool's format (GPT-Load stores hex AES-GCM with HMAC hashes).
+    for (id, _, _) in &encrypted.0 {
+        set_key_value(&db, *id, &"ab".repeat(40)).await.unwrap();
+    }
+    for key in ["", K1] {
+        let err = open_codec(&db, key).await.unwrap_err();
+        assert!(err.to_string().contains("GPT-Load"), "{err}");
+    }
+    assert_eq!(seed.keys.len(), 5);
+    test_db.drop_db().await;
 }
 
 #[actix_rt::test]

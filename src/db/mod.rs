@@ -223,9 +223,10 @@ impl Database {
 }
 
 /// WAL lets readers proceed while the log batcher writes; the busy timeout makes writers queue
-/// instead of failing with "database is locked".
+/// instead of failing with "database is locked". The timeout comes first: switching to WAL
+/// takes a lock too, and fails at once without it while another process closes its connections.
 const SQLITE_PRAGMAS: &str =
-    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;";
+    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;";
 
 /// Applies every pending migration of the backend. Runs on a blocking thread because diesel's
 /// migration harness is synchronous.

@@ -27,6 +27,10 @@ pub enum EncryptionMismatch {
         sampled: usize,
         state: &'static str,
     },
+    #[error("The stored upstream keys are encrypted ({encrypted} of {sampled} sampled), but the key_encryption record that says how is missing, e.g. api_keys was restored from another backup than key_encryption. Restore both tables from the same backup.")]
+    RecordMissing { encrypted: usize, sampled: usize },
+    #[error("{foreign} of {sampled} sampled upstream keys are in a format this version does not know (neither plain text nor its own encryption), as GPT-Load's own encryption would leave them. Decrypt them with the tool that encrypted them (GPT-Load: `migrate-keys --from <key>`), then start this server and encrypt again with `gpt-load migrate-keys --to <key>`.")]
+    UnknownFormat { foreign: usize, sampled: usize },
     #[error("the key_encryption record is unreadable ({0}); restore it from a backup")]
     BadRecord(KdfError),
     #[error("could not derive the encryption key: {0}")]
@@ -48,51 +52,25 @@ pub async fn open_codec(
     let logs = stored_log_key_sample(db, SAMPLE_SIZE).await?;
     // With no keys left, request logs still tell how data was stored.
     let sample = if keys.is_empty() { &logs } else { &keys };
-    let plain = sample.iter().filter(|(v, h)| is_plain(v, h)).count();
-    let encrypted = sample.iter().filter(|(v, _)| is_encrypted_value(v)).count();
-
-    if encryption_key.is_empty() {
-        if kdf_record(db).await?.is_some() {
-            return Err(EncryptionMismatch::KeyNotConfigured);
-        }
-        if plain < sample.len() {
-            // GPT-Load's rule: mostly unreadable as plain text means encrypted elsewhere.
-            return Err(if plain * 5 < sample.len() {
-                EncryptionMismatch::KeyNotConfigured
-            } else {
-                EncryptionMismatch::Inconsistent {
-                    unreadable: sample.len() - plain,
-                    sampled: sample.len(),
-                    state: "plain text",
-                }
-            });
-        }
-        return Ok(KeyCodec::plaintext());
+    let record = kdf_record(db).await?;
+    if record.is_none() {
+        check_unrecorded(sample)?;
     }
 
-    let record = match kdf_record(db).await? {
+    if encryption_key.is_empty() {
+        return match record {
+            Some(_) => Err(EncryptionMismatch::KeyNotConfigured),
+            None => Ok(KeyCodec::plaintext()),
+        };
+    }
+    let record = match record {
         Some(record) => record,
-        None => {
-            if !sample.is_empty() {
-                return Err(if plain == sample.len() {
-                    EncryptionMismatch::DataNotEncrypted
-                } else {
-                    EncryptionMismatch::Inconsistent {
-                        unreadable: sample.len() - plain,
-                        sampled: sample.len(),
-                        state: if encrypted > 0 {
-                            "encrypted values but no key_encryption record"
-                        } else {
-                            "plain text"
-                        },
-                    }
-                });
-            }
-            match record_new_derivation(db, encryption_key).await? {
-                Recorded::Mine(codec) => return Ok(codec),
-                Recorded::Theirs(record) => record,
-            }
-        }
+        // Plain keys stored, and a key set: the operator must migrate first.
+        None if !sample.is_empty() => return Err(EncryptionMismatch::DataNotEncrypted),
+        None => match record_new_derivation(db, encryption_key).await? {
+            Recorded::Mine(codec) => return Ok(codec),
+            Recorded::Theirs(record) => record,
+        },
     };
     let codec = derive(encryption_key, &record).await?;
     if codec.verifier() != Some(record.verifier.as_str()) {
@@ -115,6 +93,27 @@ pub async fn open_codec(
         );
     }
     Ok(codec)
+}
+
+/// Without a `key_encryption` record the data must be plain text: say precisely what else it is.
+fn check_unrecorded(sample: &[(String, String)]) -> Result<(), EncryptionMismatch> {
+    let sampled = sample.len();
+    let plain = sample.iter().filter(|(v, h)| is_plain(v, h)).count();
+    let encrypted = sample.iter().filter(|(v, _)| is_encrypted_value(v)).count();
+    let foreign = sampled - plain - encrypted;
+    if plain == sampled {
+        Ok(())
+    } else if encrypted > 0 && plain == 0 && foreign == 0 {
+        Err(EncryptionMismatch::RecordMissing { encrypted, sampled })
+    } else if foreign * 5 > sampled * 4 {
+        Err(EncryptionMismatch::UnknownFormat { foreign, sampled })
+    } else {
+        Err(EncryptionMismatch::Inconsistent {
+            unreadable: sampled - plain,
+            sampled,
+            state: "plain text",
+        })
+    }
 }
 
 enum Recorded {

@@ -588,6 +588,10 @@ async fn swap(
     let ts = now();
     with_conn!(db, conn => {
         conn.transaction(async |conn| {
+            // A write first: SQLite then takes the write lock at BEGIN time and waits for
+            // other writers (this run's own heartbeat) instead of failing when a read snapshot
+            // taken by the counts below goes stale.
+            diesel::delete(key_encryption::table).execute(conn).await?;
             let live_keys: i64 = api_keys::table.count().get_result(conn).await?;
             let live_logs: i64 = request_logs::table.count().get_result(conn).await?;
             if live_keys as u64 != keys || live_logs as u64 != logs {
@@ -606,7 +610,6 @@ async fn swap(
             if updated as u64 != logs {
                 return Err(MigrateError::Changed(format!("{updated} of {logs} logs were updated")));
             }
-            diesel::delete(key_encryption::table).execute(conn).await?;
             if let Some((kdf_id, verifier)) = &record {
                 diesel::insert_into(key_encryption::table)
                     .values((
