@@ -8,10 +8,11 @@ use actix::Actor;
 use actix_web::body::BoxBody;
 use actix_web::dev::ServerHandle;
 use actix_web::middleware::{from_fn, Next};
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpServer};
 use arc_swap::ArcSwap;
 use gpt_load_actors::group_registry::{GroupRegistryActor, Snapshot};
 use gpt_load_actors::key_pool::{KeyPoolActor, LoadKeys};
+use gpt_load_actors::log_batcher::LogBatcherActor;
 use gpt_load_actors::settings::SETTINGS;
 use tokio::sync::Semaphore;
 
@@ -21,11 +22,14 @@ use crate::crypto::KeyCodec;
 use crate::db::instance_lock::{InstanceLock, LockError, LockKind, LockTiming};
 use crate::db::repo::Repo;
 use crate::db::{Database, DbError};
-use crate::http::error::{not_found, ApiError};
+use crate::http::error::ApiError;
 use crate::http::middleware::{access_log, concurrency_limit, security_headers};
 use crate::key_encryption::startup::{open_codec, EncryptionMismatch};
 use crate::proxy::{self, upstream::UpstreamClients};
 use crate::state::AppState;
+
+/// Request log records held in memory at most while the database is slow or down.
+const LOG_BUFFER_CAPACITY: usize = 100_000;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -56,22 +60,26 @@ pub struct RunningApp {
 }
 
 impl RunningApp {
-    /// Waits until the server stops (a signal, or [`RunningApp::stop`]).
+    /// Waits until the server stops (a signal, or [`RunningApp::stop`]), then writes every
+    /// buffered request log and removes this server's lock row.
     pub async fn wait(mut self) -> std::io::Result<()> {
         let result = match (&mut self.server).await {
             Ok(result) => result,
             Err(err) => Err(std::io::Error::other(err)),
         };
+        self.state.flush_logs().await;
         if let Some(lock) = self.lock.take() {
             lock.release().await;
         }
         result
     }
 
-    /// Stops gracefully: in-flight requests finish first.
+    /// Stops gracefully: in-flight requests finish first, then buffered logs are written and
+    /// the lock row is removed.
     pub async fn stop(mut self) {
         self.handle.stop(true).await;
         let _ = (&mut self.server).await;
+        self.state.flush_logs().await;
         if let Some(lock) = self.lock.take() {
             lock.release().await;
         }
@@ -130,6 +138,7 @@ async fn start_locked(
     let registry = GroupRegistryActor::new(Arc::new(repo.clone()), Arc::clone(&snapshot)).start();
     let pool_actor = KeyPoolActor::new(Arc::new(repo.clone()));
     let usable_keys = pool_actor.usable_keys();
+    let leases = pool_actor.lease_table();
     let pool = pool_actor.start();
     let load_err = |what: &'static str| move |reason: String| StartError::Load { what, reason };
     registry
@@ -148,15 +157,35 @@ async fn start_locked(
         "Loaded groups and key pool."
     );
 
+    let batcher = LogBatcherActor::new(
+        Arc::new(repo.clone()),
+        LOG_BUFFER_CAPACITY,
+        Duration::from_secs(
+            snapshot
+                .load()
+                .settings
+                .request_log_write_interval_minutes()
+                .max(0) as u64
+                * 60,
+        ),
+    );
+    let log_counters = batcher.counters();
+    let logs = batcher.start();
     let state = AppState {
+        metrics: Arc::new(crate::metrics::Metrics::default()),
+        logs,
+        log_counters,
         config: Arc::clone(&config),
         snapshot,
         pool,
         usable_keys,
+        leases,
         registry,
         repo,
         started_at: Instant::now(),
     };
+    // A single node is its own leader; cluster mode will gate this on leadership.
+    crate::retention::spawn(state.clone());
     let limiter = Arc::new(Semaphore::new(config.max_concurrent_requests));
     let data = web::Data::new(state.clone());
     let cors_config = Arc::clone(&config);
@@ -187,9 +216,10 @@ async fn start_locked(
             .wrap(cors(&cors_config))
             .wrap(from_fn(access_log))
             .route("/health", web::get().to(admin::system::health))
+            .route("/metrics", web::get().to(crate::metrics::handler))
             .configure(admin::configure)
             .service(web::resource("/proxy/{group}{tail:.*}").to(proxy::proxy))
-            .default_service(web::to(fallback))
+            .default_service(web::to(crate::http::spa::serve))
     })
     .keep_alive(Duration::from_secs(config.server_idle_timeout_secs))
     .client_request_timeout(Duration::from_secs(config.server_read_timeout_secs))
@@ -274,23 +304,3 @@ fn cors(config: &AppConfig) -> actix_cors::Cors {
     }
     cors
 }
-
-/// Unknown `/api` and `/proxy` paths get GPT-Load's JSON 404; anything else is the admin UI.
-async fn fallback(req: HttpRequest) -> HttpResponse {
-    let path = req.path();
-    if path == "/api"
-        || path.starts_with("/api/")
-        || path == "/proxy"
-        || path.starts_with("/proxy/")
-    {
-        return not_found();
-    }
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header(("Cache-Control", "no-cache, no-store, must-revalidate"))
-        .body(NO_UI_PAGE)
-}
-
-const NO_UI_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>gpt-load</title></head>\
-<body><h1>gpt-load is running</h1><p>The admin UI is not part of this build. \
-The proxy is at <code>/proxy/{group}/…</code> and the admin API at <code>/api</code>.</p></body></html>";

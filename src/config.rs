@@ -94,6 +94,12 @@ pub struct AppConfig {
     pub log_file_path: String,
     pub db_pool_size: usize,
     pub workers: usize,
+    /// Serve Prometheus metrics at `/metrics`.
+    pub enable_metrics: bool,
+    /// Require the admin key for `/metrics`.
+    pub metrics_require_auth: bool,
+    /// Add `X-GptLoad-Overhead-Ms` to proxied responses.
+    pub overhead_header: bool,
     /// Outbound proxies from `HTTP_PROXY` / `HTTPS_PROXY` / `NO_PROXY`.
     pub proxy_route: ProxyRoute,
 }
@@ -233,6 +239,9 @@ impl AppConfig {
             log_file_path: env.string("LOG_FILE_PATH", "./data/logs/app.log"),
             db_pool_size: env.int("DB_POOL_SIZE", 16, 1, 1000)? as usize,
             workers: env.int("WORKERS", 0, 0, 1024)? as usize,
+            enable_metrics: env.bool("ENABLE_METRICS", false)?,
+            metrics_require_auth: env.bool("METRICS_REQUIRE_AUTH", true)?,
+            overhead_header: env.bool("ENABLE_OVERHEAD_HEADER", true)?,
             proxy_route: ProxyRoute {
                 http: env.proxy("HTTP_PROXY")?,
                 https: env.proxy("HTTPS_PROXY")?,

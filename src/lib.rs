@@ -11,6 +11,8 @@ pub mod db;
 pub mod http;
 pub mod key_encryption;
 pub mod logging;
+pub mod metrics;
 pub mod migrate_keys;
 pub mod proxy;
+pub mod retention;
 pub mod state;

@@ -31,9 +31,12 @@ pub fn init(config: &AppConfig) -> Result<(), String> {
     } else {
         None
     };
+    // Colour codes only for a terminal: they would litter files and log collectors.
+    let ansi = file.is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .with_ansi(ansi);
     let result = match (config.log_format, file) {
         (LogFormat::Text, None) => builder.with_writer(std::io::stdout).try_init(),
         (LogFormat::Text, Some(f)) => builder.with_writer(std::io::stdout.and(f)).try_init(),

@@ -334,7 +334,7 @@ async fn settings_list_and_validated_update() {
         .iter()
         .flat_map(|c| c["settings"].as_array().unwrap())
         .collect();
-    assert_eq!(all.len(), 18);
+    assert_eq!(all.len(), 26);
     let find = |key: &str| {
         all.iter()
             .find(|s| s["key"] == key)
@@ -458,6 +458,13 @@ async fn over_the_concurrency_limit_is_a_503_with_retry_after() {
     .await;
     assert!(busy);
     let mut res = t.client.get(t.url("/health")).send().await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "health probes bypass the limit"
+    );
+    res.body().await.unwrap();
+    let mut res = t.client.get(t.url("/api/groups")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(res.headers().get("retry-after").unwrap(), "1");
     assert_eq!(

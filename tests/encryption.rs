@@ -810,6 +810,17 @@ async fn proxied_requests_use_the_decrypted_key_and_admin_sees_plain_keys() {
         assert_ne!(*hash, plain_hash(KEY_B));
     }
 
+    // The request-log writer stores the key the same way: encrypted, with the keyed hash.
+    t.app().state.flush_logs().await;
+    let (_, logs, _) = snapshot(&repo.db).await;
+    assert_eq!(logs.len(), 4);
+    for (_, value, hash) in &logs {
+        assert!(is_encrypted_value(value), "{value}");
+        let plain = repo.codec.decode(value).unwrap();
+        assert!([KEY_A, KEY_B].contains(&plain.expose()));
+        assert_eq!(*hash, repo.codec.hash(plain.expose()));
+    }
+
     let (_, body) = t
         .get(&format!("/api/keys?group_id={gid}&key_value={KEY_B}"))
         .await;

@@ -180,8 +180,12 @@ async fn a_key_failing_threshold_times_leaves_the_pool_for_good() {
 #[actix_rt::test]
 async fn all_keys_dead_ends_in_503_envelope() {
     let t = TestServer::start(&[K1, K2]).await;
-    t.create_group("oa", &[K1, K2], json!({"blacklist_threshold": 1}))
-        .await;
+    t.create_group(
+        "oa",
+        &[K1, K2],
+        json!({"blacklist_threshold": 1, "min_usable_keys_percent": 0}),
+    )
+    .await;
     t.mock.script(K1, Behavior::Unauthorized);
     t.mock.script(K2, Behavior::Unauthorized);
     let (status, body) = t.chat("oa", false).await;

@@ -168,6 +168,50 @@ pub struct SubGroupLink {
     pub weight: i64,
 }
 
+/// Whether a log row is an intermediate failed attempt or the request's final outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestType {
+    Retry,
+    Final,
+}
+
+impl RequestType {
+    /// The database spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestType::Retry => "retry",
+            RequestType::Final => "final",
+        }
+    }
+}
+
+/// One proxied attempt as it is logged (reference §3.5). The key travels in plain text inside a
+/// masking type; the log sink stores it encrypted and hashed.
+#[derive(Clone, Debug)]
+pub struct RequestRecord {
+    pub id: String,
+    pub timestamp: NaiveDateTime,
+    pub group_id: GroupId,
+    pub group_name: String,
+    pub parent_group_id: GroupId,
+    pub parent_group_name: String,
+    pub key_id: Option<KeyId>,
+    pub key: Option<std::sync::Arc<KeySecret>>,
+    pub model: String,
+    pub is_success: bool,
+    pub source_ip: String,
+    pub status_code: i32,
+    pub request_path: String,
+    pub duration_ms: i64,
+    pub error_message: String,
+    pub user_agent: String,
+    pub request_type: RequestType,
+    pub upstream_addr: String,
+    pub is_stream: bool,
+    pub request_body: String,
+}
+
 /// Splits a comma-separated credential list, trimming and dropping empties.
 pub fn split_keys(list: &str) -> Vec<String> {
     list.split(',')

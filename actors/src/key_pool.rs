@@ -8,13 +8,18 @@ use std::sync::Arc;
 use actix::prelude::*;
 use tokio::sync::mpsc;
 
+#[cfg(test)]
+use std::time::Duration;
+use std::time::Instant;
+
 use crate::domain::{GroupId, KeyId, KeySecret, KeyStatus, PoolKey};
+use crate::key_state::{FailureClass, HealthPolicy, KeyHealth, State, Transition};
+use crate::lease_table::LeaseTable;
 use crate::ports::{KeyRepo, PortError};
 
 struct Entry {
     secret: Arc<KeySecret>,
-    status: KeyStatus,
-    failure_count: i64,
+    health: KeyHealth,
 }
 
 #[derive(Default)]
@@ -37,32 +42,26 @@ impl GroupKeys {
         if key.status == KeyStatus::Active && !self.keys.contains_key(&key.id) {
             self.ring.push(key.id);
         }
+        let state = match key.status {
+            KeyStatus::Active => State::Active,
+            KeyStatus::Invalid => State::Invalid,
+        };
         self.keys.insert(
             key.id,
             Entry {
                 secret: Arc::new(key.secret),
-                status: key.status,
-                failure_count: key.failure_count,
+                health: KeyHealth::new(state, key.failure_count),
             },
         );
     }
 
-    fn lease(&mut self, exclude: &[KeyId]) -> Option<Lease> {
-        let len = self.ring.len();
-        for step in 0..len {
-            let idx = (self.cursor + step) % len;
-            let id = self.ring[idx];
-            if exclude.contains(&id) {
-                continue;
-            }
-            self.cursor = (idx + 1) % len;
-            let entry = self.keys.get(&id)?;
-            return Some(Lease {
-                key_id: id,
-                secret: Arc::clone(&entry.secret),
-            });
-        }
-        None
+    /// Keys a lease could return right now.
+    fn usable_now(&mut self, now: Instant) -> usize {
+        let keys = &mut self.keys;
+        self.ring
+            .iter()
+            .filter(|id| keys.get_mut(id).is_some_and(|e| e.health.usable(now)))
+            .count()
     }
 
     fn remove_from_ring(&mut self, id: KeyId) {
@@ -109,15 +108,6 @@ pub struct Lease {
     pub secret: Arc<KeySecret>,
 }
 
-/// How an attempt with a leased key ended, from the key's point of view.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyOutcome {
-    /// The upstream accepted the key. Proxied successes do not reset the cumulative failure count.
-    Success,
-    /// The attempt failed in a way that is the key's fault.
-    Failure,
-}
-
 /// A health change to persist.
 #[derive(Clone, Copy, Debug)]
 struct HealthWrite {
@@ -131,6 +121,8 @@ pub struct KeyPoolActor {
     repo: Arc<dyn KeyRepo>,
     groups: HashMap<GroupId, GroupKeys>,
     usable: UsableKeys,
+    table: LeaseTable,
+    floor_hits: Arc<std::sync::atomic::AtomicU64>,
     writes: mpsc::UnboundedSender<HealthWrite>,
     writer: Option<mpsc::UnboundedReceiver<HealthWrite>>,
 }
@@ -143,6 +135,8 @@ impl KeyPoolActor {
             repo,
             groups: HashMap::new(),
             usable: UsableKeys::default(),
+            table: LeaseTable::default(),
+            floor_hits: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             writes,
             writer: Some(writer),
         }
@@ -150,15 +144,44 @@ impl KeyPoolActor {
 }
 
 impl KeyPoolActor {
+    /// How often the usable-key floor kept a failing key in service (for the dashboard).
+    pub fn floor_hits(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        Arc::clone(&self.floor_hits)
+    }
+
     /// The shared view of usable key counts, kept current by this actor.
     pub fn usable_keys(&self) -> UsableKeys {
         self.usable.clone()
     }
 
+    /// The table request handlers lease from without messaging this actor.
+    pub fn lease_table(&self) -> LeaseTable {
+        self.table.clone()
+    }
+
+    /// Publishes a group's ring (and usable count) after its membership changed.
     fn publish(&self, group_id: GroupId) {
         match self.groups.get(&group_id) {
-            Some(group) => self.usable.set(group_id, group.ring.len()),
-            None => self.usable.remove(group_id),
+            Some(group) => {
+                self.usable.set(group_id, group.ring.len());
+                let keys = group
+                    .ring
+                    .iter()
+                    .filter_map(|id| {
+                        let entry = group.keys.get(id)?;
+                        let until = match entry.health.state {
+                            State::CoolingDown { until } => Some(until),
+                            _ => None,
+                        };
+                        Some((*id, Arc::clone(&entry.secret), until))
+                    })
+                    .collect();
+                self.table.publish(group_id, keys);
+            }
+            None => {
+                self.usable.remove(group_id);
+                self.table.remove(group_id);
+            }
         }
     }
 }
@@ -224,6 +247,10 @@ impl Handler<LoadKeys> for KeyPoolActor {
                                     .map(|(gid, g)| (*gid, g.ring.len()))
                                     .collect(),
                             );
+                            let gids: Vec<GroupId> = act.groups.keys().copied().collect();
+                            for gid in gids {
+                                act.publish(gid);
+                            }
                         }
                     }
                     tracing::debug!(keys = count, "Loaded key pool.");
@@ -307,63 +334,105 @@ impl Handler<LeaseKey> for KeyPoolActor {
     type Result = Option<Lease>;
 
     fn handle(&mut self, msg: LeaseKey, _ctx: &mut Self::Context) -> Option<Lease> {
-        self.groups.get_mut(&msg.group_id)?.lease(&msg.exclude)
+        self.table.lease(msg.group_id, &msg.exclude)
     }
 }
 
-/// Reports how an attempt with a leased key ended. Failures count toward `blacklist_threshold`
-/// (cumulative; 0 never blacklists); reaching it takes the key out of the ring.
+/// Reports how an attempt with a leased key ended: `None` for a success, else the failure's
+/// class. The key's state machine decides the effect under `policy`; the pool floor keeps at least
+/// `floor_percent` % of the group's keys (and at least one) usable whatever the failures say.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ReportOutcome {
     pub group_id: GroupId,
     pub key_id: KeyId,
-    pub outcome: KeyOutcome,
-    pub blacklist_threshold: i64,
+    pub failure: Option<FailureClass>,
+    pub policy: HealthPolicy,
+    pub floor_percent: i64,
 }
 
 impl Handler<ReportOutcome> for KeyPoolActor {
     type Result = ();
 
     fn handle(&mut self, msg: ReportOutcome, _ctx: &mut Self::Context) {
-        if msg.outcome == KeyOutcome::Success {
-            return;
-        }
+        let now = Instant::now();
         let Some(group) = self.groups.get_mut(&msg.group_id) else {
             return;
         };
+        let Some(class) = msg.failure else {
+            if let Some(entry) = group.keys.get_mut(&msg.key_id) {
+                entry.health.on_success();
+            }
+            return;
+        };
+        let total = group
+            .keys
+            .values()
+            .filter(|e| e.health.state != State::Disabled)
+            .count();
+        // 0 % turns protection off; otherwise at least one key always stays in service.
+        let floor = match msg.floor_percent.max(0) {
+            0 => 0,
+            pct => ((total as i64 * pct + 99) / 100).max(1) as usize,
+        };
+        let usable = group.usable_now(now);
         let Some(entry) = group.keys.get_mut(&msg.key_id) else {
             return;
         };
-        if entry.status == KeyStatus::Invalid {
-            return;
-        }
-        entry.failure_count += 1;
-        let blacklisted =
-            msg.blacklist_threshold > 0 && entry.failure_count >= msg.blacklist_threshold;
-        if blacklisted {
-            entry.status = KeyStatus::Invalid;
-        }
-        let write = HealthWrite {
-            key_id: msg.key_id,
-            status: entry.status,
-            failure_count: entry.failure_count,
-        };
-        if blacklisted {
-            group.remove_from_ring(msg.key_id);
-            self.usable.set(msg.group_id, group.ring.len());
+        entry.health.decay(&msg.policy, now);
+        let before = entry.health.clone();
+        let transition = entry.health.plan(class, &msg.policy, now);
+        let makes_unusable = matches!(
+            transition,
+            Transition::Blacklist | Transition::CoolDown { .. }
+        );
+        let was_usable = entry.health.usable(now);
+        let allow = !makes_unusable || !was_usable || usable > floor;
+        if !allow {
+            self.floor_hits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(
                 group_id = msg.group_id,
                 key_id = msg.key_id,
-                failures = write.failure_count,
+                class = class.as_str(),
+                usable,
+                floor,
+                "Kept a failing key in service: the group is at its usable-key floor."
+            );
+        }
+        entry.health.apply(class, transition, allow, now);
+        let after = entry.health.clone();
+        let blacklisted = after.state == State::Invalid && before.state != State::Invalid;
+        if let State::CoolingDown { until } = after.state {
+            self.table.rest(msg.group_id, msg.key_id, until);
+        }
+        if blacklisted {
+            group.remove_from_ring(msg.key_id);
+            self.publish(msg.group_id);
+            tracing::warn!(
+                group_id = msg.group_id,
+                key_id = msg.key_id,
+                failures = after.failure_count,
                 "Blacklisted a key that reached the failure threshold."
             );
         }
-        if self.writes.send(write).is_err() {
-            tracing::warn!(
-                key_id = msg.key_id,
-                "Key health writer is gone; change kept in memory only."
-            );
+        if after.failure_count != before.failure_count || blacklisted {
+            let status = if after.state == State::Invalid {
+                KeyStatus::Invalid
+            } else {
+                KeyStatus::Active
+            };
+            let write = HealthWrite {
+                key_id: msg.key_id,
+                status,
+                failure_count: after.failure_count,
+            };
+            if self.writes.send(write).is_err() {
+                tracing::warn!(
+                    key_id = msg.key_id,
+                    "Key health writer is gone; change kept in memory only."
+                );
+            }
         }
     }
 }
@@ -488,8 +557,12 @@ mod tests {
             addr.send(ReportOutcome {
                 group_id: 1,
                 key_id: 1,
-                outcome: KeyOutcome::Failure,
-                blacklist_threshold: 2,
+                failure: Some(FailureClass::KeyDead),
+                policy: HealthPolicy {
+                    blacklist_threshold: 2,
+                    ..Default::default()
+                },
+                floor_percent: 0,
             })
             .await
             .unwrap();
@@ -524,13 +597,100 @@ mod tests {
             addr.send(ReportOutcome {
                 group_id: 1,
                 key_id: 1,
-                outcome: KeyOutcome::Failure,
-                blacklist_threshold: 0,
+                failure: Some(FailureClass::KeyDead),
+                policy: HealthPolicy {
+                    blacklist_threshold: 0,
+                    ..Default::default()
+                },
+                floor_percent: 0,
             })
             .await
             .unwrap();
         }
         assert_eq!(lease(&addr, vec![]).await, Some(1));
+    }
+
+    fn report(
+        addr: &Addr<KeyPoolActor>,
+        key_id: KeyId,
+        class: FailureClass,
+        policy: HealthPolicy,
+        floor: i64,
+    ) {
+        addr.do_send(ReportOutcome {
+            group_id: 1,
+            key_id,
+            failure: Some(class),
+            policy,
+            floor_percent: floor,
+        });
+    }
+
+    #[actix_rt::test]
+    async fn cooling_keys_are_skipped_and_come_back_by_themselves() {
+        let (addr, repo) =
+            pool_with(vec![key(1, KeyStatus::Active), key(2, KeyStatus::Active)]).await;
+        let short = HealthPolicy {
+            rate_limit_base: Duration::from_millis(150),
+            ..Default::default()
+        };
+        report(
+            &addr,
+            1,
+            FailureClass::RateLimited { retry_after: None },
+            short,
+            0,
+        );
+        for _ in 0..4 {
+            assert_eq!(lease(&addr, vec![]).await, Some(2), "key 1 rests");
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut back = false;
+        while Instant::now() < deadline && !back {
+            back = lease(&addr, vec![2]).await == Some(1);
+            if !back {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        assert!(back, "the cooldown ends on its own");
+        assert!(
+            repo.writes.lock().is_empty(),
+            "a rate limit is not a failure to persist"
+        );
+    }
+
+    #[actix_rt::test]
+    async fn a_storm_on_every_key_never_goes_below_the_floor() {
+        let keys: Vec<PoolKey> = (1..=20).map(|i| key(i, KeyStatus::Active)).collect();
+        let (addr, _) = pool_with(keys).await;
+        let policy = HealthPolicy {
+            blacklist_threshold: 1,
+            trouble_counts: true,
+            ..Default::default()
+        };
+        for round in 0..3 {
+            for id in 1..=20 {
+                report(
+                    &addr,
+                    id,
+                    if round == 0 {
+                        FailureClass::UpstreamTrouble
+                    } else {
+                        FailureClass::KeyDead
+                    },
+                    policy,
+                    10,
+                );
+            }
+        }
+        let counts = addr.send(CountKeys { group_id: 1 }).await.unwrap();
+        let mut usable = std::collections::HashSet::new();
+        for _ in 0..40 {
+            if let Some(id) = lease(&addr, vec![]).await {
+                usable.insert(id);
+            }
+        }
+        assert_eq!(usable.len(), 2, "10 % of 20 keys stay usable: {counts:?}");
     }
 
     #[actix_rt::test]

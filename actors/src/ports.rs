@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 
-use crate::domain::{GroupId, GroupRecord, KeyId, KeyStatus, PoolKey, SubGroupLink};
+use crate::domain::{GroupId, GroupRecord, KeyId, KeyStatus, PoolKey, RequestRecord, SubGroupLink};
 
 /// A storage failure, described for logs (never containing key material).
 #[derive(Clone, Debug, thiserror::Error)]
@@ -37,4 +37,13 @@ pub trait ConfigRepo: Send + Sync + 'static {
 
     /// Stored system settings as `key -> string value`.
     async fn load_settings(&self) -> Result<HashMap<String, String>, PortError>;
+}
+
+/// Where request logs go.
+#[async_trait]
+pub trait LogSink: Send + Sync + 'static {
+    /// Writes a batch in one transaction: the rows, successful keys' usage counters, and the
+    /// hourly statistics (retries excluded; aggregate traffic counted under both groups).
+    /// On error nothing of the batch is written.
+    async fn write_batch(&self, records: &[RequestRecord]) -> Result<(), PortError>;
 }

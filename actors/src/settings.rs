@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
+use crate::key_state::HealthPolicy;
 use crate::status_codes::StatusCodeSet;
 
 /// The type of a setting's value.
@@ -61,7 +62,7 @@ macro_rules! def {
 }
 
 /// All settings, in the order the API and UI list them.
-pub const SETTINGS: [SettingDef; 18] = [
+pub const SETTINGS: [SettingDef; 26] = [
     def!(
         "app_url",
         "Project URL",
@@ -234,7 +235,7 @@ pub const SETTINGS: [SettingDef; 18] = [
         KEY,
         Int,
         "60",
-        Some(1),
+        Some(0),
         false,
         true
     ),
@@ -260,6 +261,14 @@ pub const SETTINGS: [SettingDef; 18] = [
         false,
         true
     ),
+    def!("rate_limit_cooldown_seconds", "Rate Limit Cooldown", "First rest in seconds of a key answered 429 without Retry-After; doubles on each repeat.", KEY, Int, "30", Some(1), false, true),
+    def!("rate_limit_cooldown_max_seconds", "Rate Limit Cooldown Max", "Longest rest in seconds of a rate-limited key without Retry-After.", KEY, Int, "300", Some(1), false, true),
+    def!("retry_after_max_seconds", "Retry-After Cap", "Longest rest in seconds an upstream's Retry-After may impose on a key.", KEY, Int, "86400", Some(1), false, true),
+    def!("upstream_error_cooldown_seconds", "Upstream Error Cooldown", "First rest in seconds of a key after a 5xx, connect error or timeout; doubles on each repeat; 0 disables.", KEY, Int, "5", Some(0), false, true),
+    def!("upstream_error_cooldown_max_seconds", "Upstream Error Cooldown Max", "Longest rest in seconds after upstream errors.", KEY, Int, "60", Some(0), false, true),
+    def!("upstream_error_blacklist", "Blacklist On Upstream Errors", "Count 5xx, connect errors and timeouts toward the blacklist threshold.", KEY, Bool, "false", None, false, true),
+    def!("min_usable_keys_percent", "Usable Key Floor", "Percent of a group's keys (at least one) that automatic blacklisting and cooldowns never take out of service.", KEY, Int, "10", Some(0), false, true),
+    def!("first_byte_timeout_seconds", "First Byte Timeout", "Seconds to wait for an upstream's first response bytes before retrying with another key; 0 disables.", REQUEST, Int, "0", Some(0), false, true),
 ];
 
 /// Looks a setting up by key.
@@ -475,6 +484,17 @@ impl SystemSettings {
             key_validation_interval_minutes: int("key_validation_interval_minutes"),
             key_validation_concurrency: int("key_validation_concurrency"),
             key_validation_timeout_secs: int("key_validation_timeout_seconds"),
+            health: HealthPolicy {
+                blacklist_threshold: int("blacklist_threshold"),
+                rate_limit_base: secs(int("rate_limit_cooldown_seconds")),
+                rate_limit_max: secs(int("rate_limit_cooldown_max_seconds")),
+                retry_after_max: secs(int("retry_after_max_seconds")),
+                trouble_base: secs(int("upstream_error_cooldown_seconds")),
+                trouble_max: secs(int("upstream_error_cooldown_max_seconds")),
+                trouble_counts: get("upstream_error_blacklist").as_bool().unwrap_or(false),
+            },
+            min_usable_keys_percent: int("min_usable_keys_percent"),
+            first_byte_timeout_secs: int("first_byte_timeout_seconds"),
         }
     }
 }
@@ -496,6 +516,15 @@ pub struct EffectiveConfig {
     pub key_validation_interval_minutes: i64,
     pub key_validation_concurrency: i64,
     pub key_validation_timeout_secs: i64,
+    /// How failures affect keys.
+    pub health: HealthPolicy,
+    pub min_usable_keys_percent: i64,
+    /// 0 = off.
+    pub first_byte_timeout_secs: i64,
+}
+
+fn secs(n: i64) -> std::time::Duration {
+    std::time::Duration::from_secs(n.max(0) as u64)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 pub mod dsn;
 pub mod instance_lock;
 pub mod key_encryption;
+pub mod log_sink;
 pub mod models;
 pub mod repo;
 pub mod schema;

@@ -52,6 +52,11 @@ pub async fn concurrency_limit(
     req: ServiceRequest,
     next: Next<BoxBody>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
+    // Health probes must answer even when the node is saturated, or an orchestrator would
+    // restart a busy but healthy node.
+    if req.path() == "/health" {
+        return next.call(req).await;
+    }
     let Ok(permit) = limit.try_acquire_owned() else {
         let res = ApiError::Overloaded.error_response();
         return Ok(req.into_response(res));

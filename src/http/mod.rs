@@ -1,5 +1,7 @@
-//! HTTP plumbing shared by the proxy and the admin API: errors, credentials, middleware.
+//! HTTP plumbing shared by the proxy and the admin API: errors, credentials, middleware, and
+//! the embedded admin UI.
 
 pub mod credentials;
 pub mod error;
 pub mod middleware;
+pub mod spa;

@@ -2,7 +2,9 @@
 //! aggregate picks one member per request), lease a key, rewrite and forward the request, retry a
 //! failed attempt with another key, and stream the upstream's answer back unbuffered.
 
+pub mod classify;
 pub mod decode;
+pub mod log;
 pub mod outbound;
 pub mod relay;
 pub mod rewrite;
@@ -13,18 +15,20 @@ use std::time::Duration;
 
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use awc::error::SendRequestError;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use gpt_load_actors::domain::GroupId;
 use gpt_load_actors::group_registry::{GroupView, Snapshot};
-use gpt_load_actors::key_pool::{KeyOutcome, Lease, LeaseKey, ReportOutcome};
+use gpt_load_actors::key_pool::{Lease, ReportOutcome};
+use gpt_load_actors::key_state::FailureClass;
 
 use crate::channel::{self, BodyProbe, Channel, InboundRequest};
 use crate::http::credentials;
 use crate::http::error::ApiError;
 use crate::state::AppState;
+use log::{loggable_body, AttemptInfo, LogContext, RequestLog};
 use relay::{relay, transport_failure, Failure};
 use rewrite::{Redirect, RuleContext};
 use upstream::UpstreamClients;
@@ -71,6 +75,7 @@ pub async fn proxy(
     state: web::Data<AppState>,
     clients: web::Data<UpstreamClients>,
 ) -> Result<HttpResponse, ApiError> {
+    let started = std::time::Instant::now();
     let credential =
         credentials::extract(req.headers(), req.query_string()).ok_or(ApiError::Unauthorized)?;
     let group_name = req.match_info().get("group").unwrap_or_default();
@@ -122,14 +127,53 @@ pub async fn proxy(
         (Some(model), true) => rewrite::redirect_path(tail, model, &group.redirects, strict),
         _ => rewrite::redirect_body(&body, &group.redirects, strict),
     };
+    let client_ip = req
+        .connection_info()
+        .realip_remote_addr()
+        .unwrap_or("")
+        .to_string();
+    let log_bodies = group.config.enable_request_body_logging;
+    let via_aggregate = !Arc::ptr_eq(&group, &requested);
+    let mut log = RequestLog::new(LogContext {
+        batcher: state.logs.clone(),
+        started,
+        group_id: group.record.id,
+        group_name: group.record.name.clone(),
+        parent_group_id: if via_aggregate {
+            requested.record.id
+        } else {
+            0
+        },
+        parent_group_name: if via_aggregate {
+            requested.record.name.clone()
+        } else {
+            String::new()
+        },
+        model: model.clone().unwrap_or_default(),
+        source_ip: client_ip.clone(),
+        request_path: logged_path(req.uri().path(), &query),
+        is_stream,
+        user_agent: if log_bodies {
+            header_text(req.headers(), header::USER_AGENT)
+        } else {
+            String::new()
+        },
+        request_body: if log_bodies {
+            loggable_body(&body)
+        } else {
+            String::new()
+        },
+    });
     let (body, path) = match redirect {
         Redirect::Keep => (body, tail.to_string()),
         Redirect::Body(rewritten) => (rewritten, tail.to_string()),
         Redirect::Path(rewritten) => (body, rewritten),
         Redirect::Reject(model) => {
-            return Err(ApiError::BadRequest(format!(
+            let err = ApiError::BadRequest(format!(
                 "model '{model}' is not configured in redirect rules"
-            )));
+            ));
+            log.failed_without_attempt(400, &err.to_string());
+            return Err(err);
         }
     };
 
@@ -139,21 +183,93 @@ pub async fn proxy(
         query,
         headers: forwarded_headers(req.headers()),
         body,
-        client_ip: req
-            .connection_info()
-            .realip_remote_addr()
-            .unwrap_or("")
-            .to_string(),
+        client_ip,
         is_stream,
     };
-    let outcome = attempts(&state, &clients, &group, channel, &forward, first_lease).await?;
-    match outcome {
-        Attempted::Success(response) if is_model_list => {
-            rewrite_model_list(response, &group, &forward.query).await
+    let outcome = attempts(
+        &state,
+        &clients,
+        &group,
+        channel,
+        &forward,
+        first_lease,
+        &mut log,
+    )
+    .await?;
+    let upstream_time = log.upstream_time();
+    let mut response = match outcome {
+        Attempted::Success(mut response, attempt, first) => {
+            let status = response.status();
+            if is_model_list {
+                let reply = rewrite_model_list(response, &group, &forward.query).await;
+                drop(log.finish(
+                    attempt,
+                    status.as_u16(),
+                    futures_util::stream::empty::<Result<Bytes, ApiError>>(),
+                ));
+                reply?
+            } else {
+                let headers = response.headers().clone();
+                let rest = response.take_payload();
+                let body = log.finish(
+                    attempt,
+                    status.as_u16(),
+                    futures_util::stream::iter(first.map(Ok)).chain(rest),
+                );
+                relay(status, &headers, body, is_stream)
+            }
         }
-        Attempted::Success(response) => Ok(relay(response, is_stream)),
-        Attempted::Failed(failure) => Ok(failure.into_response()),
+        Attempted::Failed(failure, attempt) => {
+            log.attempt_failed(
+                &attempt,
+                failure.status().as_u16(),
+                &failure.message(),
+                true,
+            );
+            failure.into_response()
+        }
+        Attempted::NoKeys => {
+            let err =
+                ApiError::NoKeysAvailable("No active API keys available for this group".into());
+            log.failed_without_attempt(503, &err.to_string());
+            return Err(err);
+        }
+    };
+    // What the proxy itself added: everything but the time spent waiting on upstreams.
+    let overhead = started.elapsed().saturating_sub(upstream_time);
+    state.metrics.observe(
+        &group.record.name,
+        channel.name(),
+        response.status().as_u16(),
+        upstream_time,
+        overhead,
+    );
+    if state.config.overhead_header {
+        if let Ok(value) = HeaderValue::from_str(&format!("{:.3}", overhead.as_secs_f64() * 1000.0))
+        {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static("x-gptload-overhead-ms"), value);
+        }
     }
+    Ok(response)
+}
+
+/// The inbound path and query as logged (the proxy key is already removed from the query).
+fn logged_path(path: &str, query: &str) -> String {
+    if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{query}")
+    }
+}
+
+fn header_text(headers: &HeaderMap, name: header::HeaderName) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The request as it goes upstream, the same for every attempt.
@@ -168,8 +284,11 @@ struct Forward {
 }
 
 enum Attempted {
-    Success(awc::ClientResponse),
-    Failed(Failure),
+    /// The upstream answered; the first body chunk when it was awaited already.
+    Success(awc::ClientResponse, AttemptInfo, Option<Bytes>),
+    /// Every attempt failed; the last failure goes to the client.
+    Failed(Failure, AttemptInfo),
+    NoKeys,
 }
 
 /// Runs attempts with different keys until one is not a failover failure or none are left.
@@ -180,6 +299,7 @@ async fn attempts(
     channel: &'static dyn Channel,
     forward: &Forward,
     first_lease: Option<Lease>,
+    log: &mut RequestLog,
 ) -> Result<Attempted, ApiError> {
     let config = &group.config;
     let client = clients.get(config);
@@ -190,11 +310,16 @@ async fn attempts(
             .response_header_timeout_secs
             .min(config.request_timeout_secs)
     };
-    let head_timeout = Duration::from_secs(head_timeout.max(1) as u64);
+    let first_byte = Duration::from_secs(config.first_byte_timeout_secs.max(0) as u64);
+    let mut head_timeout = Duration::from_secs(head_timeout.max(1) as u64);
+    if !first_byte.is_zero() {
+        head_timeout = head_timeout.min(first_byte);
+    }
 
     let mut tried = Vec::new();
     let mut pending = first_lease;
-    let mut last_failure: Option<Failure> = None;
+    // The latest failure is held back: it is a retry row if another attempt follows, else final.
+    let mut last_failure: Option<(Failure, AttemptInfo)> = None;
     for _attempt in 0..=config.max_retries.max(0) {
         let lease = match pending.take() {
             Some(lease) => lease,
@@ -232,10 +357,11 @@ async fn attempts(
             );
         }
         let url = if query.is_empty() {
-            format!("{base}{}", forward.path)
+            target
         } else {
-            format!("{base}{}?{query}", forward.path)
+            format!("{target}?{query}")
         };
+        let sending = std::time::Instant::now();
         let sent = send_following_redirects(
             &client,
             forward.method.clone(),
@@ -245,15 +371,56 @@ async fn attempts(
             head_timeout,
         )
         .await;
+        log.add_upstream_time(sending.elapsed());
 
+        let attempt = AttemptInfo {
+            key_id: lease.key_id,
+            key: Arc::clone(&lease.secret),
+            upstream_addr: logged_path(&format!("{base}{}", forward.path), &forward.query),
+        };
+        if let Some((previous, info)) = last_failure.take() {
+            log.attempt_failed(
+                &info,
+                previous.status().as_u16(),
+                &previous.message(),
+                false,
+            );
+        }
         let failure = match sent {
-            Ok(response)
+            Ok(mut response)
                 if !config
                     .failover_status_codes
                     .contains(response.status().as_u16()) =>
             {
-                report(state, group, lease.key_id, KeyOutcome::Success);
-                return Ok(Attempted::Success(response));
+                // The client's head is committed only once the first body bytes are here, so an
+                // upstream that stalls before them can still be retried with another key.
+                if first_byte.is_zero() {
+                    // A proxied success changes no key state (failure counts are cumulative), so
+                    // it costs no message to the pool.
+                    return Ok(Attempted::Success(response, attempt, None));
+                }
+                let waiting = std::time::Instant::now();
+                let first = tokio::time::timeout(first_byte, response.next()).await;
+                log.add_upstream_time(waiting.elapsed());
+                match first {
+                    Ok(Some(Ok(chunk))) => {
+                        return Ok(Attempted::Success(response, attempt, Some(chunk)))
+                    }
+                    Ok(None) => return Ok(Attempted::Success(response, attempt, None)),
+                    Ok(Some(Err(err))) => Failure::Transport {
+                        status: StatusCode::BAD_GATEWAY,
+                        message: format!(
+                            "Upstream response broke off before its first byte: {err}"
+                        ),
+                    },
+                    Err(_) => Failure::Transport {
+                        status: StatusCode::GATEWAY_TIMEOUT,
+                        message: format!(
+                            "Upstream sent no response bytes within {} s",
+                            first_byte.as_secs()
+                        ),
+                    },
+                }
             }
             Ok(mut response) => {
                 let status = response.status();
@@ -272,32 +439,34 @@ async fn attempts(
                     Ok(Ok(bytes)) => bytes,
                     _ => Bytes::new(),
                 };
+                let retry_after = classify::retry_after(response.headers());
                 Failure::Status {
                     status,
                     content_type,
                     encoding,
+                    retry_after,
                     body,
                 }
             }
             Err(err) => transport_failure(&err),
         };
         let failure = failure.redacted(secret);
+        let class = failure.class();
         tracing::warn!(
             group = %group.record.name,
             key = %lease.secret,
             status = failure.status().as_u16(),
+            class = class.as_str(),
             error = %failure.message(),
             "Upstream attempt failed."
         );
-        report(state, group, lease.key_id, KeyOutcome::Failure);
-        last_failure = Some(failure);
+        report(state, group, lease.key_id, class);
+        last_failure = Some((failure, attempt));
     }
-    match last_failure {
-        Some(failure) => Ok(Attempted::Failed(failure)),
-        None => Err(ApiError::NoKeysAvailable(
-            "No active API keys available for this group".into(),
-        )),
-    }
+    Ok(match last_failure {
+        Some((failure, attempt)) => Attempted::Failed(failure, attempt),
+        None => Attempted::NoKeys,
+    })
 }
 
 async fn lease(
@@ -305,14 +474,8 @@ async fn lease(
     group_id: GroupId,
     tried: &[i64],
 ) -> Result<Option<Lease>, ApiError> {
-    state
-        .pool
-        .send(LeaseKey {
-            group_id,
-            exclude: tried.to_vec(),
-        })
-        .await
-        .map_err(|e| ApiError::Internal(format!("key pool unavailable: {e}")))
+    // The pool actor publishes its rings; reading them costs no message on the hot path.
+    Ok(state.leases.lease(group_id, tried))
 }
 
 /// The group that serves this request, with its first key when choosing it needed one. An
@@ -456,12 +619,13 @@ async fn rewrite_model_list(
         .body(rewritten))
 }
 
-fn report(state: &AppState, group: &GroupView, key_id: i64, outcome: KeyOutcome) {
+fn report(state: &AppState, group: &GroupView, key_id: i64, class: FailureClass) {
     state.pool.do_send(ReportOutcome {
         group_id: group.record.id,
         key_id,
-        outcome,
-        blacklist_threshold: group.config.blacklist_threshold,
+        failure: Some(class),
+        policy: group.config.health,
+        floor_percent: group.config.min_usable_keys_percent,
     });
 }
 

@@ -2,15 +2,17 @@
 //! failed, the last failure — with upstream keys masked wherever they appear.
 
 use actix_web::body::SizedStream;
-use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use awc::error::SendRequestError;
 use bytes::Bytes;
 use gpt_load_actors::domain::mask_secret;
 
+use super::classify::classify_status;
 use super::decode::decode;
 use crate::http::error::ApiError;
+use gpt_load_actors::key_state::FailureClass;
 
 /// Upstream response headers that describe the upstream hop, not the content.
 const STRIPPED_RESPONSE_HEADERS: [&str; 6] = [
@@ -24,15 +26,23 @@ const STRIPPED_RESPONSE_HEADERS: [&str; 6] = [
 
 /// Streams an upstream response to the client as it arrives: status and headers first, then
 /// every body chunk the moment it is read, with no buffering.
-pub fn relay(response: awc::ClientResponse, is_stream: bool) -> HttpResponse {
-    let mut builder = HttpResponse::build(response.status());
-    for (name, value) in response.headers().iter() {
+pub fn relay<S, E>(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: S,
+    is_stream: bool,
+) -> HttpResponse
+where
+    S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin + 'static,
+    E: Into<Box<dyn std::error::Error>> + 'static,
+{
+    let mut builder = HttpResponse::build(status);
+    for (name, value) in headers.iter() {
         if !STRIPPED_RESPONSE_HEADERS.contains(&name.as_str()) {
             builder.append_header((name.clone(), value.clone()));
         }
     }
-    let event_stream = response
-        .headers()
+    let event_stream = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
@@ -43,14 +53,13 @@ pub fn relay(response: awc::ClientResponse, is_stream: bool) -> HttpResponse {
             HeaderValue::from_static("no"),
         ));
     }
-    let length = response
-        .headers()
+    let length = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     match length {
-        Some(len) => builder.body(SizedStream::new(len, response)),
-        None => builder.streaming(response),
+        Some(len) => builder.body(SizedStream::new(len, body)),
+        None => builder.streaming(body),
     }
 }
 
@@ -61,6 +70,7 @@ pub enum Failure {
         status: StatusCode,
         content_type: Option<HeaderValue>,
         encoding: Option<String>,
+        retry_after: Option<std::time::Duration>,
         body: Bytes,
     },
     /// No usable answer: connect error, timeout, broken connection.
@@ -100,6 +110,22 @@ impl Failure {
         }
     }
 
+    /// The failure's class, which decides what happens to the key.
+    pub fn class(&self) -> FailureClass {
+        match self {
+            Failure::Transport { .. } => FailureClass::UpstreamTrouble,
+            Failure::Status {
+                status,
+                retry_after,
+                ..
+            } => classify_status(
+                status.as_u16(),
+                *retry_after,
+                self.decoded_body().as_deref(),
+            ),
+        }
+    }
+
     /// The upstream's error message, for logs.
     pub fn message(&self) -> String {
         match self {
@@ -119,6 +145,7 @@ impl Failure {
                 status,
                 content_type,
                 encoding,
+                retry_after,
                 body,
             } => {
                 let plain = encoding
@@ -130,6 +157,7 @@ impl Failure {
                         status,
                         content_type,
                         encoding,
+                        retry_after,
                         body,
                     }
                 } else if !plain
@@ -143,6 +171,7 @@ impl Failure {
                         status,
                         content_type,
                         encoding: None,
+                        retry_after,
                         body,
                     }
                 } else {
@@ -150,6 +179,7 @@ impl Failure {
                         status,
                         content_type,
                         encoding,
+                        retry_after,
                         body,
                     }
                 }
@@ -273,6 +303,7 @@ mod tests {
             status: StatusCode::UNAUTHORIZED,
             content_type: None,
             encoding: None,
+            retry_after: None,
             body: Bytes::from_static(br#"{"error":{"message":"key sk-abcdefghijkl is invalid"}}"#),
         }
         .redacted("sk-abcdefghijkl");

@@ -1,0 +1,314 @@
+//! LogBatcherActor: buffers request records and writes them in batches, one transaction per
+//! flush, off the request path. The buffer is bounded: when the database cannot keep up the oldest
+//! records are shed and counted, so the proxy never waits on the database.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use crate::domain::RequestRecord;
+use crate::ports::LogSink;
+
+/// Records written per transaction.
+pub const BATCH_SIZE: usize = 500;
+
+/// Counters shared with metrics and the dashboard.
+#[derive(Debug, Default)]
+pub struct LogCounters {
+    pub buffered: AtomicU64,
+    pub written: AtomicU64,
+    pub shed: AtomicU64,
+    pub failed_flushes: AtomicU64,
+}
+
+/// The log batcher actor.
+pub struct LogBatcherActor {
+    sink: Arc<dyn LogSink>,
+    buffer: VecDeque<RequestRecord>,
+    capacity: usize,
+    interval: Duration,
+    flushing: bool,
+    counters: Arc<LogCounters>,
+    timer: Option<SpawnHandle>,
+}
+
+impl LogBatcherActor {
+    /// A batcher writing to `sink`, holding at most `capacity` records, flushing every `interval`
+    /// (zero: as soon as records arrive).
+    pub fn new(sink: Arc<dyn LogSink>, capacity: usize, interval: Duration) -> Self {
+        Self {
+            sink,
+            buffer: VecDeque::new(),
+            capacity: capacity.max(BATCH_SIZE),
+            interval,
+            flushing: false,
+            counters: Arc::new(LogCounters::default()),
+            timer: None,
+        }
+    }
+
+    /// Counters, readable without asking the actor.
+    pub fn counters(&self) -> Arc<LogCounters> {
+        Arc::clone(&self.counters)
+    }
+
+    fn arm_timer(&mut self, ctx: &mut Context<Self>) {
+        if let Some(handle) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
+        if !self.interval.is_zero() {
+            self.timer = Some(ctx.run_interval(self.interval, |act, ctx| act.start_flush(ctx)));
+        }
+    }
+
+    fn publish_depth(&self) {
+        self.counters
+            .buffered
+            .store(self.buffer.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Starts writing one batch unless a write is already in flight. On success the next batch
+    /// follows at once while records remain; on failure the batch goes back to the front of the
+    /// buffer and waits for the next tick.
+    fn start_flush(&mut self, ctx: &mut Context<Self>) {
+        if self.flushing || self.buffer.is_empty() {
+            return;
+        }
+        self.flushing = true;
+        let take = self.buffer.len().min(BATCH_SIZE);
+        let batch: Vec<RequestRecord> = self.buffer.drain(..take).collect();
+        self.publish_depth();
+        let sink = Arc::clone(&self.sink);
+        ctx.spawn(
+            async move {
+                let result = sink.write_batch(&batch).await;
+                (batch, result)
+            }
+            .into_actor(self)
+            .map(|(batch, result), act, ctx| {
+                act.flushing = false;
+                match result {
+                    Ok(()) => {
+                        act.counters.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        if act.interval.is_zero() || act.buffer.len() >= BATCH_SIZE {
+                            act.start_flush(ctx);
+                        }
+                    }
+                    Err(err) => {
+                        act.counters.failed_flushes.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(error = %err, records = batch.len(), "Writing request logs failed; will retry.");
+                        for record in batch.into_iter().rev() {
+                            act.buffer.push_front(record);
+                        }
+                        act.shed_overflow();
+                        if act.interval.is_zero() {
+                            // No timer when writing at once: retry after a pause instead.
+                            ctx.run_later(Duration::from_secs(1), |act, ctx| act.start_flush(ctx));
+                        }
+                    }
+                }
+                act.publish_depth();
+            }),
+        );
+    }
+
+    fn shed_overflow(&mut self) {
+        let mut shed = 0u64;
+        while self.buffer.len() > self.capacity {
+            self.buffer.pop_front();
+            shed += 1;
+        }
+        if shed > 0 {
+            let total = self.counters.shed.fetch_add(shed, Ordering::Relaxed) + shed;
+            tracing::warn!(
+                shed,
+                total,
+                "Request log buffer is full; dropped the oldest records."
+            );
+        }
+    }
+}
+
+impl Actor for LogBatcherActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Records arrive with `do_send`, which is not bounded by the mailbox capacity; the
+        // buffer's own bound (and shedding) applies instead.
+        self.arm_timer(ctx);
+    }
+}
+
+/// Buffers one record (fire-and-forget from the request path).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Record(pub RequestRecord);
+
+impl Handler<Record> for LogBatcherActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Record, ctx: &mut Self::Context) {
+        self.buffer.push_back(msg.0);
+        self.shed_overflow();
+        self.publish_depth();
+        if self.interval.is_zero() || self.buffer.len() >= BATCH_SIZE {
+            self.start_flush(ctx);
+        }
+    }
+}
+
+/// Changes the flush interval (the `request_log_write_interval_minutes` setting).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetFlushInterval(pub Duration);
+
+impl Handler<SetFlushInterval> for LogBatcherActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetFlushInterval, ctx: &mut Self::Context) {
+        if msg.0 != self.interval {
+            self.interval = msg.0;
+            self.arm_timer(ctx);
+            if self.interval.is_zero() {
+                self.start_flush(ctx);
+            }
+        }
+    }
+}
+
+/// Writes everything buffered now and answers when done (graceful stop, tests). Answers `false`
+/// when a write failed and records remain buffered.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct FlushAll;
+
+impl Handler<FlushAll> for LogBatcherActor {
+    type Result = AtomicResponse<Self, bool>;
+
+    fn handle(&mut self, _msg: FlushAll, _ctx: &mut Self::Context) -> Self::Result {
+        let sink = Arc::clone(&self.sink);
+        let pending: Vec<RequestRecord> = self.buffer.drain(..).collect();
+        self.publish_depth();
+        AtomicResponse::new(Box::pin(
+            async move {
+                let mut failed = Vec::new();
+                let mut written = 0usize;
+                for chunk in pending.chunks(BATCH_SIZE) {
+                    if !failed.is_empty() {
+                        failed.extend_from_slice(chunk);
+                        continue;
+                    }
+                    match sink.write_batch(chunk).await {
+                        Ok(()) => written += chunk.len(),
+                        Err(err) => {
+                            tracing::warn!(error = %err, "Final flush of request logs failed.");
+                            failed.extend_from_slice(chunk);
+                        }
+                    }
+                }
+                (written, failed)
+            }
+            .into_actor(self)
+            .map(|(written, failed), act, _ctx| {
+                act.counters
+                    .written
+                    .fetch_add(written as u64, Ordering::Relaxed);
+                let ok = failed.is_empty();
+                for record in failed.into_iter().rev() {
+                    act.buffer.push_front(record);
+                }
+                act.publish_depth();
+                ok
+            }),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::RequestType;
+    use crate::ports::PortError;
+    use async_trait::async_trait;
+    use parking_lot::Mutex;
+    use std::sync::atomic::AtomicBool;
+
+    #[derive(Default)]
+    struct Sink {
+        batches: Mutex<Vec<usize>>,
+        down: AtomicBool,
+    }
+
+    #[async_trait]
+    impl LogSink for Sink {
+        async fn write_batch(&self, records: &[RequestRecord]) -> Result<(), PortError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(PortError("database unavailable".into()));
+            }
+            self.batches.lock().push(records.len());
+            Ok(())
+        }
+    }
+
+    fn record(i: usize) -> RequestRecord {
+        RequestRecord {
+            id: i.to_string(),
+            timestamp: chrono::Utc::now().naive_utc(),
+            group_id: 1,
+            group_name: "g".into(),
+            parent_group_id: 0,
+            parent_group_name: String::new(),
+            key_id: None,
+            key: None,
+            model: String::new(),
+            is_success: true,
+            source_ip: String::new(),
+            status_code: 200,
+            request_path: String::new(),
+            duration_ms: 1,
+            error_message: String::new(),
+            user_agent: String::new(),
+            request_type: RequestType::Final,
+            upstream_addr: String::new(),
+            is_stream: false,
+            request_body: String::new(),
+        }
+    }
+
+    #[actix_rt::test]
+    async fn batches_by_size_and_flushes_the_rest_on_demand() {
+        let sink = Arc::new(Sink::default());
+        let actor = LogBatcherActor::new(sink.clone(), 10_000, Duration::from_secs(3600));
+        let counters = actor.counters();
+        let addr = actor.start();
+        for i in 0..1200 {
+            addr.do_send(Record(record(i)));
+        }
+        assert!(addr.send(FlushAll).await.unwrap());
+        assert_eq!(sink.batches.lock().iter().sum::<usize>(), 1200);
+        assert!(sink.batches.lock().iter().all(|n| *n <= BATCH_SIZE));
+        assert_eq!(counters.written.load(Ordering::SeqCst), 1200);
+        assert_eq!(counters.buffered.load(Ordering::SeqCst), 0);
+    }
+
+    #[actix_rt::test]
+    async fn a_down_database_sheds_the_oldest_beyond_capacity_and_keeps_the_rest() {
+        let sink = Arc::new(Sink::default());
+        sink.down.store(true, Ordering::SeqCst);
+        let actor = LogBatcherActor::new(sink.clone(), 600, Duration::from_secs(3600));
+        let counters = actor.counters();
+        let addr = actor.start();
+        for i in 0..1000 {
+            addr.do_send(Record(record(i)));
+        }
+        assert!(!addr.send(FlushAll).await.unwrap());
+        assert_eq!(counters.shed.load(Ordering::SeqCst), 400);
+        assert_eq!(counters.buffered.load(Ordering::SeqCst), 600);
+        sink.down.store(false, Ordering::SeqCst);
+        assert!(addr.send(FlushAll).await.unwrap());
+        assert_eq!(sink.batches.lock().iter().sum::<usize>(), 600);
+    }
+}

@@ -1,0 +1,188 @@
+//! Prometheus metrics (`GET /metrics`, off unless `ENABLE_METRICS=true`): request counts, upstream
+//! latency, the proxy's own overhead, key states per group, the log buffer, and the leader flag.
+//! Labels are bounded: group names, channel types and status classes — never keys or paths.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use actix_web::{web, HttpResponse};
+use gpt_load_actors::key_pool::CountKeys;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::state::AppState;
+
+/// Labels of per-request series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub group: String,
+    pub channel: String,
+    pub status_class: String,
+}
+
+/// Labels of per-group series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupLabels {
+    pub group: String,
+}
+
+/// Labels of key-state series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KeyLabels {
+    pub group: String,
+    pub state: String,
+}
+
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    [
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+    ]
+    .into_iter()
+}
+
+fn overhead_buckets() -> impl Iterator<Item = f64> {
+    [
+        0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+    ]
+    .into_iter()
+}
+
+/// The service's metric families.
+pub struct Metrics {
+    pub requests: Family<RequestLabels, Counter>,
+    pub upstream_seconds: Family<GroupLabels, Histogram>,
+    pub overhead_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            requests: Family::default(),
+            upstream_seconds: Family::new_with_constructor(|| Histogram::new(latency_buckets())),
+            overhead_seconds: Histogram::new(overhead_buckets()),
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one finished proxied request.
+    pub fn observe(
+        &self,
+        group: &str,
+        channel: &str,
+        status: u16,
+        upstream: Duration,
+        overhead: Duration,
+    ) {
+        let status_class = format!("{}xx", status / 100);
+        self.requests
+            .get_or_create(&RequestLabels {
+                group: group.to_string(),
+                channel: channel.to_string(),
+                status_class,
+            })
+            .inc();
+        self.upstream_seconds
+            .get_or_create(&GroupLabels {
+                group: group.to_string(),
+            })
+            .observe(upstream.as_secs_f64());
+        self.overhead_seconds.observe(overhead.as_secs_f64());
+    }
+}
+
+/// `GET /metrics` in the Prometheus text format.
+pub async fn handler(req: actix_web::HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if !state.config.enable_metrics {
+        return crate::http::error::not_found();
+    }
+    if state.config.metrics_require_auth {
+        let given = crate::http::credentials::extract(req.headers(), req.query_string());
+        let expected = [state.config.auth_key.expose().to_string()];
+        if !given.is_some_and(|g| crate::http::credentials::matches_any(&g, &expected)) {
+            return actix_web::ResponseError::error_response(
+                &crate::http::error::ApiError::Unauthorized,
+            );
+        }
+    }
+    let mut registry = Registry::with_prefix("gptload");
+    let m = &state.metrics;
+    registry.register(
+        "requests",
+        "Proxied requests by group, channel and status class",
+        m.requests.clone(),
+    );
+    registry.register(
+        "upstream_seconds",
+        "Time from sending upstream to the response head",
+        m.upstream_seconds.clone(),
+    );
+    registry.register(
+        "proxy_overhead_seconds",
+        "Time the proxy itself added to a request",
+        m.overhead_seconds.clone(),
+    );
+
+    let keys: Family<KeyLabels, Gauge> = Family::default();
+    let groups: Vec<(i64, String)> = state
+        .snapshot
+        .load()
+        .by_id
+        .values()
+        .filter(|g| !g.record.is_aggregate())
+        .map(|g| (g.record.id, g.record.name.clone()))
+        .collect();
+    for (id, name) in groups {
+        if let Ok(counts) = state.pool.send(CountKeys { group_id: id }).await {
+            let set = |s: &str, v: usize| {
+                keys.get_or_create(&KeyLabels {
+                    group: name.clone(),
+                    state: s.to_string(),
+                })
+                .set(v as i64);
+            };
+            set("usable", counts.active);
+            set("invalid", counts.invalid);
+        }
+    }
+    registry.register("keys", "Keys per group by state", keys);
+    let gauge = |v: u64| {
+        let g: Gauge = Gauge::default();
+        g.set(v as i64);
+        g
+    };
+    let c = &state.log_counters;
+    registry.register(
+        "log_buffer_depth",
+        "Request log records waiting to be written",
+        gauge(c.buffered.load(Ordering::Relaxed)),
+    );
+    registry.register(
+        "log_shed",
+        "Request log records dropped because the buffer was full",
+        gauge(c.shed.load(Ordering::Relaxed)),
+    );
+    registry.register(
+        "log_written",
+        "Request log records written",
+        gauge(c.written.load(Ordering::Relaxed)),
+    );
+    registry.register(
+        "leader",
+        "1 when this node runs the singleton jobs",
+        gauge(1),
+    );
+
+    let mut body = String::new();
+    if encode(&mut body, &registry).is_err() {
+        return HttpResponse::InternalServerError().finish();
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(body)
+}

@@ -1,0 +1,264 @@
+//! The request log of one proxied request: a row per failed attempt, and one final row written
+//! when the response has been streamed to its end (or when the client left first).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use actix::Addr;
+use bytes::Bytes;
+use futures_util::Stream;
+use gpt_load_actors::domain::{KeyId, KeySecret, RequestRecord, RequestType};
+use gpt_load_actors::log_batcher::{LogBatcherActor, Record};
+
+/// Request bodies are logged up to this many bytes.
+pub const BODY_LOG_LIMIT: usize = 65_000;
+
+/// Status recorded when the client went away before the response was complete.
+const CLIENT_CLOSED: i32 = 499;
+
+/// Fields shared by every row of one request.
+#[derive(Clone)]
+pub struct LogContext {
+    pub batcher: Addr<LogBatcherActor>,
+    pub started: Instant,
+    pub group_id: i64,
+    pub group_name: String,
+    pub parent_group_id: i64,
+    pub parent_group_name: String,
+    pub model: String,
+    pub source_ip: String,
+    pub request_path: String,
+    pub is_stream: bool,
+    pub user_agent: String,
+    pub request_body: String,
+}
+
+/// The key and upstream of one attempt.
+#[derive(Clone)]
+pub struct AttemptInfo {
+    pub key_id: KeyId,
+    pub key: Arc<KeySecret>,
+    pub upstream_addr: String,
+}
+
+/// A request body as logged: cut at [`BODY_LOG_LIMIT`] bytes (on a character boundary), with a
+/// note saying so.
+pub fn loggable_body(body: &[u8]) -> String {
+    if body.len() <= BODY_LOG_LIMIT {
+        return String::from_utf8_lossy(body).into_owned();
+    }
+    let mut cut = BODY_LOG_LIMIT;
+    while cut > 0 && (body[cut] & 0xC0) == 0x80 {
+        cut -= 1;
+    }
+    format!(
+        "{}\n[truncated: {} of {} bytes logged]",
+        String::from_utf8_lossy(&body[..cut]),
+        cut,
+        body.len()
+    )
+}
+
+impl LogContext {
+    fn send(
+        &self,
+        attempt: Option<&AttemptInfo>,
+        request_type: RequestType,
+        status: i32,
+        success: bool,
+        error: String,
+    ) {
+        self.batcher.do_send(Record(RequestRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            timestamp: chrono::Utc::now().naive_utc(),
+            group_id: self.group_id,
+            group_name: self.group_name.clone(),
+            parent_group_id: self.parent_group_id,
+            parent_group_name: self.parent_group_name.clone(),
+            key_id: attempt.map(|a| a.key_id),
+            key: attempt.map(|a| Arc::clone(&a.key)),
+            model: self.model.clone(),
+            is_success: success,
+            source_ip: self.source_ip.clone(),
+            status_code: status,
+            request_path: self.request_path.clone(),
+            duration_ms: self.started.elapsed().as_millis() as i64,
+            error_message: error.chars().take(2048).collect(),
+            user_agent: self.user_agent.clone(),
+            request_type,
+            upstream_addr: attempt.map(|a| a.upstream_addr.clone()).unwrap_or_default(),
+            is_stream: self.is_stream,
+            request_body: self.request_body.clone(),
+        }));
+    }
+}
+
+/// Makes sure a request leaves exactly one final row: if it is dropped before [`RequestLog::finish`]
+/// (the client disconnected while the proxy waited on the upstream), it records a 499.
+pub struct RequestLog {
+    ctx: Option<LogContext>,
+    /// Time spent waiting on upstreams, for the overhead figure.
+    upstream_time: std::time::Duration,
+}
+
+impl RequestLog {
+    /// Starts the log of a request.
+    pub fn new(ctx: LogContext) -> Self {
+        Self {
+            ctx: Some(ctx),
+            upstream_time: std::time::Duration::ZERO,
+        }
+    }
+
+    /// Adds time spent waiting on an upstream.
+    pub fn add_upstream_time(&mut self, spent: std::time::Duration) {
+        self.upstream_time += spent;
+    }
+
+    /// Total time spent waiting on upstreams so far.
+    pub fn upstream_time(&self) -> std::time::Duration {
+        self.upstream_time
+    }
+
+    /// A failed attempt; `last` marks the one whose failure is returned to the client.
+    pub fn attempt_failed(&mut self, attempt: &AttemptInfo, status: u16, error: &str, last: bool) {
+        let Some(ctx) = &self.ctx else { return };
+        let kind = if last {
+            RequestType::Final
+        } else {
+            RequestType::Retry
+        };
+        ctx.send(
+            Some(attempt),
+            kind,
+            i32::from(status),
+            false,
+            error.to_string(),
+        );
+        if last {
+            self.ctx = None;
+        }
+    }
+
+    /// A final failure without an attempt (no key, rejected model).
+    pub fn failed_without_attempt(mut self, status: u16, error: &str) {
+        if let Some(ctx) = self.ctx.take() {
+            ctx.send(
+                None,
+                RequestType::Final,
+                i32::from(status),
+                false,
+                error.to_string(),
+            );
+        }
+    }
+
+    /// The upstream answered; the final row is written when `body` ends.
+    pub fn finish<S>(mut self, attempt: AttemptInfo, status: u16, body: S) -> LoggedBody<S> {
+        LoggedBody {
+            inner: body,
+            ctx: self.ctx.take(),
+            attempt,
+            status: i32::from(status),
+            success: status < 400,
+        }
+    }
+}
+
+impl Drop for RequestLog {
+    fn drop(&mut self) {
+        if let Some(ctx) = self.ctx.take() {
+            ctx.send(
+                None,
+                RequestType::Final,
+                CLIENT_CLOSED,
+                false,
+                "client disconnected before the response".into(),
+            );
+        }
+    }
+}
+
+/// A response body that writes the request's final row when it ends: success when the upstream
+/// finished, a failure when the upstream broke off, 499 when the client left first.
+pub struct LoggedBody<S> {
+    inner: S,
+    ctx: Option<LogContext>,
+    attempt: AttemptInfo,
+    status: i32,
+    success: bool,
+}
+
+impl<S, E> Stream for LoggedBody<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    type Item = Result<Bytes, E>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_next(cx);
+        match &polled {
+            Poll::Ready(None) => {
+                if let Some(ctx) = this.ctx.take() {
+                    ctx.send(
+                        Some(&this.attempt),
+                        RequestType::Final,
+                        this.status,
+                        this.success,
+                        String::new(),
+                    );
+                }
+            }
+            Poll::Ready(Some(Err(err))) => {
+                if let Some(ctx) = this.ctx.take() {
+                    let message = format!("upstream response broke off: {err}");
+                    ctx.send(
+                        Some(&this.attempt),
+                        RequestType::Final,
+                        this.status,
+                        false,
+                        message,
+                    );
+                }
+            }
+            _ => {}
+        }
+        polled
+    }
+}
+
+impl<S> Drop for LoggedBody<S> {
+    fn drop(&mut self) {
+        if let Some(ctx) = self.ctx.take() {
+            let message = "client disconnected during the response".to_string();
+            ctx.send(
+                Some(&self.attempt),
+                RequestType::Final,
+                CLIENT_CLOSED,
+                false,
+                message,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_bodies_are_cut_on_a_character_boundary_with_a_note() {
+        assert_eq!(loggable_body(b"{}"), "{}");
+        let body = "é".repeat(40_000);
+        let logged = loggable_body(body.as_bytes());
+        assert!(
+            logged.contains("[truncated: 65000 of 80000 bytes logged]"),
+            "{}",
+            &logged[logged.len() - 60..]
+        );
+    }
+}

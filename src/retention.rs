@@ -1,0 +1,41 @@
+//! Request-log retention: deletes rows older than `request_log_retention_days` (0 keeps them
+//! forever). Hourly statistics are never deleted. Runs on the leader only.
+
+use std::time::Duration;
+
+use crate::state::AppState;
+
+/// How often the cleanup runs (and once at start).
+pub const RETENTION_INTERVAL: Duration = Duration::from_secs(2 * 3600);
+
+/// Deletes expired request logs once; returns how many rows went.
+pub async fn run_once(state: &AppState) -> usize {
+    let days = state.snapshot.load().settings.request_log_retention_days();
+    if days <= 0 {
+        return 0;
+    }
+    let cutoff = chrono::Utc::now().naive_utc() - chrono::Duration::days(days);
+    match state.repo.delete_logs_before(cutoff).await {
+        Ok(n) => {
+            if n > 0 {
+                tracing::info!(deleted = n, days, "Deleted expired request logs.");
+            }
+            n
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "Deleting expired request logs failed.");
+            0
+        }
+    }
+}
+
+/// Runs the cleanup now and then every [`RETENTION_INTERVAL`], until the system stops.
+pub fn spawn(state: AppState) {
+    actix_rt::spawn(async move {
+        let mut ticker = tokio::time::interval(RETENTION_INTERVAL);
+        loop {
+            ticker.tick().await;
+            run_once(&state).await;
+        }
+    });
+}

@@ -1,0 +1,310 @@
+// End-to-end check of the admin UI in headless Chromium against the real gpt-load binary (with
+// the UI served from web-admin/dist) and the mock upstream. Prints `N passed, N failed` and exits
+// non-zero on any failure. Screenshots of every page go to $E2E_SCREENSHOTS (default /tmp/gpt-load-e2e).
+//
+// Needs: `npm run build`, `cargo build --bins` (gpt-load + gpt-load-mock-upstream), /usr/bin/chromium.
+
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, existsSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { chromium } from "playwright-core";
+
+const ROOT = resolve(import.meta.dirname, "..", "..");
+const TARGET = process.env.CARGO_TARGET_DIR ?? join(ROOT, "target");
+const SERVER_BIN = join(TARGET, "debug", "gpt-load");
+const MOCK_BIN = join(TARGET, "debug", "gpt-load-mock-upstream");
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const SHOTS = process.env.E2E_SCREENSHOTS ?? "/tmp/gpt-load-e2e";
+const AUTH_KEY = "e2e-Admin-Key-7f3c9a2b-long";
+const STEP_TIMEOUT = 15_000;
+
+const children = [];
+let passed = 0;
+let failed = 0;
+
+function log(line) {
+  process.stdout.write(`${line}\n`);
+}
+
+async function step(name, fn) {
+  const started = Date.now();
+  try {
+    await fn();
+    passed++;
+    log(`ok   ${name} (${Date.now() - started} ms)`);
+  } catch (err) {
+    failed++;
+    log(`FAIL ${name}: ${err instanceof Error ? err.message.split("\n")[0] : err}`);
+  }
+}
+
+function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** Starts a process and resolves when a line of its stdout/stderr matches `ready`. */
+function start(bin, args, env, ready, deadlineMs) {
+  return new Promise((resolveStart, reject) => {
+    const child = spawn(bin, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    children.push(child);
+    let output = "";
+    const timer = setTimeout(() => reject(new Error(`${bin} not ready within ${deadlineMs} ms:\n${output}`)), deadlineMs);
+    const onData = (chunk) => {
+      output += chunk.toString();
+      const m = ready.exec(output);
+      if (m) {
+        clearTimeout(timer);
+        resolveStart({ child, match: m });
+      }
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${bin} exited with ${code} before it was ready:\n${output}`));
+    });
+  });
+}
+
+async function waitForHealth(base, deadlineMs) {
+  const deadline = Date.now() + deadlineMs;
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`${base}/health`);
+      if (res.ok) return;
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${base}/health did not answer within ${deadlineMs} ms`);
+}
+
+function stopAll() {
+  for (const child of children) if (child.exitCode === null) child.kill("SIGTERM");
+}
+
+async function main() {
+  for (const [what, path] of [
+    ["gpt-load binary", SERVER_BIN],
+    ["mock upstream binary", MOCK_BIN],
+    ["chromium", CHROMIUM],
+    ["built UI", join(ROOT, "web-admin", "dist", "index.html")],
+  ]) {
+    if (!existsSync(path)) throw new Error(`missing ${what}: ${path}`);
+  }
+  mkdirSync(SHOTS, { recursive: true });
+  const dataDir = mkdtempSync(join(tmpdir(), "gpt-load-e2e-"));
+
+  const { match } = await start(MOCK_BIN, ["--port", "0", "--any-key"], {}, /LISTENING (http:\/\/\S+)/, 20_000);
+  const mockUrl = match[1];
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const server = spawn(SERVER_BIN, [], {
+    env: {
+      ...process.env,
+      AUTH_KEY,
+      HOST: "127.0.0.1",
+      PORT: String(port),
+      DATABASE_DSN: join(dataDir, "gpt-load.db"),
+      LOG_LEVEL: "error",
+    },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  children.push(server);
+  await waitForHealth(base, 30_000);
+  log(`server ${base}, mock ${mockUrl}, screenshots in ${SHOTS}`);
+
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+  });
+  const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: "en-US" });
+  const page = await context.newPage();
+  page.setDefaultTimeout(STEP_TIMEOUT);
+  const pageErrors = [];
+  page.on("pageerror", (err) => pageErrors.push(err.message));
+  const shot = (name) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  const apiResponse = (method, path) =>
+    page.waitForResponse((r) => r.request().method() === method && new URL(r.url()).pathname === path, { timeout: STEP_TIMEOUT });
+
+  try {
+    await step("a logged-out visit to /keys lands on /login", async () => {
+      await page.goto(`${base}/keys`);
+      await page.waitForURL(/\/login/);
+      await page.locator('[data-test="auth-key"] input').waitFor();
+      await shot("01-login");
+    });
+
+    await step("a wrong auth key shows the server's error", async () => {
+      await page.locator('[data-test="auth-key"] input').fill("not-the-key");
+      await page.locator('[data-test="login-submit"]').click();
+      const error = page.locator('[data-test="login-error"]');
+      await error.waitFor();
+      const text = await error.innerText();
+      if (!/authentication failed/i.test(text)) throw new Error(`unexpected error text: ${text}`);
+      if (!page.url().includes("/login")) throw new Error("left the login page");
+    });
+
+    await step("the right auth key lands on the dashboard (or the page it was sent from)", async () => {
+      await page.locator('[data-test="auth-key"] input').fill(AUTH_KEY);
+      await page.locator('[data-test="login-submit"]').click();
+      await page.locator('[data-test="keys-page"]').waitFor();
+      await page.goto(`${base}/`);
+      await page.locator('[data-test="dashboard"]').waitFor();
+      await page.locator('[data-test="trend-chart"], [data-test="dashboard"] .n-alert').first().waitFor();
+      await shot("02-dashboard");
+    });
+
+    const groupName = "e2e-mock";
+    await step("create a group pointing at the mock upstream", async () => {
+      await page.locator('[data-nav="keys"]').click();
+      await page.locator('[data-test="keys-page"]').waitFor();
+      await page.locator('[data-test="create-group"]').click();
+      const form = page.locator('[data-test="group-form"]');
+      await form.waitFor();
+      await form.locator('[data-test="group-name"] input').fill(groupName);
+      await form.locator('[data-test="group-display-name"] input').fill("E2E mock");
+      await form.locator('[data-test="upstream-url-0"] input').fill(mockUrl);
+      await shot("03-group-form");
+      const created = apiResponse("POST", "/api/groups");
+      await form.locator('[data-test="group-save"]').click();
+      const res = await created;
+      if (res.status() !== 200) throw new Error(`POST /api/groups answered ${res.status()}: ${await res.text()}`);
+      await form.waitFor({ state: "hidden" });
+      await page.locator(`[data-test="group-list"] [data-group="${groupName}"].active`).waitFor();
+      const endpoint = await page.locator('[data-test="group-endpoint"]').innerText();
+      if (!endpoint.includes(`/proxy/${groupName}`)) throw new Error(`endpoint shows ${endpoint}`);
+    });
+
+    const keys = ["sk-e2e-alpha-0001", "sk-e2e-bravo-0002", "sk-e2e-charlie-0003"];
+    await step("add keys by paste and see them listed", async () => {
+      await page.locator('[data-test="add-keys"]').click();
+      const modal = page.locator('[data-test="keys-add-modal"]');
+      await modal.locator('[data-test="keys-text"] textarea').fill(`${keys[0]}\n${keys[1]}, ${keys[2]}\n${keys[0]}`);
+      await modal.getByText("3 distinct key(s)").waitFor();
+      await modal.locator('[data-test="keys-text-submit"]').click();
+      await modal.waitFor({ state: "hidden" });
+      await page.locator('[data-test="keys-total"]', { hasText: "3 in total" }).waitFor();
+      const shown = await page.locator('[data-test="key-table"] [data-test="key-value"]').allInnerTexts();
+      const expected = keys.map((k) => `${k.slice(0, 4)}…${k.slice(-4)}`).sort();
+      if (JSON.stringify([...shown].sort()) !== JSON.stringify(expected)) throw new Error(`listed ${JSON.stringify(shown)}`);
+      await shot("04-keys");
+    });
+
+    await step("delete one key from its row", async () => {
+      const row = page.locator('[data-test="key-table"] tr', { hasText: "sk-e…0002" });
+      await row.getByRole("button", { name: "Delete" }).click();
+      const removed = apiResponse("POST", "/api/keys/delete-multiple");
+      await page.locator(".n-dialog").getByRole("button", { name: "Delete" }).click();
+      if ((await removed).status() !== 200) throw new Error("delete-multiple failed");
+      await page.locator('[data-test="keys-total"]', { hasText: "2 in total" }).waitFor();
+    });
+
+    await step("edit the group and see the new display name", async () => {
+      await page.locator('[data-test="group-edit"]').click();
+      const form = page.locator('[data-test="group-form"]');
+      await form.locator('[data-test="group-display-name"] input').fill("E2E mock (edited)");
+      const saved = apiResponse("PUT", "/api/groups/1");
+      await form.locator('[data-test="group-save"]').click();
+      if ((await saved).status() !== 200) throw new Error("PUT /api/groups/1 failed");
+      await page.locator('[data-test="group-info"] h3', { hasText: "E2E mock (edited)" }).waitFor();
+    });
+
+    await step("change a setting and see it persisted after a reload", async () => {
+      await page.locator('[data-nav="settings"]').click();
+      await page.locator('[data-test="settings-page"]').waitFor();
+      const input = page.locator('[data-setting="max_retries"] input');
+      await input.waitFor();
+      await input.fill("7");
+      await input.blur();
+      await shot("05-settings");
+      const saved = apiResponse("PUT", "/api/settings");
+      await page.locator('[data-test="settings-save"]').click();
+      const res = await saved;
+      if (res.status() !== 200) throw new Error(`PUT /api/settings answered ${res.status()}`);
+      const body = JSON.parse(res.request().postData() ?? "{}");
+      if (body.max_retries !== 7) throw new Error(`sent max_retries=${body.max_retries}`);
+      await page.reload();
+      await page.locator('[data-setting="max_retries"] input').waitFor();
+      const value = await page.locator('[data-setting="max_retries"] input').inputValue();
+      if (value !== "7") throw new Error(`after reload max_retries shows ${value}`);
+    });
+
+    await step("the logs page renders its filters and table", async () => {
+      await page.locator('[data-nav="logs"]').click();
+      await page.locator('[data-test="logs-page"]').waitFor();
+      await page.locator('[data-test="logs-search"]').waitFor();
+      await page.locator('[data-test="logs-page"] .n-data-table').waitFor();
+      await shot("06-logs");
+    });
+
+    await step("switching to 中文 relabels the UI and the API calls ask for zh-CN", async () => {
+      const asked = page.waitForRequest((r) => new URL(r.url()).pathname === "/api/settings", { timeout: STEP_TIMEOUT });
+      await page.locator(".n-layout-header .n-base-selection").click();
+      await page.locator(".n-base-select-option", { hasText: "中文" }).click();
+      await page.locator('[data-nav="keys"]', { hasText: "密钥管理" }).waitFor();
+      await page.locator('[data-nav="settings"]').click();
+      const request = await asked;
+      if (request.headers()["accept-language"] !== "zh-CN") throw new Error(`Accept-Language: ${request.headers()["accept-language"]}`);
+      await page.locator('[data-test="settings-save"]', { hasText: "保存设置" }).waitFor();
+      await page.locator('[data-nav="keys"]').click();
+      await page.locator('[data-test="key-table"]').waitFor();
+      await page.locator('[data-test="keys-total"]', { hasText: "共 2 条" }).waitFor();
+      await shot("07-keys-zh-CN");
+      await page.locator(".n-layout-header .n-base-selection").click();
+      await page.locator(".n-base-select-option", { hasText: "English" }).click();
+      await page.locator('[data-nav="keys"]', { hasText: "Keys" }).waitFor();
+    });
+
+    await step("the dark theme renders the dashboard", async () => {
+      await page.locator('[data-nav="dashboard"]').click();
+      await page.locator('[data-test="dashboard"]').waitFor();
+      // auto → light → dark
+      const toggle = page.locator(".n-layout-header .tools > button").first();
+      await toggle.click();
+      await toggle.click();
+      // Naive UI's dark body colour, once its colour transition has finished.
+      await page.waitForFunction(() => getComputedStyle(document.body).backgroundColor === "rgb(16, 16, 20)");
+      await shot("08-dashboard-dark");
+      await toggle.click();
+    });
+
+    await step("log out, and a direct visit to /keys goes back to /login", async () => {
+      await page.locator('[data-test="logout"]').click();
+      await page.waitForURL(/\/login/);
+      await page.goto(`${base}/keys`);
+      await page.waitForURL(/\/login/);
+      await page.locator('[data-test="auth-key"] input').waitFor();
+    });
+
+    await step("no uncaught error in the page", async () => {
+      if (pageErrors.length) throw new Error(pageErrors.join(" | "));
+    });
+  } finally {
+    await browser.close();
+    stopAll();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+main()
+  .catch((err) => {
+    failed++;
+    log(`FAIL setup: ${err instanceof Error ? err.message : err}`);
+    stopAll();
+  })
+  .finally(() => {
+    log(`${passed} passed, ${failed} failed`);
+    process.exitCode = failed ? 1 : 0;
+  });

@@ -1,0 +1,12 @@
+// POST /api/auth/login: the one call that answers `{success, message}` instead of the envelope.
+
+import { ApiError, requestRaw } from "./http";
+
+/** Resolves when the server accepts the admin key; a wrong key rejects with the server's message. */
+export async function login(authKey: string): Promise<void> {
+  const result = (await requestRaw("POST", "/auth/login", { body: { auth_key: authKey }, noAuthRedirect: true })) as {
+    success?: boolean;
+    message?: string;
+  };
+  if (!result?.success) throw new ApiError(401, "UNAUTHORIZED", result?.message ?? "Authentication failed");
+}

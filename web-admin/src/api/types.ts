@@ -1,0 +1,278 @@
+// The JSON shapes of GPT-Load's admin API (reference §4), as the server sends them.
+
+/** `{"code": 0, "message", "data"}` */
+export interface Envelope<T> {
+  code: number;
+  message: string;
+  data?: T;
+}
+
+export interface Pagination {
+  page: number;
+  page_size: number;
+  total_items: number;
+  total_pages: number;
+}
+
+export interface Page<T> {
+  items: T[];
+  pagination: Pagination;
+}
+
+export type ChannelType = "openai" | "openai-response" | "gemini" | "anthropic";
+export type GroupType = "standard" | "aggregate";
+
+export interface Upstream {
+  url: string;
+  weight: number;
+}
+
+export interface HeaderRule {
+  key: string;
+  value: string;
+  action: "set" | "remove";
+}
+
+/** Per-group overrides of system settings (§2.3); only present keys are stored. */
+export type GroupConfig = Record<string, number | boolean | string>;
+
+export interface Group {
+  id: number;
+  name: string;
+  endpoint: string;
+  display_name: string;
+  description: string;
+  group_type: GroupType;
+  upstreams: Upstream[];
+  channel_type: ChannelType;
+  sort: number;
+  test_model: string;
+  validation_endpoint: string;
+  param_overrides: Record<string, unknown>;
+  model_redirect_rules: Record<string, string>;
+  model_redirect_strict: boolean;
+  config: GroupConfig;
+  header_rules: HeaderRule[];
+  proxy_keys: string;
+  last_validated_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export type GroupInput = Partial<Omit<Group, "id" | "endpoint" | "last_validated_at" | "created_at" | "updated_at">>;
+
+export interface GroupBrief {
+  id: number;
+  name: string;
+  display_name: string;
+}
+
+export interface ConfigOption {
+  key: string;
+  name: string;
+  description: string;
+  default_value: number | boolean | string;
+}
+
+export interface PeriodStats {
+  total_requests: number;
+  failed_requests: number;
+  /** A fraction, 0–1. */
+  failure_rate: number;
+}
+
+export interface GroupStats {
+  key_stats: { total_keys: number; active_keys: number; invalid_keys: number };
+  stats_24_hour: PeriodStats;
+  stats_7_day: PeriodStats;
+  stats_30_day: PeriodStats;
+}
+
+export interface SubGroup {
+  group: Group;
+  weight: number;
+  total_keys: number;
+  active_keys: number;
+  invalid_keys: number;
+}
+
+export interface ParentAggregate {
+  group_id: number;
+  name: string;
+  display_name: string;
+  weight: number;
+}
+
+export type CopyKeysMode = "none" | "valid_only" | "all";
+
+export type KeyStatus = "active" | "invalid";
+
+export interface ApiKey {
+  id: number;
+  key_value: string;
+  key_hash: string;
+  group_id: number;
+  status: KeyStatus;
+  notes: string;
+  request_count: number;
+  failure_count: number;
+  last_used_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface KeyQuery {
+  group_id: number;
+  status?: KeyStatus;
+  key_value?: string;
+  page: number;
+  page_size: number;
+}
+
+export interface AddKeysResult {
+  added_count: number;
+  ignored_count: number;
+  total_in_group?: number;
+}
+
+export interface DeleteKeysResult {
+  deleted_count: number;
+  ignored_count: number;
+  total_in_group?: number;
+}
+
+export interface RestoreKeysResult {
+  restored_count: number;
+  ignored_count: number;
+  total_in_group: number;
+}
+
+export interface KeyTestResult {
+  key_value: string;
+  is_valid: boolean;
+  error: string;
+}
+
+export interface KeyTestResponse {
+  results: KeyTestResult[];
+  total_duration: number;
+}
+
+export type TaskType = "" | "KEY_VALIDATION" | "KEY_IMPORT" | "KEY_DELETE";
+
+export interface ValidationResult {
+  total_keys: number;
+  valid_keys: number;
+  invalid_keys: number;
+}
+
+export interface TaskStatus {
+  task_type: TaskType;
+  is_running: boolean;
+  group_name?: string;
+  processed: number;
+  total: number;
+  result?: Partial<AddKeysResult & DeleteKeysResult & ValidationResult>;
+  error?: string;
+  started_at: string;
+  finished_at?: string;
+  duration_seconds?: number;
+}
+
+export interface StatCard {
+  value: number;
+  sub_value?: number;
+  sub_value_tip?: string;
+  trend: number;
+  trend_is_growth: boolean;
+}
+
+export interface SecurityWarning {
+  type: string;
+  message: string;
+  severity: "low" | "medium" | "high";
+  suggestion: string;
+}
+
+export interface DashboardStats {
+  key_count: StatCard;
+  rpm: StatCard;
+  request_count: StatCard;
+  error_rate: StatCard;
+  security_warnings: SecurityWarning[];
+}
+
+export interface ChartDataset {
+  label: string;
+  data: number[];
+  color: string;
+}
+
+export interface ChartData {
+  labels: string[];
+  datasets: ChartDataset[];
+}
+
+export interface EncryptionStatus {
+  has_mismatch: boolean;
+  scenario_type: "" | "data_not_encrypted" | "key_not_configured" | "key_mismatch";
+  message: string;
+  suggestion: string;
+}
+
+export interface RequestLog {
+  id: string;
+  timestamp: string;
+  group_id: number;
+  group_name: string;
+  parent_group_id: number;
+  parent_group_name: string;
+  key_value: string;
+  key_hash: string;
+  model: string;
+  is_success: boolean;
+  source_ip: string;
+  status_code: number;
+  request_path: string;
+  duration_ms: number;
+  error_message: string;
+  user_agent: string;
+  request_type: "retry" | "final";
+  upstream_addr: string;
+  is_stream: boolean;
+  request_body: string;
+}
+
+export interface LogFilters {
+  parent_group_name?: string;
+  group_name?: string;
+  key_value?: string;
+  model?: string;
+  is_success?: boolean;
+  request_type?: "retry" | "final";
+  status_code?: number;
+  source_ip?: string;
+  error_contains?: string;
+  start_time?: string;
+  end_time?: string;
+}
+
+export type SettingType = "int" | "bool" | "string";
+export type SettingValue = number | boolean | string;
+
+export interface Setting {
+  key: string;
+  name: string;
+  value: SettingValue;
+  type: SettingType;
+  default_value: string;
+  description: string;
+  category: string;
+  min_value?: number | null;
+  required: boolean;
+}
+
+export interface SettingCategory {
+  category_name: string;
+  settings: Setting[];
+}

@@ -1,0 +1,62 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { ApiError, getAuthKey, request, setAuthKey, setUnauthorizedHandler } from "../src/api/http";
+import { login } from "../src/api/auth";
+import { listKeys } from "../src/api/keys";
+
+function reply(status: number, body: unknown) {
+  return vi.fn(async () => new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } }));
+}
+
+describe("API client", () => {
+  beforeEach(() => localStorage.clear());
+  afterEach(() => vi.unstubAllGlobals());
+
+  it("sends the admin key as a bearer token and the UI language", async () => {
+    setAuthKey("admin-key-123");
+    localStorage.setItem("locale", "ja-JP");
+    const fetch = reply(200, { code: 0, message: "ok", data: { items: [], pagination: { page: 2, page_size: 50, total_items: 0, total_pages: 0 } } });
+    vi.stubGlobal("fetch", fetch);
+
+    const page = await listKeys({ group_id: 7, status: "invalid", page: 2, page_size: 50 });
+
+    expect(page.pagination.page).toBe(2);
+    const [url, init] = fetch.mock.calls[0] as unknown as [string, RequestInit];
+    expect(url).toBe("/api/keys?group_id=7&status=invalid&page=2&page_size=50");
+    const headers = init.headers as Headers;
+    expect(headers.get("Authorization")).toBe("Bearer admin-key-123");
+    expect(headers.get("Accept-Language")).toBe("ja-JP");
+  });
+
+  it("clears the key and hands 401 to the login redirect", async () => {
+    setAuthKey("stale-key");
+    const redirect = vi.fn();
+    setUnauthorizedHandler(redirect);
+    vi.stubGlobal("fetch", reply(401, { code: "UNAUTHORIZED", message: "Authentication failed" }));
+
+    await expect(request("GET", "/groups")).rejects.toMatchObject({ status: 401, code: "UNAUTHORIZED", message: "Authentication failed" });
+    expect(redirect).toHaveBeenCalledTimes(1);
+    expect(getAuthKey()).toBe("");
+  });
+
+  it("shows the server's message for errors and names a route the server lacks", async () => {
+    vi.stubGlobal("fetch", reply(400, { code: "VALIDATION_FAILED", message: "max_retries must be at least 0" }));
+    await expect(request("PUT", "/settings", { body: { max_retries: -1 } })).rejects.toMatchObject({
+      status: 400,
+      code: "VALIDATION_FAILED",
+      message: "max_retries must be at least 0",
+    });
+    vi.stubGlobal("fetch", reply(404, { error: "Not Found" }));
+    const err = await request("GET", "/tasks/status").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).code).toBe("NOT_FOUND");
+    expect((err as ApiError).message).toContain("/api/tasks/status");
+  });
+
+  it("does not redirect on a wrong login key but rejects with the message", async () => {
+    const redirect = vi.fn();
+    setUnauthorizedHandler(redirect);
+    vi.stubGlobal("fetch", reply(401, { success: false, message: "Authentication failed" }));
+    await expect(login("wrong")).rejects.toMatchObject({ message: "Authentication failed" });
+    expect(redirect).not.toHaveBeenCalled();
+  });
+});
