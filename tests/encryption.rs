@@ -677,6 +677,27 @@ async fn server_refuses_to_start_with_a_key_that_does_not_fit_the_data() {
 }
 
 #[actix_rt::test]
+async fn nodes_starting_together_on_an_empty_database_agree_on_one_derivation() {
+    let test_db = TestDb::sqlite();
+    let db = Database::connect(&test_db.url, 4).await.unwrap();
+    let (a, b) = futures_util::join!(open_codec(&db, K1), open_codec(&db, K1));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(a.is_encrypting());
+    assert_eq!(a.kdf_id(), b.kdf_id());
+    assert_eq!(a.hash("sk-x"), b.hash("sk-x"), "both nodes hash keys alike");
+    let record = kdf_record(&db).await.unwrap().unwrap();
+    assert_eq!(Some(record.kdf_id.as_str()), a.kdf_id());
+    assert!(matches!(
+        open_codec(&db, K2).await,
+        Err(EncryptionMismatch::KeyMismatch)
+    ));
+    assert!(matches!(
+        open_codec(&db, "").await,
+        Err(EncryptionMismatch::KeyNotConfigured)
+    ));
+}
+
+#[actix_rt::test]
 async fn start_up_check_names_foreign_formats_and_missing_records() {
     let test_db = TestDb::sqlite();
     let db = Database::connect(&test_db.url, 2).await.unwrap();

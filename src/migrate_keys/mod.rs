@@ -233,8 +233,8 @@ async fn migrate(
         direction,
         dry_run: options.dry_run,
         keys: keys.rows,
-        logs: keys_in(&logs),
-        logs_without_key: logs.rows - keys_in(&logs),
+        logs: logs.rows - logs.without_key,
+        logs_without_key: logs.without_key,
         stale_hashes: keys.stale_hashes + logs.stale_hashes,
         kdf_id: None,
         live_holders: Vec::new(),
@@ -295,10 +295,6 @@ async fn migrate(
         tables::compact(db).await?;
     }
     Ok(report)
-}
-
-fn keys_in(tally: &Tally) -> u64 {
-    tally.rows - tally.without_key
 }
 
 /// The codec that reads the data now, after checking the data is in the state the flags claim.
