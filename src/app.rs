@@ -19,10 +19,12 @@ use tokio::sync::Semaphore;
 use crate::admin;
 use crate::config::AppConfig;
 use crate::crypto::KeyCodec;
+use crate::db::instance_lock::{InstanceLock, LockError, LockKind, LockTiming};
 use crate::db::repo::Repo;
 use crate::db::{Database, DbError};
 use crate::http::error::ApiError;
 use crate::http::middleware::{access_log, concurrency_limit, security_headers};
+use crate::key_encryption::startup::{open_codec, EncryptionMismatch};
 use crate::proxy::{self, upstream::UpstreamClients};
 use crate::state::AppState;
 use crate::tasks::TaskRegistry;
@@ -35,6 +37,10 @@ const LOG_BUFFER_CAPACITY: usize = 100_000;
 pub enum StartError {
     #[error(transparent)]
     Database(#[from] DbError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Encryption(#[from] EncryptionMismatch),
     #[error("could not load {what}: {reason}")]
     Load { what: &'static str, reason: String },
     #[error("could not listen on {addr}: {source}")]
@@ -50,26 +56,35 @@ pub struct RunningApp {
     pub handle: ServerHandle,
     pub state: AppState,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// This server's row in `instance_locks`, removed once it has stopped.
+    lock: Option<InstanceLock>,
 }
 
 impl RunningApp {
     /// Waits until the server stops (a signal, or [`RunningApp::stop`]), then writes every
-    /// buffered request log.
-    pub async fn wait(self) -> std::io::Result<()> {
-        let result = match self.server.await {
+    /// buffered request log and removes this server's lock row.
+    pub async fn wait(mut self) -> std::io::Result<()> {
+        let result = match (&mut self.server).await {
             Ok(result) => result,
             Err(err) => Err(std::io::Error::other(err)),
         };
         self.state.flush_logs().await;
+        if let Some(lock) = self.lock.take() {
+            lock.release().await;
+        }
         result
     }
 
-    /// Stops gracefully: in-flight requests finish first, then buffered logs are written.
-    pub async fn stop(self) {
+    /// Stops gracefully: in-flight requests finish first, then buffered logs are written and
+    /// the lock row is removed.
+    pub async fn stop(mut self) {
         self.handle.stop(true).await;
         self.state.tasks.shutdown();
-        let _ = self.server.await;
+        let _ = (&mut self.server).await;
         self.state.flush_logs().await;
+        if let Some(lock) = self.lock.take() {
+            lock.release().await;
+        }
     }
 }
 
@@ -82,7 +97,29 @@ pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp
 
     let db = Database::connect(&config.database, config.db_pool_size).await?;
     tracing::info!(backend = db.backend(), database = ?config.database, "Connected to the database.");
-    let repo = Repo::new(db, KeyCodec::plaintext());
+    // Taken before the encryption check, so a `migrate-keys` run cannot change the data between
+    // the check and serving; released on any failure so it does not block that very run.
+    let lock = InstanceLock::acquire(&db, LockKind::Server, LockTiming::default()).await?;
+    match start_locked(config, db, handle_signals).await {
+        Ok(mut app) => {
+            app.lock = Some(lock);
+            Ok(app)
+        }
+        Err(err) => {
+            lock.release().await;
+            Err(err)
+        }
+    }
+}
+
+async fn start_locked(
+    config: Arc<AppConfig>,
+    db: Database,
+    handle_signals: bool,
+) -> Result<RunningApp, StartError> {
+    let codec: KeyCodec = open_codec(&db, config.encryption_key.expose()).await?;
+    tracing::info!(codec = ?codec, "Checked ENCRYPTION_KEY against the stored keys.");
+    let repo = Repo::new(db, codec);
     let defaults: Vec<(String, String, String)> = SETTINGS
         .iter()
         .map(|def| {
@@ -230,6 +267,7 @@ pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp
         handle,
         state,
         server,
+        lock: None,
     })
 }
 

@@ -51,6 +51,12 @@ impl Secret {
     }
 }
 
+impl Drop for Secret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(if self.0.is_empty() {
@@ -121,6 +127,26 @@ impl AppConfig {
         Self::from_map(&vars)
     }
 
+    /// Only `DATABASE_DSN` (after `.env`), for commands that touch the database but not the
+    /// server, such as `migrate-keys`: they need no `AUTH_KEY`.
+    pub fn database_from_env() -> Result<DatabaseUrl, ConfigError> {
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(err) if err.not_found() => {}
+            Err(err) => return Err(ConfigError::Source(format!(".env: {err}"))),
+        }
+        let dsn = std::env::var("DATABASE_DSN")
+            .ok()
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| "./data/gpt-load.db".to_string());
+        DatabaseUrl::parse(&dsn).map_err(|reason| ConfigError::Invalid {
+            var: "DATABASE_DSN",
+            value: "(hidden)".into(),
+            reason,
+        })
+    }
+
     /// Builds and validates a config from `VAR -> value` pairs (unset variables take defaults).
     pub fn from_map(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let env = Env(vars);
@@ -182,13 +208,6 @@ impl AppConfig {
             value: "(hidden)".into(),
             reason,
         })?;
-        if raw_set(vars, "ENCRYPTION_KEY") {
-            return Err(ConfigError::Invalid {
-                var: "ENCRYPTION_KEY",
-                value: "(hidden)".into(),
-                reason: "at-rest encryption is not available in this build yet; unset it rather than store keys in plain text unknowingly".into(),
-            });
-        }
         let config = AppConfig {
             port,
             host: env.string("HOST", "0.0.0.0"),
@@ -239,6 +258,15 @@ impl AppConfig {
         if key.len() < 16 || WEAK_PATTERNS.iter().any(|p| key.contains(p)) {
             out.push("AUTH_KEY is weak: use at least 16 random characters.".to_string());
         }
+        let enc = self.encryption_key.expose();
+        if !enc.is_empty()
+            && (enc.chars().count() < 16
+                || WEAK_PATTERNS
+                    .iter()
+                    .any(|p| enc.to_ascii_lowercase().contains(p)))
+        {
+            out.push("ENCRYPTION_KEY is weak: use at least 16 random characters; it is all that protects the stored upstream keys in a leaked backup.".to_string());
+        }
         if self.enable_cors && self.allowed_origins.iter().any(|o| o == "*") {
             out.push("ALLOWED_ORIGINS allows every origin (*).".to_string());
         }
@@ -257,10 +285,6 @@ impl AppConfig {
         };
         format!("http://{host}:{}", self.port)
     }
-}
-
-fn raw_set(vars: &HashMap<String, String>, var: &str) -> bool {
-    vars.get(var).is_some_and(|v| !v.trim().is_empty())
 }
 
 struct Env<'a>(&'a HashMap<String, String>);
@@ -393,6 +417,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("ALLOWED_ORIGINS"), "{err}");
+    }
+
+    #[test]
+    fn encryption_key_is_accepted_hidden_and_weak_values_warn() {
+        let strong = AppConfig::from_map(&vars(&[
+            ("AUTH_KEY", "Zx8-long-random-Kq2p"),
+            ("ENCRYPTION_KEY", "Vq7-Lm2p-Xr9t-Wb4k-Zn1c"),
+        ]))
+        .unwrap();
+        assert_eq!(strong.encryption_key.expose(), "Vq7-Lm2p-Xr9t-Wb4k-Zn1c");
+        assert!(strong.warnings().is_empty(), "{:?}", strong.warnings());
+        assert!(!format!("{strong:?}").contains("Vq7-Lm2p"));
+        for weak in ["short", "my-secret-encryption-key-123"] {
+            let c = AppConfig::from_map(&vars(&[
+                ("AUTH_KEY", "Zx8-long-random-Kq2p"),
+                ("ENCRYPTION_KEY", weak),
+            ]))
+            .unwrap();
+            assert!(
+                c.warnings().iter().any(|w| w.contains("ENCRYPTION_KEY")),
+                "{weak}"
+            );
+            assert!(c.warnings().iter().all(|w| !w.contains(weak)));
+        }
     }
 
     #[test]

@@ -8,7 +8,6 @@ use std::collections::{HashMap, HashSet};
 use actix_web::web;
 use chrono::{Duration, Local, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
 use super::group_ops::current_hour;
@@ -280,54 +279,32 @@ pub async fn encryption_status(
     _admin: super::Admin,
     state: web::Data<AppState>,
 ) -> Reply<EncryptionStatus> {
-    let sample = state.repo.key_sample(20).await?;
-    let key_set = !state.config.encryption_key.is_empty();
-    let (scenario, message, suggestion) = if sample.is_empty() {
-        ("", None, None)
-    } else {
-        let n = sample.len() as f64;
-        let plain = sample
-            .iter()
-            .filter(|(value, hash)| hex::encode(Sha256::digest(value.as_bytes())) == *hash)
-            .count() as f64
-            / n;
-        let current = sample
-            .iter()
-            .filter(|(value, hash)| {
-                state
-                    .repo
-                    .codec
-                    .decode(value)
-                    .is_ok_and(|p| state.repo.codec.hash(&p) == *hash)
-            })
-            .count() as f64
-            / n;
-        if key_set && plain > 0.8 {
-            (
-                "data_not_encrypted",
-                Some(Msg::EncDataNotEncrypted),
-                Some(Msg::EncDataNotEncryptedSuggestion),
-            )
-        } else if !key_set && plain < 0.2 {
-            (
-                "key_not_configured",
-                Some(Msg::EncKeyNotConfigured),
-                Some(Msg::EncKeyNotConfiguredSuggestion),
-            )
-        } else if key_set && plain < 0.2 && current < 0.2 {
-            (
-                "key_mismatch",
-                Some(Msg::EncKeyMismatch),
-                Some(Msg::EncKeyMismatchSuggestion),
-            )
-        } else {
-            ("", None, None)
+    // The detector lives with the codec, which knows every stored format; this route only
+    // answers in the API's envelope and language.
+    let report = crate::key_encryption::status::encryption_status(
+        &state.repo.db,
+        !state.config.encryption_key.is_empty(),
+        &state.repo.codec,
+    )
+    .await?;
+    let texts = match report.scenario_type.as_str() {
+        "data_not_encrypted" => {
+            Some((Msg::EncDataNotEncrypted, Msg::EncDataNotEncryptedSuggestion))
         }
+        "key_not_configured" => {
+            Some((Msg::EncKeyNotConfigured, Msg::EncKeyNotConfiguredSuggestion))
+        }
+        "key_mismatch" => Some((Msg::EncKeyMismatch, Msg::EncKeyMismatchSuggestion)),
+        _ => None,
+    };
+    let (message, suggestion) = match texts {
+        Some((m, s)) => (t(m), t(s)),
+        None => (report.message, report.suggestion),
     };
     ok(EncryptionStatus {
-        has_mismatch: !scenario.is_empty(),
-        scenario_type: scenario.to_string(),
-        message: message.map(t).unwrap_or_default(),
-        suggestion: suggestion.map(t).unwrap_or_default(),
+        has_mismatch: report.has_mismatch,
+        scenario_type: report.scenario_type,
+        message,
+        suggestion,
     })
 }

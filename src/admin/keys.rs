@@ -49,6 +49,7 @@ impl KeyResponse {
                 .repo
                 .codec
                 .decode(&row.key_value)
+                .map(|plain| plain.expose().to_string())
                 .unwrap_or_else(|_| "failed-to-decrypt".into()),
             key_hash: row.key_hash.clone(),
             group_id: row.group_id,
@@ -187,7 +188,7 @@ pub async fn export(
                     let mut text = String::with_capacity(rows.len() * 64);
                     for (_, stored) in &rows {
                         if let Ok(plain) = repo.codec.decode(stored) {
-                            text.push_str(&plain);
+                            text.push_str(plain.expose());
                             text.push('\n');
                         }
                     }

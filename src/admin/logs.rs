@@ -145,6 +145,7 @@ impl LogResponse {
                 .repo
                 .codec
                 .decode(&row.key_value)
+                .map(|plain| plain.expose().to_string())
                 .unwrap_or_else(|_| "failed-to-decrypt".into())
         };
         LogResponse {
@@ -235,7 +236,7 @@ pub async fn export(
                         };
                         text.push_str(&format!(
                             "{},{},{}\n",
-                            csv_field(&plain),
+                            csv_field(plain.expose()),
                             csv_field(&row.group_name),
                             row.status_code
                         ));

@@ -56,15 +56,17 @@ fn hour_of(t: NaiveDateTime) -> NaiveDateTime {
 }
 
 impl Repo {
-    fn log_row(&self, r: &RequestRecord) -> NewRequestLog {
+    /// The row of a record; with `ENCRYPTION_KEY` its key is encrypted (fresh nonce per row) and
+    /// hashed with the keyed hash, like `api_keys`.
+    fn log_row(&self, r: &RequestRecord) -> Result<NewRequestLog, crate::crypto::EncodeError> {
         let (key_value, key_hash) = match &r.key {
             Some(key) => (
-                self.codec.encode(key.expose()),
+                self.codec.encode(key.expose())?,
                 self.codec.hash(key.expose()),
             ),
             None => (String::new(), String::new()),
         };
-        NewRequestLog {
+        Ok(NewRequestLog {
             id: r.id.clone(),
             timestamp: r.timestamp,
             group_id: r.group_id,
@@ -85,7 +87,7 @@ impl Repo {
             upstream_addr: truncate(&r.upstream_addr, 500),
             is_stream: r.is_stream,
             request_body: r.request_body.clone(),
-        }
+        })
     }
 }
 
@@ -97,7 +99,11 @@ fn truncate(s: &str, max: usize) -> String {
 #[async_trait]
 impl LogSink for Repo {
     async fn write_batch(&self, records: &[RequestRecord]) -> Result<(), PortError> {
-        let rows: Vec<NewRequestLog> = records.iter().map(|r| self.log_row(r)).collect();
+        let rows: Vec<NewRequestLog> = records
+            .iter()
+            .map(|r| self.log_row(r))
+            .collect::<Result<_, _>>()
+            .map_err(|e| PortError(e.to_string()))?;
         let mut usage: HashMap<KeyId, (i64, NaiveDateTime)> = HashMap::new();
         let mut hours: HashMap<(NaiveDateTime, GroupId), HourCount> = HashMap::new();
         for r in records {

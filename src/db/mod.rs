@@ -5,6 +5,8 @@
 //! that needs it.
 
 pub mod dsn;
+pub mod instance_lock;
+pub mod key_encryption;
 pub mod log_sink;
 pub mod models;
 pub mod repo;
@@ -55,6 +57,8 @@ pub enum DbError {
     Query(diesel::result::Error),
     #[error("stored data is malformed: {0}")]
     Corrupt(String),
+    #[error(transparent)]
+    Encode(#[from] crate::crypto::EncodeError),
 }
 
 impl From<diesel::result::Error> for DbError {
@@ -226,9 +230,10 @@ impl Database {
 }
 
 /// WAL lets readers proceed while the log batcher writes; the busy timeout makes writers queue
-/// instead of failing with "database is locked".
+/// instead of failing with "database is locked". The timeout comes first: switching to WAL
+/// takes a lock too, and fails at once without it while another process closes its connections.
 const SQLITE_PRAGMAS: &str =
-    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;";
+    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;";
 
 /// Applies every pending migration of the backend. Runs on a blocking thread because diesel's
 /// migration harness is synchronous.

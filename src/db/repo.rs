@@ -270,18 +270,20 @@ impl Repo {
             let rows: Vec<NewKey> = chunk
                 .iter()
                 .zip(&hashes)
-                .map(|(key, hash)| NewKey {
-                    key_value: self.codec.encode(key),
-                    key_hash: hash.clone(),
-                    group_id,
-                    status: KeyStatus::Active.as_str().to_string(),
-                    notes: String::new(),
-                    request_count: 0,
-                    failure_count: 0,
-                    created_at: ts,
-                    updated_at: ts,
+                .map(|(key, hash)| {
+                    Ok(NewKey {
+                        key_value: self.codec.encode(key)?,
+                        key_hash: hash.clone(),
+                        group_id,
+                        status: KeyStatus::Active.as_str().to_string(),
+                        notes: String::new(),
+                        request_count: 0,
+                        failure_count: 0,
+                        created_at: ts,
+                        updated_at: ts,
+                    })
                 })
-                .collect();
+                .collect::<Result<_, DbError>>()?;
             insert_batch!(&self.db, api_keys::table, rows)?;
             let ids: Vec<(i64, String)> = with_conn!(&self.db, conn => {
                 api_keys::table
@@ -338,10 +340,10 @@ impl Repo {
 
     fn pool_key(&self, row: KeyRow) -> Option<PoolKey> {
         match self.codec.decode(&row.key_value) {
-            Ok(plain) => Some(PoolKey {
+            Ok(secret) => Some(PoolKey {
                 id: row.id,
                 group_id: row.group_id,
-                secret: KeySecret::new(plain),
+                secret,
                 status: KeyStatus::parse(&row.status),
                 failure_count: row.failure_count,
             }),

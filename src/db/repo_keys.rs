@@ -161,18 +161,20 @@ impl Repo {
             .collect();
         let rows: Vec<NewKey> = hashed
             .iter()
-            .map(|(key, hash)| NewKey {
-                key_value: self.codec.encode(key),
-                key_hash: hash.clone(),
-                group_id,
-                status: KeyStatus::Active.as_str().to_string(),
-                notes: String::new(),
-                request_count: 0,
-                failure_count: 0,
-                created_at: ts,
-                updated_at: ts,
+            .map(|(key, hash)| -> Result<NewKey, DbError> {
+                Ok(NewKey {
+                    key_value: self.codec.encode(key)?,
+                    key_hash: hash.clone(),
+                    group_id,
+                    status: KeyStatus::Active.as_str().to_string(),
+                    notes: String::new(),
+                    request_count: 0,
+                    failure_count: 0,
+                    created_at: ts,
+                    updated_at: ts,
+                })
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         let ids: Vec<(KeyId, String)> = match &self.db {
             Database::Sqlite(pool) => {
                 let mut conn = pool.get().await.map_err(|e| DbError::Pool(e.to_string()))?;
@@ -484,7 +486,7 @@ impl Repo {
                 Ok(plain) => Some(PoolKey {
                     id: row.id,
                     group_id: row.group_id,
-                    secret: KeySecret::new(plain),
+                    secret: plain,
                     status: KeyStatus::parse(&row.status),
                     failure_count: row.failure_count,
                 }),

@@ -99,6 +99,29 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// How the stored keys are encrypted: no row = plain text; one row (id 1) = encrypted under
+    /// the key derivation `kdf_id`, whose derived key produces `verifier`.
+    key_encryption (id) {
+        id -> Integer,
+        kdf_id -> Text,
+        verifier -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// One row per running server or `migrate-keys` run, with a heartbeat, so they can refuse to
+    /// run at the same time against one database.
+    instance_locks (id) {
+        id -> Text,
+        kind -> Text,
+        holder -> Text,
+        started_at -> Timestamp,
+        heartbeat_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     system_settings,
     groups,
@@ -106,4 +129,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     request_logs,
     group_hourly_stats,
+    key_encryption,
+    instance_locks,
 );

@@ -34,7 +34,7 @@ pub async fn run(state: AppState, task: TaskRun, group: Arc<GroupView>, keys: Ve
             let state = &state;
             async move {
                 let plain = state.repo.codec.decode(&row.key_value).ok()?;
-                let result = prober.probe(group, &plain).await;
+                let result = prober.probe(group, plain.expose()).await;
                 let stored = prober::apply(state, &row, &result, threshold).await;
                 Some((result.is_ok(), stored))
             }

@@ -451,7 +451,7 @@ pub fn log_row(
         group_name: group_name.into(),
         parent_group_id: 0,
         parent_group_name: String::new(),
-        key_value: codec.encode(key),
+        key_value: codec.encode(key).unwrap(),
         key_hash: codec.hash(key),
         model: "gpt-4o-mini".into(),
         is_success: status_code < 400,

@@ -1,0 +1,2 @@
+DROP TABLE "instance_locks";
+DROP TABLE "key_encryption";

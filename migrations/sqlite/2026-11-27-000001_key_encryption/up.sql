@@ -1,0 +1,16 @@
+-- At-rest encryption of upstream keys: which key derivation the stored values use (no row =
+-- plain text), and the heartbeat rows that keep `migrate-keys` and a running server apart.
+CREATE TABLE "key_encryption" (
+    "id" INTEGER NOT NULL PRIMARY KEY,
+    "kdf_id" VARCHAR(255) NOT NULL,
+    "verifier" VARCHAR(128) NOT NULL,
+    "created_at" TIMESTAMP NOT NULL
+);
+CREATE TABLE "instance_locks" (
+    "id" VARCHAR(64) NOT NULL PRIMARY KEY,
+    "kind" VARCHAR(20) NOT NULL,
+    "holder" VARCHAR(255) NOT NULL,
+    "started_at" TIMESTAMP NOT NULL,
+    "heartbeat_at" TIMESTAMP NOT NULL
+);
+CREATE INDEX idx_instance_locks_kind ON "instance_locks" ("kind");
