@@ -184,13 +184,23 @@ impl InstanceLock {
         if let Some(task) = self.heartbeat.take() {
             task.abort();
         }
-        let result: Result<usize, DbError> = async {
-            Ok(with_conn!(&self.db, conn => {
-                diesel::delete(instance_locks::table.find(&self.id)).execute(conn).await?
-            }))
+        // A busy database must not leave the row behind (it would block migrate-keys until it
+        // goes stale), so the delete is retried a few times before giving up.
+        let mut last_err = None;
+        for attempt in 0..5u32 {
+            let result: Result<usize, DbError> = async {
+                Ok(with_conn!(&self.db, conn => {
+                    diesel::delete(instance_locks::table.find(&self.id)).execute(conn).await?
+                }))
+            }
+            .await;
+            match result {
+                Ok(_) => return,
+                Err(err) => last_err = Some(err),
+            }
+            tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt + 1))).await;
         }
-        .await;
-        if let Err(err) = result {
+        if let Some(err) = last_err {
             tracing::warn!(error = %err, "Could not remove this process's instance lock row; it goes stale on its own.");
         }
     }
