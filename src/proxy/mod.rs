@@ -460,7 +460,7 @@ async fn attempts(
             error = %failure.message(),
             "Upstream attempt failed."
         );
-        report(state, group, lease.key_id, class);
+        report(state, group, lease.key_id, class).await;
         last_failure = Some((failure, attempt));
     }
     Ok(match last_failure {
@@ -619,14 +619,23 @@ async fn rewrite_model_list(
         .body(rewritten))
 }
 
-fn report(state: &AppState, group: &GroupView, key_id: i64, class: FailureClass) {
-    state.pool.do_send(ReportOutcome {
-        group_id: group.record.id,
-        key_id,
-        failure: Some(class),
-        policy: group.config.health,
-        floor_percent: group.config.min_usable_keys_percent,
-    });
+/// Reports a failed attempt and waits until the pool has applied it, so the retry that follows
+/// (and the next request) already sees the key cooling down or blacklisted. Only the failure path
+/// pays this round trip.
+async fn report(state: &AppState, group: &GroupView, key_id: i64, class: FailureClass) {
+    let applied = state
+        .pool
+        .send(ReportOutcome {
+            group_id: group.record.id,
+            key_id,
+            failure: Some(class),
+            policy: group.config.health,
+            floor_percent: group.config.min_usable_keys_percent,
+        })
+        .await;
+    if let Err(err) = applied {
+        tracing::warn!(error = %err, "The key pool did not take a failure report.");
+    }
 }
 
 /// Reads the whole request body (it is resent on retries), refusing bodies over `limit`.
