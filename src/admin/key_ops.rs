@@ -101,6 +101,18 @@ pub fn parse_batch(keys_text: &str, limit: Option<usize>) -> Result<Vec<String>,
     Ok(keys)
 }
 
+/// The group and the parsed keys of a synchronous bulk call: the group must exist and the list
+/// must hold 1 to 5,000 keys.
+async fn listed_keys(
+    state: &AppState,
+    body: &KeysTextRequest,
+) -> Result<(i64, Vec<String>), ApiError> {
+    let group_id = body_group_id(body.group_id)?;
+    require_group(state, group_id).await?;
+    let keys = parse_batch(&body.keys_text, Some(SYNC_BATCH_LIMIT))?;
+    Ok((group_id, keys))
+}
+
 fn unique_hashes(state: &AppState, keys: &[String]) -> Vec<String> {
     let mut seen = HashSet::new();
     keys.iter()
@@ -118,9 +130,7 @@ pub async fn add_multiple(
     state: web::Data<AppState>,
     body: web::Json<KeysTextRequest>,
 ) -> Reply<AddKeysResult> {
-    let group_id = body_group_id(body.group_id)?;
-    require_group(&state, group_id).await?;
-    let keys = parse_batch(&body.keys_text, Some(SYNC_BATCH_LIMIT))?;
+    let (group_id, keys) = listed_keys(&state, &body).await?;
     let input_count = keys.len();
     let mut seen = HashSet::new();
     let unique: Vec<String> = keys
@@ -147,9 +157,7 @@ pub async fn delete_multiple(
     state: web::Data<AppState>,
     body: web::Json<KeysTextRequest>,
 ) -> Reply<DeleteKeysResult> {
-    let group_id = body_group_id(body.group_id)?;
-    require_group(&state, group_id).await?;
-    let keys = parse_batch(&body.keys_text, Some(SYNC_BATCH_LIMIT))?;
+    let (group_id, keys) = listed_keys(&state, &body).await?;
     let hashes = unique_hashes(&state, &keys);
     let removed = state.repo.delete_keys_atomically(group_id, &hashes).await?;
     let deleted_count = removed.len();
@@ -171,9 +179,7 @@ pub async fn restore_multiple(
     state: web::Data<AppState>,
     body: web::Json<KeysTextRequest>,
 ) -> Reply<RestoreKeysResult> {
-    let group_id = body_group_id(body.group_id)?;
-    require_group(&state, group_id).await?;
-    let keys = parse_batch(&body.keys_text, Some(SYNC_BATCH_LIMIT))?;
+    let (group_id, keys) = listed_keys(&state, &body).await?;
     let hashes = unique_hashes(&state, &keys);
     let restored = state.repo.restore_keys(group_id, Some(&hashes)).await?;
     key_sync::refresh(&state, group_id, &restored).await?;
@@ -249,9 +255,7 @@ pub async fn test_multiple(
     body: web::Json<KeysTextRequest>,
 ) -> Reply<KeyTestResults> {
     let started = Instant::now();
-    let group_id = body_group_id(body.group_id)?;
-    require_group(&state, group_id).await?;
-    let keys = parse_batch(&body.keys_text, Some(SYNC_BATCH_LIMIT))?;
+    let (group_id, keys) = listed_keys(&state, &body).await?;
     let group = state
         .snapshot
         .load()
