@@ -186,8 +186,8 @@ async fn start_locked(
         repo,
         started_at: Instant::now(),
         tasks: TaskRegistry::start(),
+        leadership: crate::cluster::Leadership::single_node(),
     };
-    // A single node is its own leader; cluster mode will gate this on leadership.
     crate::retention::spawn(state.clone());
     let limiter = Arc::new(Semaphore::new(config.max_concurrent_requests));
     let data = web::Data::new(state.clone());

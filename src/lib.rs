@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod app;
 pub mod channel;
+pub mod cluster;
 pub mod config;
 pub mod crypto;
 pub mod db;

@@ -29,13 +29,17 @@ pub async fn run_once(state: &AppState) -> usize {
     }
 }
 
-/// Runs the cleanup now and then every [`RETENTION_INTERVAL`], until the system stops.
+/// While this node leads: runs the cleanup at once and then every [`RETENTION_INTERVAL`].
 pub fn spawn(state: AppState) {
-    actix_rt::spawn(async move {
-        let mut ticker = tokio::time::interval(RETENTION_INTERVAL);
-        loop {
-            ticker.tick().await;
-            run_once(&state).await;
+    let leadership = state.leadership.clone();
+    leadership.spawn_while_leader("log-retention", move |_epoch| {
+        let state = state.clone();
+        async move {
+            let mut ticker = tokio::time::interval(RETENTION_INTERVAL);
+            loop {
+                ticker.tick().await;
+                run_once(&state).await;
+            }
         }
     });
 }

@@ -31,6 +31,8 @@ pub struct AppState {
     pub started_at: Instant,
     /// The one long-running admin task slot (imports, deletions, validations).
     pub tasks: TaskRegistry,
+    /// Whether this node runs the singleton jobs now.
+    pub leadership: crate::cluster::Leadership,
 }
 
 impl AppState {
