@@ -29,9 +29,6 @@ use crate::proxy::{self, upstream::UpstreamClients};
 use crate::state::AppState;
 use crate::tasks::TaskRegistry;
 
-/// Request log records held in memory at most while the database is slow or down.
-const LOG_BUFFER_CAPACITY: usize = 100_000;
-
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -140,6 +137,7 @@ async fn start_locked(
     let registry = GroupRegistryActor::new(Arc::new(repo.clone()), Arc::clone(&snapshot)).start();
     let pool_actor = KeyPoolActor::new(Arc::new(repo.clone()));
     let usable_keys = pool_actor.usable_keys();
+    let floor_hits = pool_actor.floor_hits();
     let leases = pool_actor.lease_table();
     let pool = pool_actor.start();
     let load_err = |what: &'static str| move |reason: String| StartError::Load { what, reason };
@@ -161,7 +159,7 @@ async fn start_locked(
 
     let batcher = LogBatcherActor::new(
         Arc::new(repo.clone()),
-        LOG_BUFFER_CAPACITY,
+        config.request_log_buffer_size,
         Duration::from_secs(
             snapshot
                 .load()
@@ -177,6 +175,7 @@ async fn start_locked(
         metrics: Arc::new(crate::metrics::Metrics::default()),
         logs,
         log_counters,
+        floor_hits,
         config: Arc::clone(&config),
         snapshot,
         pool,

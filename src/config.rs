@@ -96,6 +96,11 @@ pub struct AppConfig {
     pub workers: usize,
     /// Serve Prometheus metrics at `/metrics`.
     pub enable_metrics: bool,
+    /// Record proxied requests (request logs, hourly stats, key usage). Off: nothing is recorded.
+    pub enable_request_logs: bool,
+    /// Request log records held in memory at most while the database is slow or down; beyond
+    /// it the oldest are dropped and counted.
+    pub request_log_buffer_size: usize,
     /// Require the admin key for `/metrics`.
     pub metrics_require_auth: bool,
     /// Add `X-GptLoad-Overhead-Ms` to proxied responses.
@@ -240,6 +245,9 @@ impl AppConfig {
             db_pool_size: env.int("DB_POOL_SIZE", 16, 1, 1000)? as usize,
             workers: env.int("WORKERS", 0, 0, 1024)? as usize,
             enable_metrics: env.bool("ENABLE_METRICS", false)?,
+            enable_request_logs: env.bool("ENABLE_REQUEST_LOGS", true)?,
+            request_log_buffer_size: env.int("REQUEST_LOG_BUFFER_SIZE", 100_000, 10, 10_000_000)?
+                as usize,
             metrics_require_auth: env.bool("METRICS_REQUIRE_AUTH", true)?,
             overhead_header: env.bool("ENABLE_OVERHEAD_HEADER", true)?,
             proxy_route: ProxyRoute {

@@ -27,6 +27,8 @@ pub struct AppState {
     pub logs: Addr<LogBatcherActor>,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     pub log_counters: std::sync::Arc<LogCounters>,
+    /// How often the pool floor kept a failing key in service (dashboard warning).
+    pub floor_hits: Arc<std::sync::atomic::AtomicU64>,
     pub repo: Repo,
     pub started_at: Instant,
     /// The one long-running admin task slot (imports, deletions, validations).

@@ -254,7 +254,7 @@ async fn keys_add_list_and_delete() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body["data"]["pagination"],
-        json!({"page": 1, "page_size": 3, "total_items": 4, "total_pages": 2})
+        json!({"page": 1, "page_size": 3, "total_items": 4, "total_pages": 2, "total_exact": true})
     );
     let first = &body["data"]["items"][0];
     assert_eq!(first["status"], "active");

@@ -15,7 +15,7 @@ use gpt_load::crypto::KeyCodec;
 use gpt_load::db::models::GroupValues;
 use gpt_load::db::repo::{now, Repo};
 use gpt_load::db::repo_groups::CopyKeys;
-use gpt_load::db::repo_logs::LogFilter;
+use gpt_load::db::repo_logs::{LogFilter, LogTotal};
 use gpt_load::db::{Database, DatabaseUrl};
 use gpt_load_actors::domain::KeyStatus;
 use support::{hourly, log_row, this_hour};
@@ -238,7 +238,7 @@ async fn exercise(url: &DatabaseUrl) {
         ..Default::default()
     };
     let (page, total) = repo.logs_page(&filter, 1, 10).await.unwrap();
-    assert_eq!((page.len(), total), (2, 2));
+    assert_eq!((page.len(), total), (2, LogTotal::Exact(2)));
     assert_eq!(page[0].status_code, 500, "newest first");
     let none = LogFilter {
         group_name: Some("src%0".into()),
@@ -246,9 +246,39 @@ async fn exercise(url: &DatabaseUrl) {
     };
     assert_eq!(
         repo.logs_page(&none, 1, 10).await.unwrap().1,
-        0,
+        LogTotal::Exact(0),
         "wildcards are literal"
     );
+    // Counting stops a horizon past the page, and says the total is a lower bound.
+    let many: Vec<_> = (0..30)
+        .map(|i| {
+            log_row(
+                g.id,
+                "counted",
+                "sk-00003",
+                t0 - Duration::seconds(100 + i),
+                200,
+            )
+        })
+        .collect();
+    repo.insert_request_logs(many).await.unwrap();
+    let counted = LogFilter {
+        group_name: Some("counted".into()),
+        ..Default::default()
+    };
+    let (first, total) = repo
+        .logs_page_counting_ahead(&counted, 1, 10, 5)
+        .await
+        .unwrap();
+    assert_eq!((first.len(), total), (10, LogTotal::AtLeast(16)));
+    let (third, total) = repo
+        .logs_page_counting_ahead(&counted, 3, 10, 5)
+        .await
+        .unwrap();
+    assert_eq!((third.len(), total), (10, LogTotal::Exact(30)));
+    repo.delete_logs_before(t0 - Duration::seconds(99))
+        .await
+        .unwrap();
     let export = repo
         .log_keys_batch(&LogFilter::default(), 0, 100)
         .await

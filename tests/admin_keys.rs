@@ -62,7 +62,7 @@ async fn listing_filters_and_paginates() {
     let page = keys(&t, &format!("group_id={gid}&page=2&page_size=3")).await;
     assert_eq!(
         page["pagination"],
-        json!({"page": 2, "page_size": 3, "total_items": 4, "total_pages": 2})
+        json!({"page": 2, "page_size": 3, "total_items": 4, "total_pages": 2, "total_exact": true})
     );
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     let invalid = keys(&t, &format!("group_id={gid}&status=invalid")).await;

@@ -64,7 +64,7 @@ async fn filters_pagination_and_shape() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body["data"]["pagination"],
-        json!({"page": 1, "page_size": 2, "total_items": 4, "total_pages": 2})
+        json!({"page": 1, "page_size": 2, "total_items": 4, "total_pages": 2, "total_exact": true})
     );
     let first: &Value = &body["data"]["items"][0];
     assert_eq!(first["key_value"], "sk-one", "newest first, key decrypted");

@@ -175,6 +175,87 @@ async fn every_outcome_leaves_the_right_rows_and_counters() {
 }
 
 #[actix_rt::test]
+async fn with_request_logs_off_nothing_is_recorded_and_traffic_is_served() {
+    let t = TestServer::start_with(&[K1], &[("ENABLE_REQUEST_LOGS", "false")]).await;
+    t.create_group("quiet", &[K1], json!({})).await;
+    for stream in [false, true, false] {
+        assert_eq!(t.chat("quiet", stream).await.0, StatusCode::OK);
+    }
+    assert_eq!(t.keys_seen().len(), 3, "the mock answered every request");
+    assert!(rows(&t).await.is_empty());
+    assert!(hourly(&t).await.is_empty());
+    t.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_locked_database_sheds_the_oldest_records_and_the_proxy_keeps_answering() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    // Holding the whole database with one statement is SQLite's way; the batcher's shedding
+    // itself does not depend on the backend (unit-tested in the actors crate).
+    if support::sqlite_only("a_locked_database_sheds…") {
+        return;
+    }
+    let t = TestServer::start_with(&[K1], &[("REQUEST_LOG_BUFFER_SIZE", "10")]).await;
+    t.create_group("busy", &[K1], json!({})).await;
+    let (status, _) = t
+        .put(
+            "/api/settings",
+            json!({"request_log_write_interval_minutes": 0}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let counters = std::sync::Arc::clone(&t.app().state.log_counters);
+
+    // Another process-like writer holds the database: every log flush waits out SQLite's busy
+    // timeout and fails, so records pile up in the bounded buffer.
+    let db_path = t.dir.path().join("gpt-load.db");
+    let mut locker =
+        <diesel::SqliteConnection as diesel::Connection>::establish(db_path.to_str().unwrap())
+            .unwrap();
+    diesel::RunQueryDsl::execute(diesel::sql_query("BEGIN EXCLUSIVE"), &mut locker).unwrap();
+
+    let mut answered = 0;
+    for _ in 0..40 {
+        if t.chat("busy", false).await.0 == StatusCode::OK {
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 40, "the proxy never waits on the database");
+    let shed_seen = support::wait_until(Duration::from_secs(20), || async {
+        AtomicU64::load(&counters.shed, Ordering::SeqCst) > 0
+    })
+    .await;
+    assert!(
+        shed_seen,
+        "records beyond the buffer were shed and counted (written {}, failed flushes {}, buffered {})",
+        AtomicU64::load(&counters.written, Ordering::SeqCst),
+        AtomicU64::load(&counters.failed_flushes, Ordering::SeqCst),
+        AtomicU64::load(&counters.buffered, Ordering::SeqCst)
+    );
+
+    diesel::RunQueryDsl::execute(diesel::sql_query("ROLLBACK"), &mut locker).unwrap();
+    drop(locker);
+    let shed = AtomicU64::load(&counters.shed, Ordering::SeqCst);
+    let stored = rows(&t).await.len() as u64;
+    assert_eq!(
+        stored + shed,
+        40,
+        "every record is either stored or counted as shed"
+    );
+
+    let (status, body) = t.get("/api/dashboard/stats").await;
+    assert_eq!(status, StatusCode::OK);
+    let warnings = body["data"]["security_warnings"].as_array().unwrap();
+    assert!(
+        warnings.iter().any(|w| w["type"] == "Request logs"
+            && w["severity"] == "high"
+            && w["message"].as_str().unwrap().contains(&shed.to_string())),
+        "{warnings:?}"
+    );
+    t.stop().await;
+}
+
+#[actix_rt::test]
 async fn aggregate_traffic_is_logged_and_counted_under_both_groups() {
     let t = TestServer::start(&[K1]).await;
     let member = t.create_group("member", &[K1], json!({})).await;
@@ -303,7 +384,7 @@ async fn sigterm_during_load_loses_no_row() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("gpt-load.db");
+    let dsn = support::test_database_dsn(dir.path());
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -314,7 +395,7 @@ async fn sigterm_during_load_loses_no_row() {
         .env("AUTH_KEY", support::AUTH)
         .env("HOST", "127.0.0.1")
         .env("PORT", port.to_string())
-        .env("DATABASE_DSN", db.display().to_string())
+        .env("DATABASE_DSN", &dsn)
         .env("LOG_LEVEL", "warn")
         .current_dir(dir.path())
         .stdout(std::process::Stdio::null())
@@ -396,9 +477,16 @@ async fn sigterm_during_load_loses_no_row() {
         .unwrap()
         .unwrap();
     assert!(status.success(), "graceful exit: {status:?}");
-    let mut conn = diesel::SqliteConnection::establish(db.to_str().unwrap()).unwrap();
-    let stored: i64 =
-        diesel::RunQueryDsl::get_result(request_logs::table.count(), &mut conn).unwrap();
+    let db = gpt_load::db::Database::connect(&gpt_load::db::DatabaseUrl::parse(&dsn).unwrap(), 1)
+        .await
+        .unwrap();
+    let stored: Result<i64, gpt_load::db::DbError> = async {
+        Ok(with_conn!(&db, conn => {
+            request_logs::table.count().get_result(conn).await?
+        }))
+    }
+    .await;
+    let stored = stored.unwrap();
     // Every completed request is logged; in-flight ones are drained (logged as served or 499).
     assert_eq!(
         completed + finished,

@@ -33,6 +33,9 @@ pub struct LogBatcherActor {
     flushing: bool,
     counters: Arc<LogCounters>,
     timer: Option<SpawnHandle>,
+    /// `FlushAll` callers, answered once the buffer is empty and no write is in flight (true),
+    /// or when a write fails (false).
+    waiters: Vec<tokio::sync::oneshot::Sender<bool>>,
 }
 
 impl LogBatcherActor {
@@ -42,11 +45,12 @@ impl LogBatcherActor {
         Self {
             sink,
             buffer: VecDeque::new(),
-            capacity: capacity.max(BATCH_SIZE),
+            capacity: capacity.max(1),
             interval,
             flushing: false,
             counters: Arc::new(LogCounters::default()),
             timer: None,
+            waiters: Vec::new(),
         }
     }
 
@@ -61,6 +65,20 @@ impl LogBatcherActor {
         }
         if !self.interval.is_zero() {
             self.timer = Some(ctx.run_interval(self.interval, |act, ctx| act.start_flush(ctx)));
+        }
+    }
+
+    /// A full batch: [`BATCH_SIZE`], or the whole buffer when it is smaller than that.
+    fn batch_size(&self) -> usize {
+        BATCH_SIZE.min(self.capacity)
+    }
+
+    /// Answers the `FlushAll` callers once everything is written.
+    fn settle_waiters(&mut self) {
+        if !self.flushing && self.buffer.is_empty() {
+            for waiter in self.waiters.drain(..) {
+                let _ = waiter.send(true);
+            }
         }
     }
 
@@ -93,7 +111,10 @@ impl LogBatcherActor {
                 match result {
                     Ok(()) => {
                         act.counters.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                        if act.interval.is_zero() || act.buffer.len() >= BATCH_SIZE {
+                        if act.interval.is_zero()
+                            || act.buffer.len() >= act.batch_size()
+                            || !act.waiters.is_empty()
+                        {
                             act.start_flush(ctx);
                         }
                     }
@@ -104,6 +125,9 @@ impl LogBatcherActor {
                             act.buffer.push_front(record);
                         }
                         act.shed_overflow();
+                        for waiter in act.waiters.drain(..) {
+                            let _ = waiter.send(false);
+                        }
                         if act.interval.is_zero() {
                             // No timer when writing at once: retry after a pause instead.
                             ctx.run_later(Duration::from_secs(1), |act, ctx| act.start_flush(ctx));
@@ -111,6 +135,7 @@ impl LogBatcherActor {
                     }
                 }
                 act.publish_depth();
+                act.settle_waiters();
             }),
         );
     }
@@ -154,7 +179,7 @@ impl Handler<Record> for LogBatcherActor {
         self.buffer.push_back(msg.0);
         self.shed_overflow();
         self.publish_depth();
-        if self.interval.is_zero() || self.buffer.len() >= BATCH_SIZE {
+        if self.interval.is_zero() || self.buffer.len() >= self.batch_size() {
             self.start_flush(ctx);
         }
     }
@@ -179,51 +204,23 @@ impl Handler<SetFlushInterval> for LogBatcherActor {
     }
 }
 
-/// Writes everything buffered now and answers when done (graceful stop, tests). Answers `false`
-/// when a write failed and records remain buffered.
+/// Writes everything buffered now, including a write already in flight, and answers when done
+/// (graceful stop, tests). Answers `false` when a write failed and records remain buffered.
 #[derive(Message)]
 #[rtype(result = "bool")]
 pub struct FlushAll;
 
 impl Handler<FlushAll> for LogBatcherActor {
-    type Result = AtomicResponse<Self, bool>;
+    type Result = ResponseFuture<bool>;
 
-    fn handle(&mut self, _msg: FlushAll, _ctx: &mut Self::Context) -> Self::Result {
-        let sink = Arc::clone(&self.sink);
-        let pending: Vec<RequestRecord> = self.buffer.drain(..).collect();
-        self.publish_depth();
-        AtomicResponse::new(Box::pin(
-            async move {
-                let mut failed = Vec::new();
-                let mut written = 0usize;
-                for chunk in pending.chunks(BATCH_SIZE) {
-                    if !failed.is_empty() {
-                        failed.extend_from_slice(chunk);
-                        continue;
-                    }
-                    match sink.write_batch(chunk).await {
-                        Ok(()) => written += chunk.len(),
-                        Err(err) => {
-                            tracing::warn!(error = %err, "Final flush of request logs failed.");
-                            failed.extend_from_slice(chunk);
-                        }
-                    }
-                }
-                (written, failed)
-            }
-            .into_actor(self)
-            .map(|(written, failed), act, _ctx| {
-                act.counters
-                    .written
-                    .fetch_add(written as u64, Ordering::Relaxed);
-                let ok = failed.is_empty();
-                for record in failed.into_iter().rev() {
-                    act.buffer.push_front(record);
-                }
-                act.publish_depth();
-                ok
-            }),
-        ))
+    fn handle(&mut self, _msg: FlushAll, ctx: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.waiters.push(tx);
+        // Goes through the one write pipeline, so a batch already in flight is waited for
+        // rather than raced; each completed batch starts the next while a caller waits.
+        self.start_flush(ctx);
+        self.settle_waiters();
+        Box::pin(async move { rx.await.unwrap_or(false) })
     }
 }
 
@@ -240,11 +237,16 @@ mod tests {
     struct Sink {
         batches: Mutex<Vec<usize>>,
         down: AtomicBool,
+        /// When set, a write waits until this is notified (a slow database).
+        gate: Option<tokio::sync::Semaphore>,
     }
 
     #[async_trait]
     impl LogSink for Sink {
         async fn write_batch(&self, records: &[RequestRecord]) -> Result<(), PortError> {
+            if let Some(gate) = &self.gate {
+                let _permit = gate.acquire().await.map_err(|e| PortError(e.to_string()))?;
+            }
             if self.down.load(Ordering::SeqCst) {
                 return Err(PortError("database unavailable".into()));
             }
@@ -310,5 +312,31 @@ mod tests {
         sink.down.store(false, Ordering::SeqCst);
         assert!(addr.send(FlushAll).await.unwrap());
         assert_eq!(sink.batches.lock().iter().sum::<usize>(), 600);
+    }
+
+    #[actix_rt::test]
+    async fn flush_all_waits_for_the_write_already_in_flight() {
+        let sink = Arc::new(Sink {
+            gate: Some(tokio::sync::Semaphore::new(0)),
+            ..Default::default()
+        });
+        // Written at once: the first record starts a write that the gate holds.
+        let actor = LogBatcherActor::new(sink.clone(), 100, Duration::ZERO);
+        let addr = actor.start();
+        for i in 0..5 {
+            addr.do_send(Record(record(i)));
+        }
+        let flush = tokio::spawn(addr.send(FlushAll));
+        // Let the flush request reach the actor while the first write is still held.
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            !flush.is_finished(),
+            "FlushAll answered before the write in flight ended"
+        );
+        sink.gate.as_ref().unwrap().add_permits(1000);
+        assert!(flush.await.unwrap().unwrap());
+        assert_eq!(sink.batches.lock().iter().sum::<usize>(), 5);
     }
 }

@@ -4,6 +4,7 @@
 //! their traffic is already counted under their members.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 
 use actix_web::web;
 use chrono::{Duration, Local, TimeZone, Utc};
@@ -13,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::group_ops::current_hour;
 use super::i18n::{t, Msg};
 use super::response::{ok, Envelope, ErrorBody, Reply};
-use super::security::{warnings, SecurityWarning};
+use super::security::{operational_warnings, warnings, SecurityWarning};
 use crate::db::repo_stats::HourlyStat;
 use crate::state::AppState;
 
@@ -128,12 +129,16 @@ pub async fn stats(_admin: super::Admin, state: web::Data<AppState>) -> Reply<Da
         .collect();
     let mut group_keys = group_keys;
     group_keys.sort();
-    let security_warnings = warnings(
+    let mut security_warnings = warnings(
         state.config.auth_key.expose(),
         state.config.encryption_key.expose(),
         &snapshot.global_proxy_keys,
         &group_keys,
     );
+    security_warnings.extend(operational_warnings(
+        state.log_counters.shed.load(Ordering::Relaxed),
+        state.floor_hits.load(Ordering::Relaxed),
+    ));
 
     let rpm_trend = pct_change(recent as f64, before as f64);
     let count_trend = pct_change(cur_total as f64, prev_total as f64);

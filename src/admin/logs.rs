@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::i18n::{t, tf, Msg};
 use super::response::{ok, page_params, Envelope, ErrorBody, Page, Reply};
 use super::timestamp;
-use crate::db::repo_logs::{LogFilter, LogRow};
+use crate::db::repo_logs::{LogFilter, LogRow, LogTotal};
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
@@ -189,7 +189,10 @@ pub async fn list(
         .into_iter()
         .map(|r| LogResponse::from_row(r, &state))
         .collect();
-    ok(Page::new(items, page, size, total))
+    ok(match total {
+        LogTotal::Exact(n) => Page::new(items, page, size, n),
+        LogTotal::AtLeast(n) => Page::at_least(items, page, size, n),
+    })
 }
 
 fn csv_field(value: &str) -> String {

@@ -75,6 +75,9 @@ pub struct Pagination {
     pub page_size: i64,
     pub total_items: i64,
     pub total_pages: i64,
+    /// False when `total_items` is a lower bound: the listing stopped counting (request logs
+    /// past a horizon; see `LOG_COUNT_AHEAD`). The other listings always count exactly.
+    pub total_exact: bool,
 }
 
 impl<T> Page<T> {
@@ -87,8 +90,16 @@ impl<T> Page<T> {
                 page_size,
                 total_items: total,
                 total_pages: (total + page_size - 1) / page_size.max(1),
+                total_exact: true,
             },
         }
+    }
+
+    /// A page whose total is only known to be at least `lower_bound`.
+    pub fn at_least(items: Vec<T>, page: i64, page_size: i64, lower_bound: i64) -> Self {
+        let mut page = Self::new(items, page, page_size, lower_bound);
+        page.pagination.total_exact = false;
+        page
     }
 }
 

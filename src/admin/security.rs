@@ -74,6 +74,29 @@ pub fn check_secret(what: &str, secret: &str) -> Vec<SecurityWarning> {
     out
 }
 
+/// What the service itself saw go wrong since start: request logs dropped because the database
+/// could not keep up, and failing keys kept in service by the pool floor.
+pub fn operational_warnings(logs_shed: u64, floor_hits: u64) -> Vec<SecurityWarning> {
+    let mut out = Vec::new();
+    if logs_shed > 0 {
+        out.push(SecurityWarning {
+            kind: t(Msg::WarnLogsShedType),
+            message: tf(Msg::WarnLogsShed, &[("n", &logs_shed)]),
+            severity: "high".into(),
+            suggestion: t(Msg::WarnLogsShedSuggestion),
+        });
+    }
+    if floor_hits > 0 {
+        out.push(SecurityWarning {
+            kind: t(Msg::WarnPoolFloorType),
+            message: tf(Msg::WarnPoolFloor, &[("n", &floor_hits)]),
+            severity: "medium".into(),
+            suggestion: t(Msg::WarnPoolFloorSuggestion),
+        });
+    }
+    out
+}
+
 /// All warnings: the admin key, the encryption key (missing → high), every global proxy key and
 /// every group proxy key.
 pub fn warnings(
@@ -116,6 +139,18 @@ mod tests {
 
     fn severities(w: &[SecurityWarning]) -> Vec<&str> {
         w.iter().map(|w| w.severity.as_str()).collect()
+    }
+
+    #[test]
+    fn operational_warnings_appear_only_when_something_happened() {
+        assert!(operational_warnings(0, 0).is_empty());
+        let w = operational_warnings(7, 0);
+        assert_eq!(severities(&w), vec!["high"]);
+        assert!(w[0].message.contains('7'));
+        let w = operational_warnings(0, 3);
+        assert_eq!(severities(&w), vec!["medium"]);
+        assert!(w[0].message.contains('3'));
+        assert_eq!(operational_warnings(1, 1).len(), 2);
     }
 
     #[test]

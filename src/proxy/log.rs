@@ -21,7 +21,8 @@ const CLIENT_CLOSED: i32 = 499;
 /// Fields shared by every row of one request.
 #[derive(Clone)]
 pub struct LogContext {
-    pub batcher: Addr<LogBatcherActor>,
+    /// `None` when request logging is off (`ENABLE_REQUEST_LOGS=false`).
+    pub batcher: Option<Addr<LogBatcherActor>>,
     pub started: Instant,
     pub group_id: i64,
     pub group_name: String,
@@ -70,7 +71,10 @@ impl LogContext {
         success: bool,
         error: String,
     ) {
-        self.batcher.do_send(Record(RequestRecord {
+        let Some(batcher) = &self.batcher else {
+            return;
+        };
+        batcher.do_send(Record(RequestRecord {
             id: uuid::Uuid::new_v4().to_string(),
             timestamp: chrono::Utc::now().naive_utc(),
             group_id: self.group_id,

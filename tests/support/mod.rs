@@ -27,16 +27,102 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
 }
 
+/// The database backend the suite runs against: `GPT_LOAD_TEST_DATABASE` = `sqlite` (default),
+/// `postgres` or `mysql` (the local servers; `.ci/test` runs the suite once per backend).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    Mysql,
+}
+
+pub fn backend() -> Backend {
+    match std::env::var("GPT_LOAD_TEST_DATABASE").as_deref() {
+        Ok("postgres") => Backend::Postgres,
+        Ok("mysql") => Backend::Mysql,
+        Ok("") | Ok("sqlite") | Err(_) => Backend::Sqlite,
+        Ok(other) => {
+            panic!("GPT_LOAD_TEST_DATABASE must be sqlite, postgres or mysql, not {other}")
+        }
+    }
+}
+
+/// True (and says so) when a test can only run on SQLite and the suite runs on another backend;
+/// what such a test checks is covered by the SQLite run.
+pub fn sqlite_only(test: &str) -> bool {
+    if backend() == Backend::Sqlite {
+        return false;
+    }
+    eprintln!(
+        "{test}: SQLite-specific, covered by the SQLite run; not run on {:?}",
+        backend()
+    );
+    true
+}
+
+/// The DSN of the database a test server in `dir` uses: a file in `dir` on SQLite; on the
+/// servers, a database named after `dir` (so a restart on the same dir finds its data), created
+/// on first use. `.ci/test` drops every `gl_test_*` database before and after its runs.
+pub fn test_database_dsn(dir: &std::path::Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    dir.hash(&mut hasher);
+    let name = format!("gl_test_{:016x}", hasher.finish());
+    let run = |program: &str, args: &[&str]| {
+        let out = std::process::Command::new(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{program} is needed for GPT_LOAD_TEST_DATABASE: {e}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() || stderr.contains("already exists"),
+            "{program} could not create {name}: {stderr}"
+        );
+    };
+    match backend() {
+        Backend::Sqlite => dir.join("gpt-load.db").display().to_string(),
+        Backend::Postgres => {
+            let server = std::env::var("TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+            run(
+                "psql",
+                &[
+                    &format!("{server}/postgres"),
+                    "-qc",
+                    &format!("CREATE DATABASE {name}"),
+                ],
+            );
+            format!("{server}/{name}")
+        }
+        Backend::Mysql => {
+            let server = std::env::var("TEST_MYSQL_URL")
+                .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into());
+            // mysql://user@host:port, as .ci/services.sh exports it (no password).
+            let rest = server.trim_start_matches("mysql://");
+            let (user, host_port) = rest.split_once('@').unwrap_or(("root", rest));
+            let (host, port) = host_port.split_once(':').unwrap_or((host_port, "3306"));
+            run(
+                "mysql",
+                &[
+                    &format!("-h{host}"),
+                    &format!("-P{port}"),
+                    &format!("-u{user}"),
+                    "-e",
+                    &format!("CREATE DATABASE IF NOT EXISTS {name}"),
+                ],
+            );
+            format!("{server}/{name}")
+        }
+    }
+}
+
 /// A config for tests: SQLite in `dir`, one worker, quiet logs; `extra` overrides.
 pub fn test_config(dir: &std::path::Path, extra: &[(&str, &str)]) -> AppConfig {
     let mut vars: HashMap<String, String> = HashMap::from([
         ("AUTH_KEY".into(), AUTH.into()),
         ("HOST".into(), "127.0.0.1".into()),
         ("PORT".into(), "1".into()),
-        (
-            "DATABASE_DSN".into(),
-            dir.join("gpt-load.db").display().to_string(),
-        ),
+        ("DATABASE_DSN".into(), test_database_dsn(dir)),
         ("WORKERS".into(), "2".into()),
         ("DB_POOL_SIZE".into(), "4".into()),
     ]);

@@ -12,6 +12,8 @@ export interface Pagination {
   page_size: number;
   total_items: number;
   total_pages: number;
+  /** False when total_items is a lower bound (the request-log listing stops counting). */
+  total_exact?: boolean;
 }
 
 export interface Page<T> {
