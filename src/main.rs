@@ -149,10 +149,13 @@ fn serve() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    if let Err(err) = gpt_load::logging::init(&config) {
-        eprintln!("gpt-load: {err}");
-        return std::process::ExitCode::from(2);
-    }
+    let _log_guard = match gpt_load::logging::init(&config) {
+        Ok(guard) => guard,
+        Err(err) => {
+            eprintln!("gpt-load: {err}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     for warning in config.warnings() {
         tracing::warn!("{warning}");
     }
