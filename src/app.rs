@@ -170,10 +170,12 @@ async fn start_locked(
         ),
     );
     let log_counters = batcher.counters();
+    let log_queue = batcher.queue();
     let logs = batcher.start();
     let state = AppState {
         metrics: Arc::new(crate::metrics::Metrics::default()),
         logs,
+        log_queue,
         log_counters,
         floor_hits,
         config: Arc::clone(&config),

@@ -25,6 +25,8 @@ pub struct AppState {
     pub usable_keys: UsableKeys,
     pub registry: Addr<GroupRegistryActor>,
     pub logs: Addr<LogBatcherActor>,
+    /// Where proxied requests leave their log records (drained by `logs`).
+    pub log_queue: gpt_load_actors::log_batcher::RecordQueue,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     pub log_counters: std::sync::Arc<LogCounters>,
     /// How often the pool floor kept a failing key in service (dashboard warning).

@@ -6,11 +6,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use actix::Addr;
 use bytes::Bytes;
 use futures_util::Stream;
 use gpt_load_actors::domain::{KeyId, KeySecret, RequestRecord, RequestType};
-use gpt_load_actors::log_batcher::{LogBatcherActor, Record};
+use gpt_load_actors::log_batcher::RecordQueue;
 
 /// Request bodies are logged up to this many bytes.
 pub const BODY_LOG_LIMIT: usize = 65_000;
@@ -22,7 +21,7 @@ const CLIENT_CLOSED: i32 = 499;
 #[derive(Clone)]
 pub struct LogContext {
     /// `None` when request logging is off (`ENABLE_REQUEST_LOGS=false`).
-    pub batcher: Option<Addr<LogBatcherActor>>,
+    pub records: Option<RecordQueue>,
     pub started: Instant,
     pub group_id: i64,
     pub group_name: String,
@@ -71,10 +70,10 @@ impl LogContext {
         success: bool,
         error: String,
     ) {
-        let Some(batcher) = &self.batcher else {
+        let Some(records) = &self.records else {
             return;
         };
-        batcher.do_send(Record(RequestRecord {
+        records.push(RequestRecord {
             id: uuid::Uuid::new_v4().to_string(),
             timestamp: chrono::Utc::now().naive_utc(),
             group_id: self.group_id,
@@ -95,7 +94,7 @@ impl LogContext {
             upstream_addr: attempt.map(|a| a.upstream_addr.clone()).unwrap_or_default(),
             is_stream: self.is_stream,
             request_body: self.request_body.clone(),
-        }));
+        });
     }
 }
 

@@ -135,7 +135,10 @@ pub async fn proxy(
     let log_bodies = group.config.enable_request_body_logging;
     let via_aggregate = !Arc::ptr_eq(&group, &requested);
     let mut log = RequestLog::new(LogContext {
-        batcher: state.config.enable_request_logs.then(|| state.logs.clone()),
+        records: state
+            .config
+            .enable_request_logs
+            .then(|| state.log_queue.clone()),
         started,
         group_id: group.record.id,
         group_name: group.record.name.clone(),
