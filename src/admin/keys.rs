@@ -305,8 +305,7 @@ async fn key_with_health(state: &AppState, id: KeyId) -> Result<KeyResponse, Api
 #[utoipa::path(put, path = "/api/keys/{id}/status", tag = "keys", request_body = KeyStatusRequest,
     params(("id" = i64, Path, description = "Key id")),
     responses((status = 200, body = Envelope<KeyResponse>), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 422, description = "status is not `active` or `disabled`", body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn update_status(
     _admin: super::Admin,
     state: web::Data<AppState>,
