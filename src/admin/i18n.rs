@@ -348,10 +348,10 @@ pub fn setting_text(key: &str, lang: Lang) -> Option<(&'static str, &'static str
             ),
         ),
         "key_validation_interval_minutes" => (
-            ("密钥验证间隔（分钟）", "后台验证分组无效密钥的间隔分钟数。"),
+            ("密钥验证间隔（分钟）", "后台验证分组无效密钥的间隔分钟数（由主节点执行）；0 表示关闭。"),
             (
                 "キー検証間隔（分）",
-                "グループの無効なキーをバックグラウンドで検証する間隔（分）。",
+                "グループの無効なキーをバックグラウンドで検証する間隔（分、リーダーが実行）。0 で無効になります。",
             ),
         ),
         "key_validation_concurrency" => (
