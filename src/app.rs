@@ -55,6 +55,8 @@ pub struct RunningApp {
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     /// This server's row in `instance_locks`, removed once it has stopped.
     lock: Option<InstanceLock>,
+    /// The background validator (driven only while this node leads).
+    pub validator: crate::validation::background::Validator,
 }
 
 impl RunningApp {
@@ -65,6 +67,7 @@ impl RunningApp {
             Ok(result) => result,
             Err(err) => Err(std::io::Error::other(err)),
         };
+        self.validator.shutdown();
         self.state.flush_logs().await;
         if let Some(lock) = self.lock.take() {
             lock.release().await;
@@ -77,6 +80,7 @@ impl RunningApp {
     pub async fn stop(mut self) {
         self.handle.stop(true).await;
         self.state.tasks.shutdown();
+        self.validator.shutdown();
         let _ = (&mut self.server).await;
         self.state.flush_logs().await;
         if let Some(lock) = self.lock.take() {
@@ -190,6 +194,11 @@ async fn start_locked(
         leadership: crate::cluster::Leadership::single_node(),
     };
     crate::retention::spawn(state.clone());
+    let validator = crate::validation::background::spawn(
+        &state,
+        config.validation_check_every,
+        config.validation_minute,
+    );
     let limiter = Arc::new(Semaphore::new(config.max_concurrent_requests));
     let data = web::Data::new(state.clone());
     let cors_config = Arc::clone(&config);
@@ -269,6 +278,7 @@ async fn start_locked(
         state,
         server,
         lock: None,
+        validator,
     })
 }
 

@@ -107,6 +107,12 @@ pub struct AppConfig {
     pub overhead_header: bool,
     /// Outbound proxies from `HTTP_PROXY` / `HTTPS_PROXY` / `NO_PROXY`.
     pub proxy_route: ProxyRoute,
+    /// How often the leader looks for groups due for background validation (5 minutes). Not an
+    /// environment variable: only tests shorten it.
+    pub validation_check_every: std::time::Duration,
+    /// The unit of `key_validation_interval_minutes` (a minute). Not an environment variable:
+    /// tests shrink it so an interval of 1 passes in milliseconds.
+    pub validation_minute: std::time::Duration,
 }
 
 const WEAK_PATTERNS: [&str; 5] = ["password", "sk-123456", "123456", "admin", "secret"];
@@ -255,6 +261,8 @@ impl AppConfig {
                 https: env.proxy("HTTPS_PROXY")?,
                 no_proxy: env.list("NO_PROXY", &[]),
             },
+            validation_check_every: crate::validation::background::CHECK_EVERY,
+            validation_minute: std::time::Duration::from_secs(60),
         };
         Ok(config)
     }

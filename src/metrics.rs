@@ -146,8 +146,10 @@ pub async fn handler(req: actix_web::HttpRequest, state: web::Data<AppState>) ->
                 })
                 .set(v as i64);
             };
-            set("usable", counts.active);
+            set("usable", counts.active - counts.cooling);
+            set("cooling", counts.cooling);
             set("invalid", counts.invalid);
+            set("disabled", counts.disabled);
         }
     }
     registry.register("keys", "Keys per group by state", keys);

@@ -18,6 +18,7 @@ use gpt_load::db::repo_groups::CopyKeys;
 use gpt_load::db::repo_logs::{LogFilter, LogTotal};
 use gpt_load::db::{Database, DatabaseUrl};
 use gpt_load_actors::domain::KeyStatus;
+use gpt_load_actors::ports::KeyRepo;
 use support::{hourly, log_row, this_hour};
 
 fn server_url(var: &str, default: &str) -> String {
@@ -69,20 +70,18 @@ async fn exercise(url: &DatabaseUrl) {
     assert!(added.windows(2).all(|w| w[0].id < w[1].id));
     assert_eq!(repo.count_keys(g.id).await.unwrap(), 1200);
 
-    // Probe results: failures count and blacklist at the threshold; a pass restores.
+    // Health writes, operator status changes and restores. `disabled` round-trips, is listed
+    // on its own, and a health write (a late pool write) never overwrites it.
     let first = repo
         .keys_by_hashes(g.id, &[repo.codec.hash("sk-00000")])
         .await
         .unwrap();
     let id = first[0].id;
-    let row = repo.record_probe(id, false, 2).await.unwrap().unwrap();
-    assert_eq!((row.status.as_str(), row.failure_count), ("active", 1));
-    let row = repo.record_probe(id, false, 2).await.unwrap().unwrap();
+    repo.save_key_health(id, KeyStatus::Invalid, 2)
+        .await
+        .unwrap();
+    let row = repo.key(id).await.unwrap().unwrap();
     assert_eq!((row.status.as_str(), row.failure_count), ("invalid", 2));
-    assert!(
-        repo.record_probe(id, false, 2).await.unwrap().is_none(),
-        "invalid keys do not count"
-    );
     let counts = repo.key_counts(Some(&[g.id])).await.unwrap()[&g.id];
     assert_eq!(
         (counts.total, counts.active, counts.invalid),
@@ -90,11 +89,49 @@ async fn exercise(url: &DatabaseUrl) {
     );
     let restored = repo.restore_keys(g.id, None).await.unwrap();
     assert_eq!(restored.len(), 1);
-    assert!(
-        repo.record_probe(id, true, 2).await.unwrap().is_none(),
-        "already healthy"
+    repo.save_key_health(id, KeyStatus::Active, 1)
+        .await
+        .unwrap();
+    let row = repo
+        .set_key_status(id, KeyStatus::Disabled)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((row.status.as_str(), row.failure_count), ("disabled", 1));
+    repo.save_key_health(id, KeyStatus::Active, 5)
+        .await
+        .unwrap();
+    assert_eq!(repo.key(id).await.unwrap().unwrap().status, "disabled");
+    let counts = repo.key_counts(Some(&[g.id])).await.unwrap()[&g.id];
+    assert_eq!(
+        (counts.active, counts.invalid, counts.disabled),
+        (1199, 0, 1)
     );
-    repo.record_probe(id, false, 1).await.unwrap();
+    assert_eq!(
+        repo.group_keys(g.id, Some(KeyStatus::Disabled))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        repo.restore_keys(g.id, None).await.unwrap().is_empty(),
+        "restoring touches invalid keys only"
+    );
+    let row = repo
+        .set_key_status(id, KeyStatus::Active)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((row.status.as_str(), row.failure_count), ("active", 0));
+    assert!(repo
+        .set_key_status(i64::MAX, KeyStatus::Active)
+        .await
+        .unwrap()
+        .is_none());
+    repo.save_key_health(id, KeyStatus::Invalid, 1)
+        .await
+        .unwrap();
     let restored = repo
         .restore_keys(
             g.id,
@@ -124,7 +161,9 @@ async fn exercise(url: &DatabaseUrl) {
     );
 
     // Copy with keys, reorder, names.
-    repo.record_probe(id, false, 1).await.unwrap();
+    repo.save_key_health(id, KeyStatus::Invalid, 1)
+        .await
+        .unwrap();
     let mut copy = group("src_copy", "standard");
     copy.sort = 5;
     let (row, copied) = repo

@@ -187,7 +187,8 @@ async fn stats_sum_hourly_rows_per_period() {
     let d = &body["data"];
     assert_eq!(
         d["key_stats"],
-        json!({"total_keys": 2, "active_keys": 2, "invalid_keys": 0})
+        json!({"total_keys": 2, "active_keys": 2, "invalid_keys": 0, "disabled_keys": 0,
+            "cooling_keys": 0})
     );
     assert_eq!(
         d["stats_24_hour"],

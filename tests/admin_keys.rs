@@ -109,7 +109,7 @@ async fn listing_filters_and_paginates() {
         (
             &format!("group_id={gid}&status=weird"),
             StatusCode::BAD_REQUEST,
-            "status must be 'active' or 'invalid'",
+            "status must be 'active', 'invalid' or 'disabled'",
         ),
     ] {
         let (got, body) = t.get(&format!("/api/keys?{query}")).await;

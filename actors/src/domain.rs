@@ -63,12 +63,14 @@ impl Drop for KeySecret {
     }
 }
 
-/// Whether a key may be leased. GPT-Load stores exactly these two values.
+/// Whether a key may be leased. GPT-Load stores `active` and `invalid`; `disabled` is an
+/// operator's choice that only an operator undoes (validation and failures never touch it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyStatus {
     Active,
     Invalid,
+    Disabled,
 }
 
 impl KeyStatus {
@@ -77,15 +79,26 @@ impl KeyStatus {
         match self {
             KeyStatus::Active => "active",
             KeyStatus::Invalid => "invalid",
+            KeyStatus::Disabled => "disabled",
         }
     }
 
     /// Parses the database spelling; anything unknown is treated as invalid so it is never leased.
     pub fn parse(value: &str) -> Self {
-        if value == "active" {
-            KeyStatus::Active
-        } else {
-            KeyStatus::Invalid
+        match value {
+            "active" => KeyStatus::Active,
+            "disabled" => KeyStatus::Disabled,
+            _ => KeyStatus::Invalid,
+        }
+    }
+
+    /// Parses a status given by a client: exactly one of the database spellings.
+    pub fn from_input(value: &str) -> Option<Self> {
+        match value {
+            "active" => Some(KeyStatus::Active),
+            "invalid" => Some(KeyStatus::Invalid),
+            "disabled" => Some(KeyStatus::Disabled),
+            _ => None,
         }
     }
 }
@@ -237,5 +250,15 @@ mod tests {
     fn key_lists_are_trimmed_and_deduped_of_empties() {
         assert_eq!(split_keys(" a, ,b,,c "), vec!["a", "b", "c"]);
         assert!(split_keys("").is_empty());
+    }
+
+    #[test]
+    fn statuses_round_trip_their_database_spelling() {
+        for status in [KeyStatus::Active, KeyStatus::Invalid, KeyStatus::Disabled] {
+            assert_eq!(KeyStatus::parse(status.as_str()), status);
+            assert_eq!(KeyStatus::from_input(status.as_str()), Some(status));
+        }
+        assert_eq!(KeyStatus::parse("bogus"), KeyStatus::Invalid);
+        assert_eq!(KeyStatus::from_input("Active"), None);
     }
 }

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use tokio::sync::mpsc;
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot};
 
 #[cfg(test)]
 use std::time::Duration;
@@ -45,6 +46,7 @@ impl GroupKeys {
         let state = match key.status {
             KeyStatus::Active => State::Active,
             KeyStatus::Invalid => State::Invalid,
+            KeyStatus::Disabled => State::Disabled,
         };
         self.keys.insert(
             key.id,
@@ -108,12 +110,13 @@ pub struct Lease {
     pub secret: Arc<KeySecret>,
 }
 
-/// A health change to persist.
-#[derive(Clone, Copy, Debug)]
+/// A health change to persist; `ack` hears when it is stored (or failed to be).
+#[derive(Debug)]
 struct HealthWrite {
     key_id: KeyId,
     status: KeyStatus,
     failure_count: i64,
+    ack: Option<oneshot::Sender<()>>,
 }
 
 /// The key pool actor.
@@ -201,6 +204,9 @@ impl Actor for KeyPoolActor {
                         .await
                     {
                         tracing::warn!(key_id = w.key_id, error = %err, "Failed to persist key health.");
+                    }
+                    if let Some(ack) = w.ack {
+                        let _ = ack.send(());
                     }
                 }
             });
@@ -355,33 +361,81 @@ impl Handler<ReportOutcome> for KeyPoolActor {
     type Result = ();
 
     fn handle(&mut self, msg: ReportOutcome, _ctx: &mut Self::Context) {
-        let now = Instant::now();
-        let Some(group) = self.groups.get_mut(&msg.group_id) else {
-            return;
-        };
-        let Some(class) = msg.failure else {
-            if let Some(entry) = group.keys.get_mut(&msg.key_id) {
-                entry.health.on_success();
+        match msg.failure {
+            None => {
+                if let Some(entry) = self
+                    .groups
+                    .get_mut(&msg.group_id)
+                    .and_then(|g| g.keys.get_mut(&msg.key_id))
+                {
+                    entry.health.on_success();
+                }
             }
-            return;
+            Some(class) => {
+                self.record_failure(
+                    msg.group_id,
+                    msg.key_id,
+                    class,
+                    &msg.policy,
+                    msg.floor_percent,
+                    None,
+                );
+            }
+        }
+    }
+}
+
+impl KeyPoolActor {
+    /// Queues a health write; false when the writer is gone (the change stays in memory).
+    fn persist(&self, key_id: KeyId, health: &KeyHealth, ack: Option<oneshot::Sender<()>>) {
+        let status = match health.state {
+            State::Invalid => KeyStatus::Invalid,
+            State::Disabled => KeyStatus::Disabled,
+            State::Active | State::CoolingDown { .. } => KeyStatus::Active,
         };
+        let write = HealthWrite {
+            key_id,
+            status,
+            failure_count: health.failure_count,
+            ack,
+        };
+        if self.writes.send(write).is_err() {
+            tracing::warn!(
+                key_id,
+                "Key health writer is gone; change kept in memory only."
+            );
+        }
+    }
+
+    /// Applies one failure of `class` under `policy`, keeping at least `floor_percent` % of the
+    /// group's keys (and at least one) usable. Returns whether the stored health changed (a write
+    /// was queued, acknowledged on `ack`), or `None` for a key the pool does not hold.
+    fn record_failure(
+        &mut self,
+        group_id: GroupId,
+        key_id: KeyId,
+        class: FailureClass,
+        policy: &HealthPolicy,
+        floor_percent: i64,
+        ack: Option<oneshot::Sender<()>>,
+    ) -> Option<bool> {
+        let now = Instant::now();
+        let group = self.groups.get_mut(&group_id)?;
         let total = group
             .keys
             .values()
             .filter(|e| e.health.state != State::Disabled)
             .count();
         // 0 % turns protection off; otherwise at least one key always stays in service.
-        let floor = match msg.floor_percent.max(0) {
+        let floor = match floor_percent.max(0) {
             0 => 0,
             pct => ((total as i64 * pct + 99) / 100).max(1) as usize,
         };
         let usable = group.usable_now(now);
-        let Some(entry) = group.keys.get_mut(&msg.key_id) else {
-            return;
-        };
-        entry.health.decay(&msg.policy, now);
+        let entry = group.keys.get_mut(&key_id)?;
+        entry.health.decay(policy, now);
         let before = entry.health.clone();
-        let transition = entry.health.plan(class, &msg.policy, now);
+        let transition = entry.health.plan(class, policy, now);
         let makes_unusable = matches!(
             transition,
             Transition::Blacklist | Transition::CoolDown { .. }
@@ -392,8 +446,8 @@ impl Handler<ReportOutcome> for KeyPoolActor {
             self.floor_hits
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(
-                group_id = msg.group_id,
-                key_id = msg.key_id,
+                group_id,
+                key_id,
                 class = class.as_str(),
                 usable,
                 floor,
@@ -404,44 +458,231 @@ impl Handler<ReportOutcome> for KeyPoolActor {
         let after = entry.health.clone();
         let blacklisted = after.state == State::Invalid && before.state != State::Invalid;
         if let State::CoolingDown { until } = after.state {
-            self.table.rest(msg.group_id, msg.key_id, until);
+            self.table.rest(group_id, key_id, until);
         }
         if blacklisted {
-            group.remove_from_ring(msg.key_id);
-            self.publish(msg.group_id);
+            group.remove_from_ring(key_id);
+            self.publish(group_id);
             tracing::warn!(
-                group_id = msg.group_id,
-                key_id = msg.key_id,
+                group_id,
+                key_id,
                 failures = after.failure_count,
                 "Blacklisted a key that reached the failure threshold."
             );
         }
-        if after.failure_count != before.failure_count || blacklisted {
-            let status = if after.state == State::Invalid {
-                KeyStatus::Invalid
-            } else {
-                KeyStatus::Active
-            };
-            let write = HealthWrite {
-                key_id: msg.key_id,
-                status,
-                failure_count: after.failure_count,
-            };
-            if self.writes.send(write).is_err() {
-                tracing::warn!(
-                    key_id = msg.key_id,
-                    "Key health writer is gone; change kept in memory only."
-                );
-            }
+        let changed = after.failure_count != before.failure_count || blacklisted;
+        if changed {
+            self.persist(key_id, &after, ack);
+        }
+        Some(changed)
+    }
+
+    /// A passed validation: the key is active again with a zero failure count and no cooldown.
+    /// Disabled keys stay disabled. Same return as [`Self::record_failure`].
+    fn record_pass(
+        &mut self,
+        group_id: GroupId,
+        key_id: KeyId,
+        ack: Option<oneshot::Sender<()>>,
+    ) -> Option<bool> {
+        let group = self.groups.get_mut(&group_id)?;
+        let entry = group.keys.get_mut(&key_id)?;
+        let before = entry.health.clone();
+        if before.state == State::Disabled {
+            return Some(false);
+        }
+        entry.health.restore();
+        let after = entry.health.clone();
+        if before.state == State::Invalid {
+            group.ring.push(key_id);
+            self.publish(group_id);
+            tracing::info!(group_id, key_id, "Restored a key that passed validation.");
+        } else if matches!(before.state, State::CoolingDown { .. }) {
+            self.table.wake(group_id, key_id);
+        }
+        let changed = before.state == State::Invalid || before.failure_count != 0;
+        if changed {
+            self.persist(key_id, &after, ack);
+        }
+        Some(changed)
+    }
+}
+
+/// Applies a validation probe's result to a key, as a proxied failure would (same classes, same
+/// floor) or, for a pass, by restoring it. The answer says whether the stored health changed;
+/// `persisted` then resolves once the change is in the repository.
+#[derive(Message)]
+#[rtype(result = "ProbeApplied")]
+pub struct ApplyProbe {
+    pub group_id: GroupId,
+    pub key_id: KeyId,
+    /// `None`: the probe passed.
+    pub failure: Option<FailureClass>,
+    pub policy: HealthPolicy,
+    pub floor_percent: i64,
+}
+
+/// What [`ApplyProbe`] did.
+#[derive(Debug)]
+pub struct ProbeApplied {
+    /// False when the pool does not hold the key (deleted, or undecryptable at load).
+    pub known: bool,
+    pub changed: bool,
+    pub persisted: Option<oneshot::Receiver<()>>,
+}
+
+impl ProbeApplied {
+    /// Waits until the change (if any) is stored.
+    pub async fn stored(self) -> bool {
+        if let Some(rx) = self.persisted {
+            let _ = rx.await;
+        }
+        self.changed
+    }
+}
+
+impl Handler<ApplyProbe> for KeyPoolActor {
+    type Result = MessageResult<ApplyProbe>;
+
+    fn handle(&mut self, msg: ApplyProbe, _ctx: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        let outcome = match msg.failure {
+            None => self.record_pass(msg.group_id, msg.key_id, Some(tx)),
+            Some(class) => self.record_failure(
+                msg.group_id,
+                msg.key_id,
+                class,
+                &msg.policy,
+                msg.floor_percent,
+                Some(tx),
+            ),
+        };
+        MessageResult(ProbeApplied {
+            known: outcome.is_some(),
+            changed: outcome == Some(true),
+            persisted: (outcome == Some(true)).then_some(rx),
+        })
+    }
+}
+
+/// Ends a key's cooldown now (an operator's call). Answers `None` for a key the pool does not
+/// hold, else whether it was cooling down.
+#[derive(Message)]
+#[rtype(result = "Option<bool>")]
+pub struct ResetCooldown {
+    pub group_id: GroupId,
+    pub key_id: KeyId,
+}
+
+impl Handler<ResetCooldown> for KeyPoolActor {
+    type Result = Option<bool>;
+
+    fn handle(&mut self, msg: ResetCooldown, _ctx: &mut Self::Context) -> Option<bool> {
+        let entry = self
+            .groups
+            .get_mut(&msg.group_id)?
+            .keys
+            .get_mut(&msg.key_id)?;
+        let cooling =
+            matches!(entry.health.state, State::CoolingDown { until } if until > Instant::now());
+        if matches!(entry.health.state, State::CoolingDown { .. }) {
+            entry.health.state = State::Active;
+        }
+        // The backoff starts over too, so the next rate limit rests the shortest time again.
+        entry.health.on_success();
+        self.table.wake(msg.group_id, msg.key_id);
+        Some(cooling)
+    }
+}
+
+/// A key's live health as operators see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyHealthView {
+    pub state: LiveState,
+    /// Wall-clock end of the current cooldown.
+    pub cooldown_until: Option<DateTime<Utc>>,
+    pub last_failure: Option<FailureClass>,
+}
+
+/// Where a key is right now (an expired cooldown reads as active).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LiveState {
+    Active,
+    CoolingDown,
+    Invalid,
+    Disabled,
+}
+
+impl LiveState {
+    /// The API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LiveState::Active => "active",
+            LiveState::CoolingDown => "cooling_down",
+            LiveState::Invalid => "invalid",
+            LiveState::Disabled => "disabled",
         }
     }
 }
 
-/// Counts of a group's keys by status, as the pool sees them.
+fn view(health: &KeyHealth, now: Instant, wall: DateTime<Utc>) -> KeyHealthView {
+    let (state, cooldown_until) = match health.state {
+        State::Active => (LiveState::Active, None),
+        State::CoolingDown { until } if until > now => (
+            LiveState::CoolingDown,
+            chrono::Duration::from_std(until - now)
+                .ok()
+                .map(|left| wall + left),
+        ),
+        State::CoolingDown { .. } => (LiveState::Active, None),
+        State::Invalid => (LiveState::Invalid, None),
+        State::Disabled => (LiveState::Disabled, None),
+    };
+    KeyHealthView {
+        state,
+        cooldown_until,
+        last_failure: health.last_failure,
+    }
+}
+
+/// Asks for the live health of some keys of a group (keys the pool does not hold are left out).
+#[derive(Message)]
+#[rtype(result = "HashMap<KeyId, KeyHealthView>")]
+pub struct DescribeKeys {
+    pub group_id: GroupId,
+    pub key_ids: Vec<KeyId>,
+}
+
+impl Handler<DescribeKeys> for KeyPoolActor {
+    type Result = MessageResult<DescribeKeys>;
+
+    fn handle(&mut self, msg: DescribeKeys, _ctx: &mut Self::Context) -> Self::Result {
+        let (now, wall) = (Instant::now(), Utc::now());
+        let Some(group) = self.groups.get(&msg.group_id) else {
+            return MessageResult(HashMap::new());
+        };
+        MessageResult(
+            msg.key_ids
+                .iter()
+                .filter_map(|id| {
+                    group
+                        .keys
+                        .get(id)
+                        .map(|e| (*id, view(&e.health, now, wall)))
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Counts of a group's keys by live state, as the pool sees them. `active` includes the
+/// `cooling` keys (they are in the rotation, resting); the four add up to all keys.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PoolCounts {
     pub active: usize,
+    pub cooling: usize,
     pub invalid: usize,
+    pub disabled: usize,
 }
 
 /// Asks how many keys of a group are active and invalid.
@@ -455,13 +696,23 @@ impl Handler<CountKeys> for KeyPoolActor {
     type Result = MessageResult<CountKeys>;
 
     fn handle(&mut self, msg: CountKeys, _ctx: &mut Self::Context) -> Self::Result {
-        let counts = self
-            .groups
-            .get(&msg.group_id)
-            .map_or_else(PoolCounts::default, |g| PoolCounts {
-                active: g.ring.len(),
-                invalid: g.keys.len() - g.ring.len(),
-            });
+        let now = Instant::now();
+        let mut counts = PoolCounts::default();
+        if let Some(group) = self.groups.get(&msg.group_id) {
+            for entry in group.keys.values() {
+                match entry.health.state {
+                    State::Active => counts.active += 1,
+                    State::CoolingDown { until } => {
+                        counts.active += 1;
+                        if until > now {
+                            counts.cooling += 1;
+                        }
+                    }
+                    State::Invalid => counts.invalid += 1,
+                    State::Disabled => counts.disabled += 1,
+                }
+            }
+        }
         MessageResult(counts)
     }
 }
@@ -574,7 +825,8 @@ mod tests {
             addr.send(CountKeys { group_id: 1 }).await.unwrap(),
             PoolCounts {
                 active: 1,
-                invalid: 1
+                invalid: 1,
+                ..Default::default()
             }
         );
         // The writer runs on its own task; give it a bounded number of turns.
@@ -712,5 +964,137 @@ mod tests {
         assert_eq!(lease(&addr, vec![]).await, Some(2));
         addr.send(RemoveGroup { group_id: 1 }).await.unwrap();
         assert_eq!(lease(&addr, vec![]).await, None);
+    }
+
+    #[actix_rt::test]
+    async fn disabled_keys_are_never_leased_and_ignore_failures() {
+        let (addr, repo) =
+            pool_with(vec![key(1, KeyStatus::Active), key(2, KeyStatus::Disabled)]).await;
+        for _ in 0..10 {
+            assert_eq!(lease(&addr, vec![]).await, Some(1));
+        }
+        report(&addr, 2, FailureClass::KeyDead, HealthPolicy::default(), 0);
+        let applied = addr
+            .send(ApplyProbe {
+                group_id: 1,
+                key_id: 2,
+                failure: None,
+                policy: HealthPolicy::default(),
+                floor_percent: 0,
+            })
+            .await
+            .unwrap();
+        assert!(
+            applied.known && !applied.changed,
+            "validation never revives it"
+        );
+        let counts = addr.send(CountKeys { group_id: 1 }).await.unwrap();
+        assert_eq!((counts.active, counts.disabled), (1, 1));
+        assert!(repo.writes.lock().is_empty());
+    }
+
+    #[actix_rt::test]
+    async fn a_passed_probe_restores_an_invalid_key_and_persists_before_answering() {
+        let (addr, repo) =
+            pool_with(vec![key(1, KeyStatus::Active), key(2, KeyStatus::Invalid)]).await;
+        assert_eq!(lease(&addr, vec![1]).await, None);
+        let applied = addr
+            .send(ApplyProbe {
+                group_id: 1,
+                key_id: 2,
+                failure: None,
+                policy: HealthPolicy::default(),
+                floor_percent: 10,
+            })
+            .await
+            .unwrap();
+        assert!(applied.stored().await);
+        assert_eq!(*repo.writes.lock(), vec![(2, KeyStatus::Active, 0)]);
+        assert_eq!(lease(&addr, vec![1]).await, Some(2));
+    }
+
+    #[actix_rt::test]
+    async fn failed_probes_respect_the_floor() {
+        let (addr, _) = pool_with(vec![key(1, KeyStatus::Active), key(2, KeyStatus::Active)]).await;
+        let policy = HealthPolicy {
+            blacklist_threshold: 1,
+            ..Default::default()
+        };
+        for id in [1, 2] {
+            let applied = addr
+                .send(ApplyProbe {
+                    group_id: 1,
+                    key_id: id,
+                    failure: Some(FailureClass::KeyDead),
+                    policy,
+                    floor_percent: 10,
+                })
+                .await
+                .unwrap();
+            assert!(applied.stored().await, "the failure is counted either way");
+        }
+        let counts = addr.send(CountKeys { group_id: 1 }).await.unwrap();
+        assert_eq!((counts.active, counts.invalid), (1, 1), "one key stays");
+    }
+
+    #[actix_rt::test]
+    async fn cooldowns_show_in_the_view_and_reset_on_demand() {
+        let (addr, _) = pool_with(vec![key(1, KeyStatus::Active), key(2, KeyStatus::Active)]).await;
+        report(
+            &addr,
+            1,
+            FailureClass::RateLimited {
+                retry_after: Some(Duration::from_secs(600)),
+            },
+            HealthPolicy::default(),
+            0,
+        );
+        let views = addr
+            .send(DescribeKeys {
+                group_id: 1,
+                key_ids: vec![1, 2, 99],
+            })
+            .await
+            .unwrap();
+        assert_eq!(views.len(), 2);
+        let cooling = views[&1];
+        assert_eq!(cooling.state, LiveState::CoolingDown);
+        let left = cooling.cooldown_until.unwrap() - Utc::now();
+        assert!(left > chrono::Duration::seconds(590) && left <= chrono::Duration::seconds(600));
+        assert_eq!(
+            cooling.last_failure.map(FailureClass::as_str),
+            Some("rate_limited")
+        );
+        assert_eq!(views[&2].state, LiveState::Active);
+        let counts = addr.send(CountKeys { group_id: 1 }).await.unwrap();
+        assert_eq!((counts.active, counts.cooling), (2, 1));
+        assert_eq!(lease(&addr, vec![2]).await, None);
+
+        let reset = addr
+            .send(ResetCooldown {
+                group_id: 1,
+                key_id: 1,
+            })
+            .await
+            .unwrap();
+        assert_eq!(reset, Some(true));
+        assert_eq!(lease(&addr, vec![2]).await, Some(1));
+        let views = addr
+            .send(DescribeKeys {
+                group_id: 1,
+                key_ids: vec![1],
+            })
+            .await
+            .unwrap();
+        assert_eq!(views[&1].state, LiveState::Active);
+        assert_eq!(views[&1].cooldown_until, None);
+        let missing = addr
+            .send(ResetCooldown {
+                group_id: 1,
+                key_id: 99,
+            })
+            .await
+            .unwrap();
+        assert_eq!(missing, None);
     }
 }

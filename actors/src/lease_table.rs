@@ -105,6 +105,15 @@ impl LeaseTable {
         self.rings.write().remove(&group_id);
     }
 
+    /// Ends a key's rest now.
+    pub(crate) fn wake(&self, group_id: GroupId, key_id: KeyId) {
+        if let Some(ring) = self.rings.read().get(&group_id) {
+            if let Some(slot) = ring.slots.iter().find(|s| s.key_id == key_id) {
+                slot.resting_until.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Marks a key as resting until `until`.
     pub(crate) fn rest(&self, group_id: GroupId, key_id: KeyId, until: Instant) {
         if let Some(ring) = self.rings.read().get(&group_id) {

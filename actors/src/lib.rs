@@ -12,4 +12,5 @@ pub mod log_batcher;
 pub mod ports;
 pub mod settings;
 pub mod status_codes;
+pub mod validator;
 pub mod weighted;

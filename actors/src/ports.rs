@@ -1,10 +1,16 @@
 //! Traits the adapters implement so the actors can load and persist state without knowing how.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::NaiveDateTime;
 
-use crate::domain::{GroupId, GroupRecord, KeyId, KeyStatus, PoolKey, RequestRecord, SubGroupLink};
+use crate::domain::{
+    GroupId, GroupRecord, KeyId, KeySecret, KeyStatus, PoolKey, RequestRecord, SubGroupLink,
+};
+use crate::group_registry::GroupView;
+use crate::key_state::FailureClass;
 
 /// A storage failure, described for logs (never containing key material).
 #[derive(Clone, Debug, thiserror::Error)]
@@ -46,4 +52,35 @@ pub trait LogSink: Send + Sync + 'static {
     /// hourly statistics (retries excluded; aggregate traffic counted under both groups).
     /// On error nothing of the batch is written.
     async fn write_batch(&self, records: &[RequestRecord]) -> Result<(), PortError>;
+}
+
+/// Why a key failed its validation probe.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeFailure {
+    /// Decided like a proxied failure's class, so a probe that meets a 503 or a rate limit does
+    /// not count against the key.
+    pub class: FailureClass,
+    /// `[status N] message` or the transport error, with the key masked.
+    pub message: String,
+}
+
+/// Sends a channel's validation request for one key. Not `Send`: the HTTP client behind it is
+/// bound to the thread that built it.
+#[async_trait(?Send)]
+pub trait KeyProber {
+    /// Passes on any 2xx answer.
+    async fn probe(&self, group: &GroupView, key: &KeySecret) -> Result<(), ProbeFailure>;
+}
+
+/// What the background validator needs from outside the actors.
+#[async_trait]
+pub trait ValidationPort: Send + Sync + 'static {
+    /// The group's blacklisted (`invalid`) keys, decrypted; disabled keys are never among them.
+    async fn invalid_keys(&self, group_id: GroupId) -> Result<Vec<PoolKey>, PortError>;
+
+    /// Stores when the group's invalid keys were last validated.
+    async fn mark_validated(&self, group_id: GroupId, at: NaiveDateTime) -> Result<(), PortError>;
+
+    /// A prober whose requests give up after `timeout`, bound to the calling thread.
+    fn prober(&self, timeout: Duration) -> Box<dyn KeyProber>;
 }

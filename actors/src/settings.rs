@@ -231,7 +231,7 @@ pub const SETTINGS: [SettingDef; 26] = [
     def!(
         "key_validation_interval_minutes",
         "Key Validation Interval",
-        "Minutes between background validations of a group's invalid keys.",
+        "Minutes between background validations of a group's invalid keys (run by the leader); 0 turns them off.",
         KEY,
         Int,
         "60",

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use actix_web::web;
 use chrono::{Duration, DurationRound, NaiveDateTime, Utc};
+use gpt_load_actors::key_pool::CountKeys;
 use gpt_load_actors::settings::{typed_value, SETTINGS};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -124,8 +125,13 @@ pub async fn reorder(
 #[derive(Debug, Default, Serialize, ToSchema)]
 pub struct KeyStats {
     pub total_keys: i64,
+    /// Stored as active (cooling keys included).
     pub active_keys: i64,
     pub invalid_keys: i64,
+    /// Disabled by an operator.
+    pub disabled_keys: i64,
+    /// Active keys resting in a cooldown right now (live, from this node's key pool).
+    pub cooling_keys: i64,
 }
 
 /// Requests of a group over one period.
@@ -154,8 +160,9 @@ pub fn current_hour() -> NaiveDateTime {
         .naive_utc()
 }
 
-/// Key counts and request counts over the last 24 hours, 7 days and 30 days (from the hourly
-/// statistics, current hour included). Aggregate groups own no keys.
+/// Key counts (stored statuses, plus the keys cooling down right now) and request counts over the
+/// last 24 hours, 7 days and 30 days (from the hourly statistics, current hour included).
+/// Aggregate groups own no keys.
 #[utoipa::path(get, path = "/api/groups/{id}/stats", tag = "groups",
     params(("id" = i64, Path, description = "Group id")),
     responses((status = 200, body = Envelope<GroupStats>), (status = 400, body = ErrorBody),
@@ -176,10 +183,17 @@ pub async fn stats(
             .await?
             .remove(&id)
             .unwrap_or_default();
+        let live = state
+            .pool
+            .send(CountKeys { group_id: id })
+            .await
+            .map_err(|e| ApiError::Internal(format!("key pool unavailable: {e}")))?;
         KeyStats {
             total_keys: counts.total,
             active_keys: counts.active,
             invalid_keys: counts.invalid,
+            disabled_keys: counts.disabled,
+            cooling_keys: live.cooling as i64,
         }
     };
     let end = current_hour() + Duration::hours(1);

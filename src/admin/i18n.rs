@@ -105,6 +105,10 @@ messages! {
     KeysCleared => ("{count} keys cleared", "已清除 {count} 个密钥", "{count} 個のキーを削除しました"),
     SettingsUpdated => ("Settings updated successfully. Configuration will be reloaded in the background across all instances.", "设置更新成功，配置将在后台于所有实例中重新加载。", "設定を更新しました。設定はすべてのインスタンスでバックグラウンドで再読み込みされます。"),
     TaskStarted => ("Task started", "任务已启动", "タスクを開始しました"),
+    KeyDisabled => ("Key disabled", "密钥已禁用", "キーを無効化しました"),
+    KeyEnabled => ("Key enabled", "密钥已启用", "キーを有効化しました"),
+    CooldownReset => ("Cooldown reset", "冷却已重置", "クールダウンをリセットしました"),
+    KeyNotCooling => ("The key was not cooling down", "该密钥未处于冷却中", "このキーはクールダウン中ではありません"),
 
     InvalidGroupId => ("Invalid group ID format", "无效的分组ID格式", "無効なグループID形式です"),
     InvalidSubGroupId => ("Invalid sub-group ID", "无效的子分组ID", "無効なサブグループIDです"),
@@ -168,7 +172,9 @@ messages! {
     GroupIdInvalid => ("Invalid group_id format", "无效的 group_id 格式", "無効な group_id 形式です"),
     GroupIdFieldRequired => ("group_id is required and must be a positive integer", "group_id 为必填项且必须是正整数", "group_id は必須で、正の整数である必要があります"),
     KeyStatusInvalid => ("status must be 'active' or 'invalid'", "status 必须是 'active' 或 'invalid'", "status は 'active' または 'invalid' である必要があります"),
-    ExportStatusInvalid => ("status must be 'all', 'active' or 'invalid'", "status 必须是 'all'、'active' 或 'invalid'", "status は 'all'、'active'、'invalid' のいずれかである必要があります"),
+    ExportStatusInvalid => ("status must be 'all', 'active', 'invalid' or 'disabled'", "status 必须是 'all'、'active'、'invalid' 或 'disabled'", "status は 'all'、'active'、'invalid'、'disabled' のいずれかである必要があります"),
+    KeyFilterStatusInvalid => ("status must be 'active', 'invalid' or 'disabled'", "status 必须是 'active'、'invalid' 或 'disabled'", "status は 'active'、'invalid'、'disabled' のいずれかである必要があります"),
+    KeyStatusChoice => ("status must be 'active' or 'disabled'", "status 必须是 'active' 或 'disabled'", "status は 'active' または 'disabled' である必要があります"),
     KeysTextEmpty => ("Keys text cannot be empty", "密钥文本不能为空", "キーのテキストは空にできません"),
     NoValidKeys => ("No valid keys found in the input", "输入中没有有效的密钥", "入力に有効なキーがありません"),
     BatchTooLarge => ("Batch size exceeds the limit of {limit} keys; use the async import for more", "批量大小超过 {limit} 个密钥的限制，请使用异步导入", "バッチサイズが上限の {limit} キーを超えています。非同期インポートを使用してください"),
@@ -348,10 +354,10 @@ pub fn setting_text(key: &str, lang: Lang) -> Option<(&'static str, &'static str
             ),
         ),
         "key_validation_interval_minutes" => (
-            ("密钥验证间隔（分钟）", "后台验证分组无效密钥的间隔分钟数。"),
+            ("密钥验证间隔（分钟）", "后台验证分组无效密钥的间隔分钟数（由主节点执行）；0 表示关闭。"),
             (
                 "キー検証間隔（分）",
-                "グループの無効なキーをバックグラウンドで検証する間隔（分）。",
+                "グループの無効なキーをバックグラウンドで検証する間隔（分、リーダーが実行）。0 で無効になります。",
             ),
         ),
         "key_validation_concurrency" => (

@@ -245,7 +245,8 @@ pub async fn clear_all(
 }
 
 /// Test up to 5,000 listed keys one after another with the group's validation request. Results
-/// update the keys like a validation run (a pass reactivates, a failure counts).
+/// update the keys like a validation run (a pass reactivates, a failure counts by its class and
+/// within the pool floor); disabled keys are tested but never change.
 #[utoipa::path(post, path = "/api/keys/test-multiple", tag = "keys", request_body = KeysTextRequest,
     responses((status = 200, body = Envelope<KeyTestResults>), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -269,7 +270,6 @@ pub async fn test_multiple(
     let timeout = Duration::from_secs(group.config.key_validation_timeout_secs.max(1) as u64);
     let prober = Prober::new(timeout);
     let mut results = Vec::with_capacity(keys.len());
-    let mut changed = Vec::new();
     for key in keys {
         let hash = state.repo.codec.hash(&key);
         let Some(row) = by_hash.get(hash.as_str()).copied() else {
@@ -281,18 +281,13 @@ pub async fn test_multiple(
             continue;
         };
         let result = prober.probe(&group, &key).await;
-        if let Some(updated) =
-            prober::apply(&state, row, &result, group.config.blacklist_threshold).await?
-        {
-            changed.push(updated);
-        }
+        prober::apply(&state, &group, row.id, &result).await?;
         results.push(KeyTestResult {
             key_value: key,
             is_valid: result.is_ok(),
             error: result.err().map(|f| f.message).unwrap_or_default(),
         });
     }
-    key_sync::refresh(&state, group_id, &changed).await?;
     ok(KeyTestResults {
         results,
         total_duration: started.elapsed().as_millis() as u64,

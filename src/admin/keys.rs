@@ -1,19 +1,25 @@
-//! Keys of a group: the paginated listing, the streamed text export and per-key notes, plus the
-//! key-text parsing every bulk call shares.
+//! Keys of a group: the paginated listing (with each key's live health from the pool), the
+//! streamed text export, per-key notes, and the operator's per-key controls (disable/enable,
+//! cooldown reset), plus the key-text parsing every bulk call shares.
+
+use std::collections::HashMap;
 
 use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
 use actix_web::{web, HttpResponse};
 use bytes::Bytes;
-use gpt_load_actors::domain::KeyStatus;
+use chrono::SecondsFormat;
+use gpt_load_actors::domain::{GroupId, KeyId, KeyStatus};
+use gpt_load_actors::key_pool::{DescribeKeys, KeyHealthView, ResetCooldown};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::i18n::{t, Msg};
-use super::response::{done, ok, page_params, Envelope, ErrorBody, NoData, Page, Reply};
+use super::response::{done, ok, ok_with, page_params, Envelope, ErrorBody, NoData, Page, Reply};
 use super::{parse_id, require_group, timestamp, timestamp_opt};
 use crate::db::models::KeyRow;
 use crate::db::repo::KeyFilter;
 use crate::http::error::ApiError;
+use crate::key_sync;
 use crate::state::AppState;
 
 /// Keys a synchronous bulk call may carry.
@@ -30,8 +36,15 @@ pub struct KeyResponse {
     pub key_value: String,
     pub key_hash: String,
     pub group_id: i64,
-    /// `active` or `invalid`.
+    /// Stored status: `active`, `invalid` or `disabled`.
     pub status: String,
+    /// Live state from this node's key pool: `active`, `cooling_down`, `invalid` or `disabled`.
+    pub state: String,
+    /// When the current cooldown ends (RFC 3339), or null when the key is not cooling down.
+    pub cooldown_until: Option<String>,
+    /// Class of the key's last failure seen by this node since it started (`key_dead`,
+    /// `rate_limited`, `upstream_trouble`, `request_fault`, `client_gone`), or null.
+    pub last_failure: Option<String>,
     pub notes: String,
     pub request_count: i64,
     pub failure_count: i64,
@@ -41,9 +54,17 @@ pub struct KeyResponse {
 }
 
 impl KeyResponse {
-    /// The API form of a stored key.
-    pub fn from_row(row: &KeyRow, state: &AppState) -> Self {
+    /// The API form of a stored key with its live health (`None`: the pool does not hold it,
+    /// so the stored status stands in).
+    pub fn from_row(row: &KeyRow, state: &AppState, live: Option<&KeyHealthView>) -> Self {
         KeyResponse {
+            state: live.map_or_else(|| row.status.clone(), |v| v.state.as_str().to_string()),
+            cooldown_until: live
+                .and_then(|v| v.cooldown_until)
+                .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            last_failure: live
+                .and_then(|v| v.last_failure)
+                .map(|c| c.as_str().to_string()),
             id: row.id,
             key_value: state
                 .repo
@@ -97,7 +118,7 @@ pub fn group_id_param(raw: Option<&str>) -> Result<i64, ApiError> {
 pub struct KeyListQuery {
     /// Required group id.
     pub group_id: Option<String>,
-    /// `active` or `invalid`.
+    /// `active`, `invalid` or `disabled` (the stored status).
     pub status: Option<String>,
     /// Exact key (matched by hash).
     pub key_value: Option<String>,
@@ -107,7 +128,22 @@ pub struct KeyListQuery {
     pub page_size: Option<String>,
 }
 
-/// List a group's keys, most recently used first (never used last).
+/// The live health of some keys of a group, from the pool (an admin-path message, never a
+/// database read).
+async fn live_health(
+    state: &AppState,
+    group_id: GroupId,
+    key_ids: Vec<KeyId>,
+) -> Result<HashMap<KeyId, KeyHealthView>, ApiError> {
+    state
+        .pool
+        .send(DescribeKeys { group_id, key_ids })
+        .await
+        .map_err(|e| ApiError::Internal(format!("key pool unavailable: {e}")))
+}
+
+/// List a group's keys, most recently used first (never used last), each with its live state,
+/// cooldown end and last failure class.
 #[utoipa::path(get, path = "/api/keys", tag = "keys", params(KeyListQuery),
     responses((status = 200, body = Envelope<Page<KeyResponse>>), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -120,9 +156,10 @@ pub async fn list(
     require_group(&state, group_id).await?;
     let status = match query.status.as_deref().map(str::trim) {
         None | Some("") => None,
-        Some("active") => Some(KeyStatus::Active),
-        Some("invalid") => Some(KeyStatus::Invalid),
-        Some(_) => return Err(ApiError::Validation(t(Msg::KeyStatusInvalid))),
+        Some(raw) => Some(
+            KeyStatus::from_input(raw)
+                .ok_or_else(|| ApiError::Validation(t(Msg::KeyFilterStatusInvalid)))?,
+        ),
     };
     let key_hash = query
         .key_value
@@ -137,9 +174,10 @@ pub async fn list(
         key_hash,
     };
     let (rows, total) = state.repo.keys_page(&filter, page, size).await?;
+    let live = live_health(&state, group_id, rows.iter().map(|r| r.id).collect()).await?;
     let items = rows
         .iter()
-        .map(|r| KeyResponse::from_row(r, &state))
+        .map(|r| KeyResponse::from_row(r, &state, live.get(&r.id)))
         .collect();
     ok(Page::new(items, page, size, total))
 }
@@ -150,7 +188,7 @@ pub async fn list(
 pub struct KeyExportQuery {
     /// Required group id.
     pub group_id: Option<String>,
-    /// `all` (default), `active` or `invalid`.
+    /// `all` (default), `active`, `invalid` or `disabled`.
     pub status: Option<String>,
 }
 
@@ -168,9 +206,10 @@ pub async fn export(
     let group_id = group_id_param(query.group_id.as_deref())?;
     let (label, status) = match query.status.as_deref().map(str::trim) {
         None | Some("") | Some("all") => ("all", None),
-        Some("active") => ("active", Some(KeyStatus::Active)),
-        Some("invalid") => ("invalid", Some(KeyStatus::Invalid)),
-        Some(_) => return Err(ApiError::Validation(t(Msg::ExportStatusInvalid))),
+        Some(raw) => match KeyStatus::from_input(raw) {
+            Some(status) => (status.as_str(), Some(status)),
+            None => return Err(ApiError::Validation(t(Msg::ExportStatusInvalid))),
+        },
     };
     let group = require_group(&state, group_id).await?;
     let repo = state.repo.clone();
@@ -240,6 +279,97 @@ pub async fn update_notes(
         return Err(ApiError::NotFound(t(Msg::KeyNotFound)));
     }
     done(t(Msg::Success))
+}
+
+/// Body of `PUT /api/keys/{id}/status`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct KeyStatusRequest {
+    /// `disabled` takes the key out of service until an operator enables it again; `active`
+    /// enables it (also a blacklisted one) with a zero failure count and a fresh health.
+    pub status: String,
+}
+
+/// The key (404 when unknown) with its live health.
+async fn key_with_health(state: &AppState, id: KeyId) -> Result<KeyResponse, ApiError> {
+    let row = state
+        .repo
+        .key(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(t(Msg::KeyNotFound)))?;
+    let live = live_health(state, row.group_id, vec![row.id]).await?;
+    Ok(KeyResponse::from_row(&row, state, live.get(&row.id)))
+}
+
+/// Disable or enable one key. A disabled key is never leased, never validated and ignores
+/// failures; enabling makes it active with a zero failure count and a fresh health.
+#[utoipa::path(put, path = "/api/keys/{id}/status", tag = "keys", request_body = KeyStatusRequest,
+    params(("id" = i64, Path, description = "Key id")),
+    responses((status = 200, body = Envelope<KeyResponse>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn update_status(
+    _admin: super::Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<KeyStatusRequest>,
+) -> Reply<KeyResponse> {
+    let id = parse_id(&id, Msg::InvalidKeyId)?;
+    let status = match KeyStatus::from_input(body.status.trim()) {
+        Some(status @ (KeyStatus::Active | KeyStatus::Disabled)) => status,
+        _ => return Err(ApiError::Validation(t(Msg::KeyStatusChoice))),
+    };
+    let row = state
+        .repo
+        .set_key_status(id, status)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(t(Msg::KeyNotFound)))?;
+    key_sync::refresh(&state, row.group_id, std::slice::from_ref(&row)).await?;
+    tracing::info!(
+        key_id = id,
+        status = status.as_str(),
+        "An operator changed a key's status."
+    );
+    let key = key_with_health(&state, id).await?;
+    let msg = if status == KeyStatus::Disabled {
+        Msg::KeyDisabled
+    } else {
+        Msg::KeyEnabled
+    };
+    ok_with(t(msg), key)
+}
+
+/// End a key's cooldown now, so leases use it again at once (its backoff starts over too).
+/// Answers the key; the message says whether it was cooling down.
+#[utoipa::path(post, path = "/api/keys/{id}/reset-cooldown", tag = "keys",
+    params(("id" = i64, Path, description = "Key id")),
+    responses((status = 200, body = Envelope<KeyResponse>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn reset_cooldown(
+    _admin: super::Admin,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Reply<KeyResponse> {
+    let id = parse_id(&id, Msg::InvalidKeyId)?;
+    let row = state
+        .repo
+        .key(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(t(Msg::KeyNotFound)))?;
+    let was_cooling = state
+        .pool
+        .send(ResetCooldown {
+            group_id: row.group_id,
+            key_id: id,
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("key pool unavailable: {e}")))?
+        .unwrap_or(false);
+    let key = key_with_health(&state, id).await?;
+    let msg = if was_cooling {
+        Msg::CooldownReset
+    } else {
+        Msg::KeyNotCooling
+    };
+    ok_with(t(msg), key)
 }
 
 #[cfg(test)]

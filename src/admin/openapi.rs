@@ -67,6 +67,8 @@ impl Modify for AdminAuth {
         keys::list,
         keys::export,
         keys::update_notes,
+        keys::update_status,
+        keys::reset_cooldown,
         key_ops::add_multiple,
         key_ops::delete_multiple,
         key_ops::restore_multiple,

@@ -70,6 +70,8 @@ pub fn api_routes() -> Vec<ApiRoute> {
         POST "/keys/validate-group" => tasks::validate_group,
         POST "/keys/test-multiple" => key_ops::test_multiple,
         PUT "/keys/{id}/notes" => keys::update_notes,
+        PUT "/keys/{id}/status" => keys::update_status,
+        POST "/keys/{id}/reset-cooldown" => keys::reset_cooldown,
         GET "/tasks/status" => tasks::status,
         GET "/dashboard/stats" => dashboard::stats,
         GET "/dashboard/chart" => dashboard::chart,

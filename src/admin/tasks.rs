@@ -31,7 +31,7 @@ pub struct KeyFileUpload {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ValidateGroupRequest {
     pub group_id: i64,
-    /// `active` or `invalid`; absent validates every key.
+    /// `active` or `invalid`; absent validates every key except disabled ones.
     pub status: Option<String>,
 }
 
@@ -168,8 +168,10 @@ pub async fn delete_async(
     ok_with(t(Msg::TaskStarted), status)
 }
 
-/// Validate a group's keys (all, or only `active` / `invalid` ones) in the background, with the
-/// group's `key_validation_concurrency` and `key_validation_timeout_seconds`.
+/// Validate a group's keys (all but disabled ones, or only `active` / `invalid` ones) in the
+/// background, with the group's `key_validation_concurrency` and
+/// `key_validation_timeout_seconds`. Failures count by class and never blacklist keys below the
+/// group's usable-key floor.
 #[utoipa::path(post, path = "/api/keys/validate-group", tag = "tasks", request_body = ValidateGroupRequest,
     responses((status = 200, body = Envelope<TaskStatus>),
         (status = 400, description = "Bad status, or no keys to validate", body = ErrorBody),
@@ -195,7 +197,9 @@ pub async fn validate_group(
         .get(&group_id)
         .cloned()
         .ok_or_else(|| ApiError::NotFound(t(Msg::GroupNotFound)))?;
-    let keys = state.repo.group_keys(group_id, status).await?;
+    let mut keys = state.repo.group_keys(group_id, status).await?;
+    // Disabled keys are the operator's: validation never probes or changes them.
+    keys.retain(|k| KeyStatus::parse(&k.status) != KeyStatus::Disabled);
     if keys.is_empty() {
         return Err(ApiError::Validation(tf(
             Msg::NoKeysToValidate,

@@ -426,7 +426,13 @@ impl KeyRepo for Repo {
     ) -> Result<(), PortError> {
         async {
             with_conn!(&self.db, conn => {
-                diesel::update(api_keys::table.find(key_id))
+                // A disabled key is the operator's: a pool write racing the change must not
+                // undo it.
+                diesel::update(
+                    api_keys::table
+                        .find(key_id)
+                        .filter(api_keys::status.ne(KeyStatus::Disabled.as_str())),
+                )
                     .set((
                         api_keys::status.eq(status.as_str()),
                         api_keys::failure_count.eq(failure_count),

@@ -22,6 +22,22 @@ pub enum CopyKeys {
 }
 
 impl Repo {
+    /// Stores when a group's invalid keys were last validated in the background (leaves
+    /// `updated_at` alone: validation is not an edit).
+    pub async fn mark_group_validated(
+        &self,
+        group_id: GroupId,
+        at: chrono::NaiveDateTime,
+    ) -> Result<(), DbError> {
+        with_conn!(&self.db, conn => {
+            diesel::update(groups::table.find(group_id))
+                .set(groups::last_validated_at.eq(Some(at)))
+                .execute(conn)
+                .await?
+        });
+        Ok(())
+    }
+
     /// Sets `sort` of several groups at once. Nothing is written when an id does not exist;
     /// that id is returned instead.
     pub async fn reorder_groups(

@@ -1,5 +1,5 @@
 //! Key queries of the admin API beyond add/list/delete: lookups by hash, notes, restore, clear,
-//! export batches, validation results and counts.
+//! export batches, operator status changes and counts.
 
 use std::collections::{HashMap, HashSet};
 
@@ -24,6 +24,7 @@ pub struct KeyCounts {
     pub total: i64,
     pub active: i64,
     pub invalid: i64,
+    pub disabled: i64,
 }
 
 impl KeyCounts {
@@ -32,6 +33,7 @@ impl KeyCounts {
         match KeyStatus::parse(status) {
             KeyStatus::Active => self.active += n,
             KeyStatus::Invalid => self.invalid += n,
+            KeyStatus::Disabled => self.disabled += n,
         }
     }
 }
@@ -242,6 +244,37 @@ impl Repo {
         }))
     }
 
+    /// An operator's status change: `disabled` keeps the failure count, anything else starts the
+    /// key over with a zero count. Returns the updated row, or `None` for an unknown key.
+    pub async fn set_key_status(
+        &self,
+        id: KeyId,
+        status: KeyStatus,
+    ) -> Result<Option<KeyRow>, DbError> {
+        let ts = now();
+        let n = with_conn!(&self.db, conn => {
+            if status == KeyStatus::Disabled {
+                diesel::update(api_keys::table.find(id))
+                    .set((api_keys::status.eq(status.as_str()), api_keys::updated_at.eq(ts)))
+                    .execute(conn)
+                    .await?
+            } else {
+                diesel::update(api_keys::table.find(id))
+                    .set((
+                        api_keys::status.eq(status.as_str()),
+                        api_keys::failure_count.eq(0i64),
+                        api_keys::updated_at.eq(ts),
+                    ))
+                    .execute(conn)
+                    .await?
+            }
+        });
+        if n == 0 {
+            return Ok(None);
+        }
+        self.key(id).await
+    }
+
     /// Sets a key's notes; false when the key does not exist.
     pub async fn update_notes(&self, id: KeyId, notes: &str) -> Result<bool, DbError> {
         let n = with_conn!(&self.db, conn => {
@@ -396,65 +429,6 @@ impl Repo {
             }
             query.load(conn).await?
         }))
-    }
-
-    /// Applies a validation result to a key (GPT-Load §6.3): a pass reactivates it with a zero
-    /// failure count; a failure of an active key adds one failure and blacklists it at
-    /// `threshold` (0 never blacklists); a failure of an invalid key changes nothing. Single
-    /// statements rather than read-then-write transactions, so concurrent probes never fight
-    /// over SQLite's write lock. Returns the row when it changed.
-    pub async fn record_probe(
-        &self,
-        key_id: KeyId,
-        passed: bool,
-        threshold: i64,
-    ) -> Result<Option<KeyRow>, DbError> {
-        let ts = now();
-        let changed = with_conn!(&self.db, conn => {
-            if passed {
-                diesel::update(
-                    api_keys::table.find(key_id).filter(
-                        api_keys::status
-                            .ne(KeyStatus::Active.as_str())
-                            .or(api_keys::failure_count.ne(0i64)),
-                    ),
-                )
-                .set((
-                    api_keys::status.eq(KeyStatus::Active.as_str()),
-                    api_keys::failure_count.eq(0i64),
-                    api_keys::updated_at.eq(ts),
-                ))
-                .execute(conn)
-                .await?
-            } else {
-                let n = diesel::update(
-                    api_keys::table
-                        .find(key_id)
-                        .filter(api_keys::status.eq(KeyStatus::Active.as_str())),
-                )
-                .set((
-                    api_keys::failure_count.eq(api_keys::failure_count + 1i64),
-                    api_keys::updated_at.eq(ts),
-                ))
-                .execute(conn)
-                .await?;
-                if n > 0 && threshold > 0 {
-                    diesel::update(
-                        api_keys::table
-                            .find(key_id)
-                            .filter(api_keys::failure_count.ge(threshold)),
-                    )
-                    .set(api_keys::status.eq(KeyStatus::Invalid.as_str()))
-                    .execute(conn)
-                    .await?;
-                }
-                n
-            }
-        });
-        if changed == 0 {
-            return Ok(None);
-        }
-        self.key(key_id).await
     }
 
     /// Key counts by status for each group (all groups when `group_ids` is `None`).

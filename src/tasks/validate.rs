@@ -1,5 +1,6 @@
-//! The `KEY_VALIDATION` task: probes a group's keys with bounded concurrency, stores each result
-//! (GPT-Load §6.3) and brings the key pool in line with the new states at the end.
+//! The `KEY_VALIDATION` task: probes a group's keys with bounded concurrency and applies each
+//! result through the key pool (GPT-Load §6.3, with this project's failure classes and pool
+//! floor), which stores it. Disabled keys are never handed to this task.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,6 @@ use serde_json::json;
 
 use super::TaskRun;
 use crate::db::models::KeyRow;
-use crate::key_sync;
 use crate::state::AppState;
 use crate::validation::prober::{self, Prober};
 
@@ -19,13 +19,12 @@ pub async fn run(state: AppState, task: TaskRun, group: Arc<GroupView>, keys: Ve
     let config = &group.config;
     let timeout = Duration::from_secs(config.key_validation_timeout_secs.max(1) as u64);
     let concurrency = config.key_validation_concurrency.max(1) as usize;
-    let threshold = config.blacklist_threshold;
     let prober = Prober::new(timeout);
     let total = keys.len();
 
     let mut valid = 0usize;
     let mut processed = 0usize;
-    let mut changed: Vec<KeyRow> = Vec::new();
+    let mut changed = 0usize;
     let mut first_error: Option<String> = None;
     let mut results = futures_util::stream::iter(keys)
         .map(|row| {
@@ -35,7 +34,7 @@ pub async fn run(state: AppState, task: TaskRun, group: Arc<GroupView>, keys: Ve
             async move {
                 let plain = state.repo.codec.decode(&row.key_value).ok()?;
                 let result = prober.probe(group, plain.expose()).await;
-                let stored = prober::apply(state, &row, &result, threshold).await;
+                let stored = prober::apply(state, group, row.id, &result).await;
                 Some((result.is_ok(), stored))
             }
         })
@@ -46,8 +45,8 @@ pub async fn run(state: AppState, task: TaskRun, group: Arc<GroupView>, keys: Ve
             Some((passed, stored)) => {
                 valid += usize::from(passed);
                 match stored {
-                    Ok(Some(row)) => changed.push(row),
-                    Ok(None) => {}
+                    Ok(true) => changed += 1,
+                    Ok(false) => {}
                     Err(err) => {
                         first_error.get_or_insert_with(|| err.to_string());
                     }
@@ -60,15 +59,11 @@ pub async fn run(state: AppState, task: TaskRun, group: Arc<GroupView>, keys: Ve
         task.progress(processed);
     }
     drop(results);
-
-    if let Err(err) = key_sync::refresh(&state, group.record.id, &changed).await {
-        first_error.get_or_insert_with(|| err.to_string());
-    }
     tracing::info!(
         group = %group.record.name,
         total,
         valid,
-        changed = changed.len(),
+        changed,
         "Key validation finished."
     );
     match first_error {

@@ -1,4 +1,5 @@
-//! Key validation: sending a channel's validation request for a key and applying the result to
-//! the key's stored health (and the pool).
+//! Key validation: sending a channel's validation request for a key, applying the result through
+//! the key pool, and the leader's background validation round.
 
+pub mod background;
 pub mod prober;

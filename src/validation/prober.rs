@@ -1,40 +1,26 @@
-//! Probes upstream keys with their channel's validation request (GPT-Load §5.5): any 2xx passes,
-//! anything else fails with `[status N] <upstream message>` or the transport error. Results are
-//! applied to the stored key (§6.3) by [`apply`].
+//! Probes upstream keys with their channel's validation request (GPT-Load §5.5): any 2xx passes;
+//! anything else fails with `[status N] <upstream message>` or the transport error, and a class
+//! decided like a proxied failure's (so a probe that meets a 503 or a rate limit does not count
+//! against the key). Results go to the key pool by [`apply`], which applies them under the same
+//! rules and pool floor as proxied failures and persists them. The manual validation task,
+//! `test-multiple` and the background validator all probe through this one type.
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use awc::error::SendRequestError;
+use gpt_load_actors::domain::{GroupId, KeyId, KeySecret};
 use gpt_load_actors::group_registry::GroupView;
+use gpt_load_actors::key_pool::ApplyProbe;
+use gpt_load_actors::key_state::FailureClass;
+use gpt_load_actors::ports::{KeyProber, ProbeFailure};
 
 use crate::channel;
-use crate::db::models::KeyRow;
-use crate::db::DbError;
+use crate::http::error::ApiError;
+use crate::proxy::classify::{classify_status, retry_after};
 use crate::proxy::relay::{parse_error_message, redact};
 use crate::proxy::rewrite::{apply_header_rules, RuleContext};
 use crate::state::AppState;
-
-/// Upstream errors that say nothing about the key (quota or prompt size), so they are never
-/// counted against it.
-const UNCOUNTED: [&str; 2] = [
-    "resource has been exhausted",
-    "please reduce the length of the messages",
-];
-
-/// Why a key failed its probe.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProbeFailure {
-    /// `[status N] message` or the transport error, with the key masked.
-    pub message: String,
-}
-
-impl ProbeFailure {
-    /// True when the failure must not count against the key.
-    pub fn is_uncounted(&self) -> bool {
-        let lower = self.message.to_ascii_lowercase();
-        UNCOUNTED.iter().any(|p| lower.contains(p))
-    }
-}
 
 /// Sends validation requests with one pooled client. Not `Send` (awc): build it on the thread
 /// that uses it.
@@ -54,7 +40,9 @@ impl Prober {
 
     /// Probes `key` against one of the group's upstreams.
     pub async fn probe(&self, group: &GroupView, key: &str) -> Result<(), ProbeFailure> {
+        // Problems of the group's own setup say nothing about the key.
         let fail = |message: String| ProbeFailure {
+            class: FailureClass::RequestFault,
             message: redact(&message, key),
         };
         let channel = channel::for_type(&group.record.channel_type).ok_or_else(|| {
@@ -87,20 +75,38 @@ impl Prober {
         for (name, value) in req.headers.iter() {
             builder = builder.insert_header((name.clone(), value.clone()));
         }
-        let mut response = builder
-            .send_body(req.body.to_string())
-            .await
-            .map_err(|e| fail(transport_error(&e)))?;
+        let mut response =
+            builder
+                .send_body(req.body.to_string())
+                .await
+                .map_err(|e| ProbeFailure {
+                    class: FailureClass::UpstreamTrouble,
+                    message: redact(&transport_error(&e), key),
+                })?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
         }
+        let wait = retry_after(response.headers());
         let body = response.body().limit(1 << 20).await.unwrap_or_default();
-        Err(fail(format!(
-            "[status {}] {}",
-            status.as_u16(),
-            parse_error_message(&body)
-        )))
+        Err(ProbeFailure {
+            class: classify_status(status.as_u16(), wait, Some(&body)),
+            message: redact(
+                &format!(
+                    "[status {}] {}",
+                    status.as_u16(),
+                    parse_error_message(&body)
+                ),
+                key,
+            ),
+        })
+    }
+}
+
+#[async_trait(?Send)]
+impl KeyProber for Prober {
+    async fn probe(&self, group: &GroupView, key: &KeySecret) -> Result<(), ProbeFailure> {
+        Prober::probe(self, group, key.expose()).await
     }
 }
 
@@ -111,40 +117,26 @@ fn transport_error(err: &SendRequestError) -> String {
     }
 }
 
-/// Stores a probe result for a key (a pass reactivates it and zeroes its failures; a counted
-/// failure adds one and may blacklist it at the group's threshold). Returns the key's new
-/// state when it changed, for the pool.
+/// Applies a probe result to a key through the key pool: a pass restores it (active, zero
+/// failures, no cooldown), a failure counts under the group's health policy and pool floor, a
+/// disabled key never changes. Waits until the change is stored; returns whether there was one.
 pub async fn apply(
     state: &AppState,
-    key: &KeyRow,
+    group: &GroupView,
+    key_id: KeyId,
     result: &Result<(), ProbeFailure>,
-    blacklist_threshold: i64,
-) -> Result<Option<KeyRow>, DbError> {
-    match result {
-        Ok(()) => {
-            state
-                .repo
-                .record_probe(key.id, true, blacklist_threshold)
-                .await
-        }
-        Err(failure) if failure.is_uncounted() => Ok(None),
-        Err(_) => {
-            state
-                .repo
-                .record_probe(key.id, false, blacklist_threshold)
-                .await
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quota_and_length_errors_are_uncounted() {
-        let f = |m: &str| ProbeFailure { message: m.into() };
-        assert!(f("[status 429] Resource has been exhausted (e.g. check quota).").is_uncounted());
-        assert!(!f("[status 401] Incorrect API key provided").is_uncounted());
-    }
+) -> Result<bool, ApiError> {
+    let group_id: GroupId = group.record.id;
+    let applied = state
+        .pool
+        .send(ApplyProbe {
+            group_id,
+            key_id,
+            failure: result.as_ref().err().map(|f| f.class),
+            policy: group.config.health,
+            floor_percent: group.config.min_usable_keys_percent,
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("key pool unavailable: {e}")))?;
+    Ok(applied.stored().await)
 }

@@ -142,11 +142,21 @@ impl TestServer {
 
     /// A server with extra environment variables.
     pub async fn start_with(keys: &[&str], extra: &[(&str, &str)]) -> Self {
+        Self::start_tuned(keys, extra, |_| {}).await
+    }
+
+    /// A server whose config `tune` adjusts after the environment is read (for knobs that are
+    /// not environment variables, such as the background validation timing).
+    pub async fn start_tuned(
+        keys: &[&str],
+        extra: &[(&str, &str)],
+        tune: impl FnOnce(&mut AppConfig),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mock = MockUpstream::start(keys).await.unwrap();
-        let app = gpt_load::app::start(test_config(dir.path(), extra), false)
-            .await
-            .unwrap();
+        let mut config = test_config(dir.path(), extra);
+        tune(&mut config);
+        let app = gpt_load::app::start(config, false).await.unwrap();
         let base = format!("http://{}", app.addr);
         let client = awc::Client::builder()
             .timeout(Duration::from_secs(30))

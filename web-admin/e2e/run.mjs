@@ -211,6 +211,21 @@ async function main() {
       await page.locator('[data-test="keys-total"]', { hasText: "2 in total" }).waitFor();
     });
 
+    await step("disable a key from its row, see it disabled, and enable it again", async () => {
+      const row = page.locator('[data-test="key-table"] tr', { hasText: "sk-e…0001" });
+      const disabled = page.waitForResponse((r) => r.request().method() === "PUT" && /\/api\/keys\/\d+\/status$/.test(new URL(r.url()).pathname));
+      await row.locator('[data-test="toggle-key"]', { hasText: "Disable" }).click();
+      if ((await disabled).status() !== 200) throw new Error("PUT /api/keys/{id}/status failed");
+      await row.locator('[data-test="key-state"]', { hasText: "Disabled" }).waitFor();
+      await page.locator('[data-test="group-key-counts"]', { hasText: "1 Disabled" }).waitFor();
+      await shot("05-key-disabled");
+      const enabled = page.waitForResponse((r) => r.request().method() === "PUT" && /\/api\/keys\/\d+\/status$/.test(new URL(r.url()).pathname));
+      await row.locator('[data-test="toggle-key"]', { hasText: "Enable" }).click();
+      if ((await enabled).status() !== 200) throw new Error("re-enabling failed");
+      await row.locator('[data-test="key-state"]', { hasText: "Valid" }).waitFor();
+      await row.locator('[data-test="toggle-key"]', { hasText: "Disable" }).waitFor();
+    });
+
     await step("edit the group and see the new display name", async () => {
       await page.locator('[data-test="group-edit"]').click();
       const form = page.locator('[data-test="group-form"]');

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ApiError, getAuthKey, request, setAuthKey, setUnauthorizedHandler } from "../src/api/http";
 import { login } from "../src/api/auth";
-import { listKeys } from "../src/api/keys";
+import { listKeys, resetKeyCooldown, setKeyStatus } from "../src/api/keys";
 
 function reply(status: number, body: unknown) {
   return vi.fn(async () => new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } }));
@@ -25,6 +25,26 @@ describe("API client", () => {
     const headers = init.headers as Headers;
     expect(headers.get("Authorization")).toBe("Bearer admin-key-123");
     expect(headers.get("Accept-Language")).toBe("ja-JP");
+  });
+
+  it("disables a key and ends a cooldown through the per-key routes", async () => {
+    setAuthKey("admin-key-123");
+    const key = { id: 5, status: "disabled", state: "disabled", cooldown_until: null, last_failure: null };
+    const fetch = reply(200, { code: 0, message: "Key disabled", data: key });
+    vi.stubGlobal("fetch", fetch);
+
+    const res = await setKeyStatus(5, "disabled");
+    expect(res.message).toBe("Key disabled");
+    expect(res.data?.state).toBe("disabled");
+    let [url, init] = fetch.mock.calls[0] as unknown as [string, RequestInit];
+    expect(url).toBe("/api/keys/5/status");
+    expect(init.method).toBe("PUT");
+    expect(JSON.parse(init.body as string)).toEqual({ status: "disabled" });
+
+    await resetKeyCooldown(5);
+    [url, init] = fetch.mock.calls[1] as unknown as [string, RequestInit];
+    expect(url).toBe("/api/keys/5/reset-cooldown");
+    expect(init.method).toBe("POST");
   });
 
   it("clears the key and hands 401 to the login redirect", async () => {

@@ -1,5 +1,17 @@
 import { describe, expect, it } from "vitest";
-import { appendProxyKeys, countDistinctKeys, generateProxyKey, maskKey, parseKeysText } from "../src/utils/keys";
+import en from "../src/i18n/en";
+import ja from "../src/i18n/ja-JP";
+import zh from "../src/i18n/zh-CN";
+import {
+  appendProxyKeys,
+  countDistinctKeys,
+  failureLabel,
+  generateProxyKey,
+  keyStateTag,
+  maskKey,
+  parseKeysText,
+  toggledStatus,
+} from "../src/utils/keys";
 
 describe("key text parsing (same rule as the server)", () => {
   it("splits on any run of whitespace, commas and semicolons", () => {
@@ -34,5 +46,28 @@ describe("masking and generation", () => {
     const list = appendProxyKeys(" existing , ", 2).split(",");
     expect(list).toHaveLength(3);
     expect(list[0]).toBe("existing");
+  });
+});
+
+describe("live key health in the keys table", () => {
+  it("gives every live state its own tag and label", () => {
+    expect(keyStateTag("active")).toEqual({ type: "success", label: "keys.active" });
+    expect(keyStateTag("cooling_down")).toEqual({ type: "warning", label: "keys.coolingDown" });
+    expect(keyStateTag("invalid")).toEqual({ type: "error", label: "keys.invalid" });
+    expect(keyStateTag("disabled")).toEqual({ type: "default", label: "keys.disabled" });
+  });
+
+  it("toggles disabled keys on and every other key off", () => {
+    expect(toggledStatus({ status: "disabled" })).toBe("active");
+    expect(toggledStatus({ status: "active" })).toBe("disabled");
+    expect(toggledStatus({ status: "invalid" })).toBe("disabled");
+  });
+
+  it("labels failure classes in every language", () => {
+    for (const dict of [en, zh, ja]) {
+      for (const failure of ["key_dead", "rate_limited", "upstream_trouble", "request_fault", "client_gone"] as const) {
+        expect(dict[failureLabel(failure)]).toBeTruthy();
+      }
+    }
   });
 });

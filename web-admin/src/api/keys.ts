@@ -4,6 +4,7 @@ import { downloadUrl, get, request } from "./http";
 import type {
   AddKeysResult,
   ApiKey,
+  Envelope,
   DeleteKeysResult,
   KeyQuery,
   KeyStatus,
@@ -66,6 +67,13 @@ export async function testKeys(groupId: number, keysText: string): Promise<KeyTe
   return (await request<KeyTestResponse>("POST", "/keys/test-multiple", { body: { group_id: groupId, keys_text: keysText } }))
     .data as KeyTestResponse;
 }
+
+/** Disables a key (never leased nor validated) or enables it again with a fresh health. */
+export const setKeyStatus = (id: number, status: "active" | "disabled"): Promise<Envelope<ApiKey>> =>
+  request<ApiKey>("PUT", `/keys/${id}/status`, { body: { status } });
+
+/** Ends a key's cooldown now; the message says whether it was cooling down. */
+export const resetKeyCooldown = (id: number): Promise<Envelope<ApiKey>> => request<ApiKey>("POST", `/keys/${id}/reset-cooldown`);
 
 export const setKeyNotes = (id: number, notes: string) => request<never>("PUT", `/keys/${id}/notes`, { body: { notes } });
 

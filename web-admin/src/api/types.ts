@@ -84,7 +84,14 @@ export interface PeriodStats {
 }
 
 export interface GroupStats {
-  key_stats: { total_keys: number; active_keys: number; invalid_keys: number };
+  /** `active_keys` includes `cooling_keys` (live, resting now); `disabled_keys` are off by hand. */
+  key_stats: {
+    total_keys: number;
+    active_keys: number;
+    invalid_keys: number;
+    disabled_keys: number;
+    cooling_keys: number;
+  };
   stats_24_hour: PeriodStats;
   stats_7_day: PeriodStats;
   stats_30_day: PeriodStats;
@@ -107,7 +114,14 @@ export interface ParentAggregate {
 
 export type CopyKeysMode = "none" | "valid_only" | "all";
 
-export type KeyStatus = "active" | "invalid";
+/** Stored status. `disabled` is set and cleared only by an operator. */
+export type KeyStatus = "active" | "invalid" | "disabled";
+
+/** Live state from the server's key pool: a stored `active` key may be resting. */
+export type KeyState = "active" | "cooling_down" | "invalid" | "disabled";
+
+/** Class of a key's last failure (decided by the server from status and provider error fields). */
+export type FailureClass = "key_dead" | "rate_limited" | "upstream_trouble" | "request_fault" | "client_gone";
 
 export interface ApiKey {
   id: number;
@@ -115,6 +129,10 @@ export interface ApiKey {
   key_hash: string;
   group_id: number;
   status: KeyStatus;
+  state: KeyState;
+  /** RFC 3339 end of the current cooldown, or null. */
+  cooldown_until: string | null;
+  last_failure: FailureClass | null;
   notes: string;
   request_count: number;
   failure_count: number;

@@ -1,5 +1,8 @@
 // Key text helpers shared by the key dialogs: the same parsing rule as the server, masking, and
-// the proxy-key generator of GPT-Load's UI.
+// the proxy-key generator of GPT-Load's UI; plus how the keys table shows a key's live health.
+
+import type { ApiKey, FailureClass, KeyState } from "../api/types";
+import type { MessageKey } from "../i18n";
 
 /** The server's rule (§4.6): a non-empty JSON array of strings, else split on whitespace, `,` and `;`. */
 export function parseKeysText(text: string): string[] {
@@ -53,4 +56,28 @@ export function appendProxyKeys(current: string, count: number): string {
 /** Reads an uploaded file as text (the `.txt` key import). */
 export function isTxtFile(file: File): boolean {
   return file.name.toLowerCase().endsWith(".txt");
+}
+
+/** Tag colour and label of a key's live state, for the keys table. */
+export function keyStateTag(state: KeyState): { type: "success" | "warning" | "error" | "default"; label: MessageKey } {
+  switch (state) {
+    case "active":
+      return { type: "success", label: "keys.active" };
+    case "cooling_down":
+      return { type: "warning", label: "keys.coolingDown" };
+    case "invalid":
+      return { type: "error", label: "keys.invalid" };
+    case "disabled":
+      return { type: "default", label: "keys.disabled" };
+  }
+}
+
+/** The status the disable/enable toggle sets: disabled keys can be enabled, any other disabled. */
+export function toggledStatus(key: Pick<ApiKey, "status">): "active" | "disabled" {
+  return key.status === "disabled" ? "active" : "disabled";
+}
+
+/** The label of a failure class. */
+export function failureLabel(failure: FailureClass): MessageKey {
+  return `failure.${failure}` as const;
 }
