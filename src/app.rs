@@ -43,6 +43,8 @@ pub enum StartError {
     Encryption(#[from] EncryptionMismatch),
     #[error("could not load {what}: {reason}")]
     Load { what: &'static str, reason: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     #[error("could not listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -58,6 +60,8 @@ pub struct RunningApp {
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     /// This server's row in `instance_locks`, removed once it has stopped.
     lock: Option<InstanceLock>,
+    /// The election actor of a cluster node.
+    cluster: Option<actix::Addr<crate::cluster::ClusterActor>>,
 }
 
 impl RunningApp {
@@ -68,6 +72,7 @@ impl RunningApp {
             Ok(result) => result,
             Err(err) => Err(std::io::Error::other(err)),
         };
+        self.resign().await;
         self.state.flush_logs().await;
         if let Some(lock) = self.lock.take() {
             lock.release().await;
@@ -78,6 +83,11 @@ impl RunningApp {
     /// Stops gracefully: in-flight requests finish first, then buffered logs are written and
     /// the lock row is removed.
     pub async fn stop(mut self) {
+        self.state
+            .draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        // Hand leadership over first: the next leader need not wait out the TTL.
+        self.resign().await;
         self.handle.stop(true).await;
         self.state.tasks.shutdown();
         let _ = (&mut self.server).await;
@@ -88,6 +98,47 @@ impl RunningApp {
     }
 }
 
+impl RunningApp {
+    /// Leaves the election and releases the leader lock if this node holds it.
+    async fn resign(&mut self) {
+        if let Some(cluster) = self.cluster.take() {
+            let _ = cluster.send(crate::cluster::Resign).await;
+        }
+    }
+}
+
+/// Stops on SIGTERM (gracefully) or SIGINT/SIGQUIT (at once), as actix would, but first marks
+/// the node as draining and leaves the election, so `/health` turns 503 and another node takes
+/// over the singleton jobs while in-flight requests finish.
+fn handle_stop_signals(
+    handle: ServerHandle,
+    draining: Arc<std::sync::atomic::AtomicBool>,
+    cluster: Option<actix::Addr<crate::cluster::ClusterActor>>,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    actix_rt::spawn(async move {
+        let (Ok(mut term), Ok(mut int), Ok(mut quit)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::quit()),
+        ) else {
+            tracing::error!("Could not listen for stop signals.");
+            return;
+        };
+        let graceful = tokio::select! {
+            _ = term.recv() => true,
+            _ = int.recv() => false,
+            _ = quit.recv() => false,
+        };
+        tracing::info!(graceful, "Stop signal received; draining.");
+        draining.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(cluster) = cluster {
+            let _ = cluster.send(crate::cluster::Resign).await;
+        }
+        handle.stop(graceful).await;
+    });
+}
+
 /// Connects, loads and starts serving. `handle_signals` lets actix stop on SIGINT/SIGTERM (the
 /// binary); tests stop the server themselves.
 pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp, StartError> {
@@ -95,12 +146,17 @@ pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = Arc::new(config);
 
+    // Redis first: a cluster node that cannot reach it must not start at all.
+    let coordinator = crate::store::connect(&config).await?;
+    if coordinator.kind() == "redis" {
+        tracing::info!(prefix = %config.redis_key_prefix, follower = config.is_slave, "Connected to Redis: cluster mode.");
+    }
     let db = Database::connect(&config.database, config.db_pool_size).await?;
     tracing::info!(backend = db.backend(), database = ?config.database, "Connected to the database.");
     // Taken before the encryption check, so a `migrate-keys` run cannot change the data between
     // the check and serving; released on any failure so it does not block that very run.
     let lock = InstanceLock::acquire(&db, LockKind::Server, LockTiming::default()).await?;
-    match start_locked(config, db, handle_signals).await {
+    match start_locked(config, db, coordinator, handle_signals).await {
         Ok(mut app) => {
             app.lock = Some(lock);
             Ok(app)
@@ -115,8 +171,11 @@ pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp
 async fn start_locked(
     config: Arc<AppConfig>,
     db: Database,
+    coordinator: Arc<dyn crate::store::Coordinator>,
     handle_signals: bool,
 ) -> Result<RunningApp, StartError> {
+    let node_id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
+    let clustered = coordinator.kind() == "redis";
     let codec: KeyCodec = open_codec(&db, config.encryption_key.expose()).await?;
     tracing::info!(codec = ?codec, "Checked ENCRYPTION_KEY against the stored keys.");
     let repo = Repo::new(db, codec);
@@ -138,7 +197,13 @@ async fn start_locked(
 
     let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
     let registry = GroupRegistryActor::new(Arc::new(repo.clone()), Arc::clone(&snapshot)).start();
-    let pool_actor = KeyPoolActor::new(Arc::new(repo.clone()));
+    let mut pool_actor = KeyPoolActor::new(Arc::new(repo.clone()));
+    if clustered {
+        pool_actor = pool_actor.with_health_bus(Arc::new(crate::cluster::sync::StoreHealthBus {
+            store: Arc::clone(&coordinator),
+            node: Arc::clone(&node_id),
+        }));
+    }
     let usable_keys = pool_actor.usable_keys();
     let leases = pool_actor.lease_table();
     let pool = pool_actor.start();
@@ -186,8 +251,32 @@ async fn start_locked(
         repo,
         started_at: Instant::now(),
         tasks: TaskRegistry::start(),
-        leadership: crate::cluster::Leadership::single_node(),
+        leadership: if clustered {
+            crate::cluster::Leadership::new(crate::cluster::Role::Candidate)
+        } else {
+            crate::cluster::Leadership::single_node()
+        },
+        node_id: Arc::clone(&node_id),
+        coordinator: Arc::clone(&coordinator),
+        draining: Arc::default(),
     };
+    // Subscribed before the election starts, so no event after this point is missed.
+    crate::cluster::sync::spawn_listener(state.clone());
+    let cluster = clustered.then(|| {
+        crate::cluster::ClusterActor::new(
+            Arc::clone(&coordinator),
+            state.leadership.clone(),
+            crate::cluster::ElectionConfig {
+                node: Arc::clone(&node_id),
+                ttl: config.leader_ttl(),
+                candidate: !config.is_slave,
+            },
+        )
+        .start()
+    });
+    if clustered {
+        crate::cluster::terms::spawn(&state, config.leader_renew_interval());
+    }
     crate::retention::spawn(state.clone());
     let limiter = Arc::new(Semaphore::new(config.max_concurrent_requests));
     let data = web::Data::new(state.clone());
@@ -240,9 +329,8 @@ async fn start_locked(
     if config.workers > 0 {
         server = server.workers(config.workers);
     }
-    if !handle_signals {
-        server = server.disable_signals();
-    }
+    // Stop signals are ours (see `handle_stop_signals`), so draining starts before the stop.
+    server = server.disable_signals();
     let bind_addr = format!("{}:{}", config.host, config.port);
     let server = server
         .bind(bind_addr.as_str())
@@ -261,13 +349,17 @@ async fn start_locked(
     let server = server.run();
     let handle = server.handle();
     let server = actix_rt::spawn(server);
-    tracing::info!(%addr, "Listening.");
+    if handle_signals {
+        handle_stop_signals(handle.clone(), Arc::clone(&state.draining), cluster.clone());
+    }
+    tracing::info!(%addr, node = %node_id, "Listening.");
     Ok(RunningApp {
         addr,
         handle,
         state,
         server,
         lock: None,
+        cluster,
     })
 }
 

@@ -12,10 +12,10 @@ use tokio::sync::mpsc;
 use std::time::Duration;
 use std::time::Instant;
 
-use crate::domain::{GroupId, KeyId, KeySecret, KeyStatus, PoolKey};
+use crate::domain::{GroupId, HealthChange, KeyId, KeySecret, KeyStatus, PoolKey};
 use crate::key_state::{FailureClass, HealthPolicy, KeyHealth, State, Transition};
 use crate::lease_table::LeaseTable;
-use crate::ports::{KeyRepo, PortError};
+use crate::ports::{HealthBus, KeyRepo, PortError};
 
 struct Entry {
     secret: Arc<KeySecret>,
@@ -62,6 +62,20 @@ impl GroupKeys {
             .iter()
             .filter(|id| keys.get_mut(id).is_some_and(|e| e.health.usable(now)))
             .count()
+    }
+
+    /// Usable keys the pool floor keeps in service: `floor_percent` % of the group's enabled
+    /// keys, at least one; 0 % turns protection off.
+    fn floor(&self, floor_percent: i64) -> usize {
+        let total = self
+            .keys
+            .values()
+            .filter(|e| e.health.state != State::Disabled)
+            .count();
+        match floor_percent.max(0) {
+            0 => 0,
+            pct => ((total as i64 * pct + 99) / 100).max(1) as usize,
+        }
     }
 
     fn remove_from_ring(&mut self, id: KeyId) {
@@ -125,6 +139,8 @@ pub struct KeyPoolActor {
     floor_hits: Arc<std::sync::atomic::AtomicU64>,
     writes: mpsc::UnboundedSender<HealthWrite>,
     writer: Option<mpsc::UnboundedReceiver<HealthWrite>>,
+    /// The cluster's shared failure counts and health events; `None` on a single node.
+    bus: Option<Arc<dyn HealthBus>>,
 }
 
 impl KeyPoolActor {
@@ -139,7 +155,80 @@ impl KeyPoolActor {
             floor_hits: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             writes,
             writer: Some(writer),
+            bus: None,
         }
+    }
+
+    /// Shares failure counts and health changes with the other nodes of a cluster.
+    pub fn with_health_bus(mut self, bus: Arc<dyn HealthBus>) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    fn persist(&self, key_id: KeyId, status: KeyStatus, failure_count: i64) {
+        let write = HealthWrite {
+            key_id,
+            status,
+            failure_count,
+        };
+        if self.writes.send(write).is_err() {
+            tracing::warn!(
+                key_id,
+                "Key health writer is gone; change kept in memory only."
+            );
+        }
+    }
+
+    fn announce(&self, group_id: GroupId, key_id: KeyId, change: HealthChange) {
+        if let Some(bus) = &self.bus {
+            bus.announce(group_id, key_id, change);
+        }
+    }
+
+    /// Merges the cluster-wide failure count of a key into this node's view: at the threshold
+    /// the key is blacklisted here too (within the pool floor), even if this node saw fewer
+    /// of the failures.
+    fn merge_cluster_count(&mut self, msg: &ReportOutcome, cluster_count: i64) {
+        let now = Instant::now();
+        let Some(group) = self.groups.get_mut(&msg.group_id) else {
+            return;
+        };
+        let floor = group.floor(msg.floor_percent);
+        let usable = group.usable_now(now);
+        let Some(entry) = group.keys.get_mut(&msg.key_id) else {
+            return;
+        };
+        if matches!(entry.health.state, State::Invalid | State::Disabled) {
+            return;
+        }
+        if cluster_count > entry.health.failure_count {
+            entry.health.failure_count = cluster_count;
+        }
+        let threshold = msg.policy.blacklist_threshold;
+        if threshold <= 0 || cluster_count < threshold {
+            return;
+        }
+        if entry.health.usable(now) && usable <= floor {
+            self.floor_hits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
+        entry.health.state = State::Invalid;
+        let failure_count = entry.health.failure_count;
+        group.remove_from_ring(msg.key_id);
+        self.publish(msg.group_id);
+        tracing::warn!(
+            group_id = msg.group_id,
+            key_id = msg.key_id,
+            failures = cluster_count,
+            "Blacklisted a key that reached the failure threshold across the cluster."
+        );
+        self.persist(msg.key_id, KeyStatus::Invalid, failure_count);
+        self.announce(
+            msg.group_id,
+            msg.key_id,
+            HealthChange::Blacklisted { failure_count },
+        );
     }
 }
 
@@ -354,7 +443,7 @@ pub struct ReportOutcome {
 impl Handler<ReportOutcome> for KeyPoolActor {
     type Result = ();
 
-    fn handle(&mut self, msg: ReportOutcome, _ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: ReportOutcome, ctx: &mut Self::Context) {
         let now = Instant::now();
         let Some(group) = self.groups.get_mut(&msg.group_id) else {
             return;
@@ -365,16 +454,7 @@ impl Handler<ReportOutcome> for KeyPoolActor {
             }
             return;
         };
-        let total = group
-            .keys
-            .values()
-            .filter(|e| e.health.state != State::Disabled)
-            .count();
-        // 0 % turns protection off; otherwise at least one key always stays in service.
-        let floor = match msg.floor_percent.max(0) {
-            0 => 0,
-            pct => ((total as i64 * pct + 99) / 100).max(1) as usize,
-        };
+        let floor = group.floor(msg.floor_percent);
         let usable = group.usable_now(now);
         let Some(entry) = group.keys.get_mut(&msg.key_id) else {
             return;
@@ -403,11 +483,21 @@ impl Handler<ReportOutcome> for KeyPoolActor {
         entry.health.apply(class, transition, allow, now);
         let after = entry.health.clone();
         let blacklisted = after.state == State::Invalid && before.state != State::Invalid;
-        if let State::CoolingDown { until } = after.state {
-            self.table.rest(msg.group_id, msg.key_id, until);
-        }
         if blacklisted {
             group.remove_from_ring(msg.key_id);
+        }
+        if let State::CoolingDown { until } = after.state {
+            self.table.rest(msg.group_id, msg.key_id, until);
+            if before.state != after.state {
+                let for_ms = until.saturating_duration_since(now).as_millis() as u64;
+                self.announce(
+                    msg.group_id,
+                    msg.key_id,
+                    HealthChange::CoolingDown { for_ms },
+                );
+            }
+        }
+        if blacklisted {
             self.publish(msg.group_id);
             tracing::warn!(
                 group_id = msg.group_id,
@@ -422,16 +512,72 @@ impl Handler<ReportOutcome> for KeyPoolActor {
             } else {
                 KeyStatus::Active
             };
-            let write = HealthWrite {
-                key_id: msg.key_id,
-                status,
-                failure_count: after.failure_count,
-            };
-            if self.writes.send(write).is_err() {
-                tracing::warn!(
-                    key_id = msg.key_id,
-                    "Key health writer is gone; change kept in memory only."
-                );
+            self.persist(msg.key_id, status, after.failure_count);
+        }
+        if blacklisted {
+            self.announce(
+                msg.group_id,
+                msg.key_id,
+                HealthChange::Blacklisted {
+                    failure_count: after.failure_count,
+                },
+            );
+        }
+        let counted = after.failure_count > before.failure_count;
+        if let (true, false, Some(bus)) = (counted, blacklisted, self.bus.clone()) {
+            // Failures only: a successful request never waits on (or even reaches) the store.
+            let key_id = msg.key_id;
+            ctx.spawn(
+                async move { bus.count_failure(key_id).await }
+                    .into_actor(self)
+                    .map(move |counted, act, _ctx| match counted {
+                        Ok(n) => act.merge_cluster_count(&msg, n),
+                        Err(err) => tracing::warn!(
+                            key_id,
+                            error = %err,
+                            "Could not count a key failure across the cluster; counted on this node only."
+                        ),
+                    }),
+            );
+        }
+    }
+}
+
+/// Applies a key health change another node of the cluster made. Nothing is persisted here:
+/// the node that made the change already did.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ApplyRemoteHealth {
+    pub group_id: GroupId,
+    pub key_id: KeyId,
+    pub change: HealthChange,
+}
+
+impl Handler<ApplyRemoteHealth> for KeyPoolActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ApplyRemoteHealth, _ctx: &mut Self::Context) {
+        let now = Instant::now();
+        let Some(group) = self.groups.get_mut(&msg.group_id) else {
+            return;
+        };
+        let Some(entry) = group.keys.get_mut(&msg.key_id) else {
+            return;
+        };
+        if matches!(entry.health.state, State::Invalid | State::Disabled) {
+            return;
+        }
+        match msg.change {
+            HealthChange::Blacklisted { failure_count } => {
+                entry.health.state = State::Invalid;
+                entry.health.failure_count = entry.health.failure_count.max(failure_count);
+                group.remove_from_ring(msg.key_id);
+                self.publish(msg.group_id);
+            }
+            HealthChange::CoolingDown { for_ms } => {
+                let until = now + std::time::Duration::from_millis(for_ms);
+                entry.health.state = State::CoolingDown { until };
+                self.table.rest(msg.group_id, msg.key_id, until);
             }
         }
     }

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 
-use crate::domain::{GroupId, GroupRecord, KeyId, KeyStatus, PoolKey, RequestRecord, SubGroupLink};
+use crate::domain::{
+    GroupId, GroupRecord, HealthChange, KeyId, KeyStatus, PoolKey, RequestRecord, SubGroupLink,
+};
 
 /// A storage failure, described for logs (never containing key material).
 #[derive(Clone, Debug, thiserror::Error)]
@@ -46,4 +48,15 @@ pub trait LogSink: Send + Sync + 'static {
     /// hourly statistics (retries excluded; aggregate traffic counted under both groups).
     /// On error nothing of the batch is written.
     async fn write_batch(&self, records: &[RequestRecord]) -> Result<(), PortError>;
+}
+
+/// How the key pool shares key health with the other nodes of a cluster. Only failures go through
+/// it, never successes, so a successful request costs no round trip to the shared store.
+#[async_trait]
+pub trait HealthBus: Send + Sync + 'static {
+    /// Counts one failure of `key_id` across the cluster and returns the cluster-wide count.
+    async fn count_failure(&self, key_id: KeyId) -> Result<i64, PortError>;
+
+    /// Tells the other nodes about a change this node made (fire-and-forget).
+    fn announce(&self, group_id: GroupId, key_id: KeyId, change: HealthChange);
 }
