@@ -250,7 +250,15 @@ async fn start_locked(
         registry,
         repo,
         started_at: Instant::now(),
-        tasks: TaskRegistry::start(),
+        tasks: if clustered {
+            TaskRegistry::start().with_cluster(
+                Arc::clone(&coordinator),
+                Arc::clone(&node_id),
+                config.leader_ttl(),
+            )
+        } else {
+            TaskRegistry::start()
+        },
         leadership: if clustered {
             crate::cluster::Leadership::new(crate::cluster::Role::Candidate)
         } else {

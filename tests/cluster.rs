@@ -564,6 +564,48 @@ async fn two_candidates_and_a_follower_elect_fail_over_and_stay_in_step() {
         "no node leases the blacklisted key"
     );
 
+    // Admin tasks are exclusive across the cluster: while an import runs on `a`, `b` refuses to
+    // start one, shows `a`'s progress, and starts its own once it is done.
+    let bulk = admin(c, &a, "POST", "/api/groups", group_body("bulk", &mock, 3)).await["data"]
+        ["id"]
+        .as_i64()
+        .unwrap();
+    let many: Vec<String> = (0..30_000).map(|i| format!("sk-bulk-{i:08}")).collect();
+    let started = admin(
+        c,
+        &a,
+        "POST",
+        "/api/keys/add-async",
+        json!({"group_id": bulk, "keys_text": many.join("\n")}),
+    )
+    .await;
+    assert_eq!(started["data"]["is_running"], true, "{started}");
+    let mut refused = c
+        .post(format!("{}/api/keys/add-async", b.base()))
+        .insert_header(("Authorization", format!("Bearer {}", support::AUTH)))
+        .send_json(&json!({"group_id": bulk, "keys_text": "sk-bulk-from-b"}))
+        .await
+        .unwrap();
+    let refused_body: Value = refused.json().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::CONFLICT, "{refused_body}");
+    let seen_on_b = admin(c, &b, "GET", "/api/tasks/status", json!({})).await;
+    assert_eq!(seen_on_b["data"]["task_type"], "KEY_IMPORT", "{seen_on_b}");
+    assert_eq!(seen_on_b["data"]["group_name"], "bulk", "{seen_on_b}");
+    let done = support::wait_until(Duration::from_secs(60), || async {
+        let s = admin(c, &b, "GET", "/api/tasks/status", json!({})).await;
+        s["data"]["is_running"] == false && s["data"]["result"]["added_count"] == 30_000
+    })
+    .await;
+    assert!(done, "{}", a.log_tail());
+    let mut after = c
+        .post(format!("{}/api/keys/add-async", b.base()))
+        .insert_header(("Authorization", format!("Bearer {}", support::AUTH)))
+        .send_json(&json!({"group_id": bulk, "keys_text": "sk-bulk-from-b"}))
+        .await
+        .unwrap();
+    let after_body: Value = after.json().await.unwrap();
+    assert_eq!(after.status(), StatusCode::OK, "{after_body}");
+
     // Kill -9 the leader under traffic: another candidate leads within TTL + renew interval.
     let traffic = Traffic::start(vec![a.base(), b.base(), f.base()], "g");
     support::wait_until(Duration::from_secs(5), || async {
