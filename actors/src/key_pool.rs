@@ -859,4 +859,106 @@ mod tests {
         addr.send(RemoveGroup { group_id: 1 }).await.unwrap();
         assert_eq!(lease(&addr, vec![]).await, None);
     }
+
+    /// A cluster whose other nodes already counted `others` failures of every key.
+    struct FakeBus {
+        others: i64,
+        counts: Mutex<HashMap<KeyId, i64>>,
+        announced: Mutex<Vec<(KeyId, HealthChange)>>,
+    }
+
+    #[async_trait]
+    impl HealthBus for FakeBus {
+        async fn count_failure(&self, key_id: KeyId) -> Result<i64, PortError> {
+            let mut counts = self.counts.lock();
+            let n = counts.entry(key_id).or_insert(self.others);
+            *n += 1;
+            Ok(*n)
+        }
+        fn announce(&self, _group_id: GroupId, key_id: KeyId, change: HealthChange) {
+            self.announced.lock().push((key_id, change));
+        }
+    }
+
+    #[actix_rt::test]
+    async fn failures_count_across_the_cluster_and_blacklisting_is_announced() {
+        let repo = Arc::new(MemRepo::default());
+        *repo.keys.lock() = vec![key(1, KeyStatus::Active), key(2, KeyStatus::Active)];
+        let bus = Arc::new(FakeBus {
+            others: 2,
+            counts: Mutex::default(),
+            announced: Mutex::default(),
+        });
+        let addr = KeyPoolActor::new(repo.clone())
+            .with_health_bus(bus.clone())
+            .start();
+        addr.send(LoadKeys { group_id: None })
+            .await
+            .unwrap()
+            .unwrap();
+        // One failure here, two elsewhere: the threshold of 3 is reached cluster-wide.
+        addr.send(ReportOutcome {
+            group_id: 1,
+            key_id: 1,
+            failure: Some(FailureClass::KeyDead),
+            policy: HealthPolicy {
+                blacklist_threshold: 3,
+                ..Default::default()
+            },
+            floor_percent: 0,
+        })
+        .await
+        .unwrap();
+        for _ in 0..100 {
+            if !bus.announced.lock().is_empty() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            *bus.announced.lock(),
+            vec![(1, HealthChange::Blacklisted { failure_count: 3 })]
+        );
+        for _ in 0..3 {
+            assert_eq!(lease(&addr, vec![]).await, Some(2));
+        }
+    }
+
+    #[actix_rt::test]
+    async fn changes_from_other_nodes_take_keys_out_of_rotation() {
+        let (addr, repo) = pool_with(vec![
+            key(1, KeyStatus::Active),
+            key(2, KeyStatus::Active),
+            key(3, KeyStatus::Active),
+        ])
+        .await;
+        addr.send(ApplyRemoteHealth {
+            group_id: 1,
+            key_id: 1,
+            change: HealthChange::Blacklisted { failure_count: 3 },
+        })
+        .await
+        .unwrap();
+        addr.send(ApplyRemoteHealth {
+            group_id: 1,
+            key_id: 2,
+            change: HealthChange::CoolingDown { for_ms: 60_000 },
+        })
+        .await
+        .unwrap();
+        for _ in 0..4 {
+            assert_eq!(lease(&addr, vec![]).await, Some(3));
+        }
+        assert_eq!(
+            addr.send(CountKeys { group_id: 1 }).await.unwrap(),
+            PoolCounts {
+                active: 2,
+                invalid: 1
+            }
+        );
+        assert!(
+            repo.writes.lock().is_empty(),
+            "the node that made the change persists it, not this one"
+        );
+    }
 }
