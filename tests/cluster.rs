@@ -371,8 +371,16 @@ impl Traffic {
         }
     }
 
-    fn set_targets(&self, targets: Vec<String>) {
+    /// Routes traffic to `targets` only, and returns once no request to any other node is in
+    /// flight (requests are sequential: two more completions mean the old target is done), as a
+    /// load balancer would have drained it.
+    async fn set_targets(&self, targets: Vec<String>) {
         *self.targets.lock() = targets;
+        let done = || self.ok.load(Ordering::SeqCst) + self.failed.lock().len();
+        let before = done();
+        let drained =
+            support::wait_until(Duration::from_secs(10), || async { done() >= before + 2 }).await;
+        assert!(drained, "traffic keeps flowing");
     }
 
     async fn finish(self) -> (usize, Vec<String>) {
@@ -620,7 +628,7 @@ async fn two_candidates_and_a_follower_elect_fail_over_and_stay_in_step() {
         } else {
             (&mut b, &a)
         };
-        traffic.set_targets(vec![survivor.base(), f.base()]);
+        traffic.set_targets(vec![survivor.base(), f.base()]).await;
         let killed_at = Instant::now();
         dead.kill9();
         let took_over = support::wait_until(Duration::from_secs(10), || async {
@@ -644,7 +652,9 @@ async fn two_candidates_and_a_follower_elect_fail_over_and_stay_in_step() {
         wait_healthy(c, dead).await;
         assert_eq!(role(c, dead).await.as_deref(), Some("candidate"));
         let dead_base = dead.base();
-        traffic.set_targets(vec![dead_base, survivor.base(), f.base()]);
+        traffic
+            .set_targets(vec![dead_base, survivor.base(), f.base()])
+            .await;
         let before = traffic.ok.load(Ordering::SeqCst);
         support::wait_until(Duration::from_secs(5), || async {
             traffic.ok.load(Ordering::SeqCst) >= before + 20
@@ -658,7 +668,7 @@ async fn two_candidates_and_a_follower_elect_fail_over_and_stay_in_step() {
     } else {
         (&mut b, &a)
     };
-    traffic.set_targets(vec![survivor.base(), f.base()]);
+    traffic.set_targets(vec![survivor.base(), f.base()]).await;
     let stopped_at = Instant::now();
     stopping.signal("TERM");
     let took_over = support::wait_until(Duration::from_secs(10), || async {
