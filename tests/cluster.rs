@@ -38,9 +38,36 @@ fn unique(tag: &str) -> String {
     )
 }
 
-/// A fresh PostgreSQL database, dropped at the end.
+/// A fresh PostgreSQL database, dropped at the end, or when a failing test unwinds.
 struct PgDb {
     name: String,
+    dropped: bool,
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        let name = self.name.clone();
+        // Drop cannot await: a throwaway runtime on its own thread does the async cleanup.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut admin) =
+                    AsyncPgConnection::establish(&format!("{PG_SERVER}/test")).await
+                {
+                    let _ = admin
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
 }
 
 impl PgDb {
@@ -53,14 +80,17 @@ impl PgDb {
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
             .unwrap();
-        PgDb { name }
+        PgDb {
+            name,
+            dropped: false,
+        }
     }
 
     fn dsn(&self) -> String {
         format!("{PG_SERVER}/{}", self.name)
     }
 
-    async fn drop_db(self) {
+    async fn drop_db(mut self) {
         let mut admin = AsyncPgConnection::establish(&format!("{PG_SERVER}/test"))
             .await
             .unwrap();
@@ -68,6 +98,7 @@ impl PgDb {
             .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
             .await
             .unwrap();
+        self.dropped = true;
     }
 }
 
@@ -298,6 +329,26 @@ async fn clear_prefix(url: &str, prefix: &str) {
     }
 }
 
+/// Removes the test's Redis keys when the test ends, failing or not.
+struct PrefixGuard {
+    url: String,
+    prefix: String,
+}
+
+impl Drop for PrefixGuard {
+    fn drop(&mut self) {
+        let (url, prefix) = (self.url.clone(), self.prefix.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(clear_prefix(&url, &prefix));
+        })
+        .join();
+    }
+}
+
 /// Leadership terms from the leader's journal, by epoch.
 async fn terms(url: &str, prefix: &str) -> Vec<(u64, String, i64, i64)> {
     let mut conn = redis_conn(url).await;
@@ -460,6 +511,10 @@ async fn an_unreachable_redis_stops_the_start_without_printing_the_password() {
 async fn two_candidates_and_a_follower_elect_fail_over_and_stay_in_step() {
     let redis_url = "redis://127.0.0.1:6379/";
     let prefix = format!("{}:", unique("gltest"));
+    let _keys = PrefixGuard {
+        url: redis_url.to_string(),
+        prefix: prefix.clone(),
+    };
     let db = PgDb::create().await;
     let dir = tempfile::tempdir().unwrap();
     let mock = MockUpstream::start(&[K1, K2, K3]).await.unwrap();
@@ -717,7 +772,6 @@ async fn two_candidates_and_a_follower_elect_fail_over_and_stay_in_step() {
     drop(f);
     drop(a);
     drop(b);
-    clear_prefix(redis_url, &prefix).await;
     db.drop_db().await;
 }
 
