@@ -139,6 +139,75 @@ fn handle_stop_signals(
     });
 }
 
+/// The cluster-wide start-up lock (`<prefix>lock:startup`), refreshed while held so a slow
+/// migration keeps it and a crashed node frees it within [`StartupLock::TTL`].
+struct StartupLock {
+    store: Arc<dyn crate::store::Coordinator>,
+    node: Arc<str>,
+    keeper: Option<actix_rt::task::JoinHandle<()>>,
+}
+
+impl StartupLock {
+    const NAME: &'static str = "startup";
+    const TTL: Duration = Duration::from_secs(15);
+    /// A start that cannot get the lock in this long gives up with an error.
+    const WAIT: Duration = Duration::from_secs(600);
+
+    async fn take(
+        store: &Arc<dyn crate::store::Coordinator>,
+        node: &Arc<str>,
+    ) -> Result<Self, StartError> {
+        let unheld = Self {
+            store: Arc::clone(store),
+            node: Arc::clone(node),
+            keeper: None,
+        };
+        if store.kind() != "redis" {
+            return Ok(unheld);
+        }
+        let deadline = Instant::now() + Self::WAIT;
+        let mut logged = false;
+        while !store.try_lock(Self::NAME, node, Self::TTL).await? {
+            if Instant::now() >= deadline {
+                return Err(StartError::Load {
+                    what: "the cluster start-up lock",
+                    reason: format!("another node held it for {} s", Self::WAIT.as_secs()),
+                });
+            }
+            if !logged {
+                tracing::info!("Another node is starting; waiting for it to finish.");
+                logged = true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (keep_store, keep_node) = (Arc::clone(store), Arc::clone(node));
+        let keeper = actix_rt::spawn(async move {
+            loop {
+                tokio::time::sleep(Self::TTL / 3).await;
+                if let Err(err) = keep_store
+                    .refresh_lock(Self::NAME, &keep_node, Self::TTL)
+                    .await
+                {
+                    tracing::warn!(error = %err, "Could not refresh the start-up lock.");
+                }
+            }
+        });
+        Ok(Self {
+            keeper: Some(keeper),
+            ..unheld
+        })
+    }
+
+    async fn release(mut self) {
+        if let Some(keeper) = self.keeper.take() {
+            keeper.abort();
+            if let Err(err) = self.store.unlock(Self::NAME, &self.node).await {
+                tracing::warn!(error = %err, "Could not release the start-up lock; it expires by itself.");
+            }
+        }
+    }
+}
+
 /// Connects, loads and starts serving. `handle_signals` lets actix stop on SIGINT/SIGTERM (the
 /// binary); tests stop the server themselves.
 pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp, StartError> {
@@ -151,12 +220,27 @@ pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp
     if coordinator.kind() == "redis" {
         tracing::info!(prefix = %config.redis_key_prefix, follower = config.is_slave, "Connected to Redis: cluster mode.");
     }
+    let node_id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
+    // Nodes of a cluster start one at a time: the first on an empty database creates the schema
+    // and the default settings, the others wait and find them there.
+    let startup = StartupLock::take(&coordinator, &node_id).await?;
+    let started = start_serialized(config, coordinator, node_id, handle_signals).await;
+    startup.release().await;
+    started
+}
+
+async fn start_serialized(
+    config: Arc<AppConfig>,
+    coordinator: Arc<dyn crate::store::Coordinator>,
+    node_id: Arc<str>,
+    handle_signals: bool,
+) -> Result<RunningApp, StartError> {
     let db = Database::connect(&config.database, config.db_pool_size).await?;
     tracing::info!(backend = db.backend(), database = ?config.database, "Connected to the database.");
     // Taken before the encryption check, so a `migrate-keys` run cannot change the data between
     // the check and serving; released on any failure so it does not block that very run.
     let lock = InstanceLock::acquire(&db, LockKind::Server, LockTiming::default()).await?;
-    match start_locked(config, db, coordinator, handle_signals).await {
+    match start_locked(config, db, coordinator, node_id, handle_signals).await {
         Ok(mut app) => {
             app.lock = Some(lock);
             Ok(app)
@@ -172,9 +256,9 @@ async fn start_locked(
     config: Arc<AppConfig>,
     db: Database,
     coordinator: Arc<dyn crate::store::Coordinator>,
+    node_id: Arc<str>,
     handle_signals: bool,
 ) -> Result<RunningApp, StartError> {
-    let node_id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
     let clustered = coordinator.kind() == "redis";
     let codec: KeyCodec = open_codec(&db, config.encryption_key.expose()).await?;
     tracing::info!(codec = ?codec, "Checked ENCRYPTION_KEY against the stored keys.");

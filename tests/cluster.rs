@@ -527,11 +527,12 @@ async fn two_candidates_and_a_follower_elect_fail_over_and_stay_in_step() {
         ]
     };
     let c = &client();
-    // The first node creates the schema; the others start on it.
+    // All three start at once on the empty database: the start-up lock lets one create the
+    // schema and default settings while the others wait.
     let mut a = Node::spawn("a", dir.path(), &env(false));
-    wait_healthy(c, &a).await;
     let mut b = Node::spawn("b", dir.path(), &env(false));
     let f = Node::spawn("f", dir.path(), &env(true));
+    wait_healthy(c, &a).await;
     wait_healthy(c, &b).await;
     wait_healthy(c, &f).await;
 

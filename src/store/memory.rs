@@ -16,6 +16,7 @@ struct Inner {
     epoch: u64,
     failures: HashMap<i64, i64>,
     task: Option<(String, Instant)>,
+    locks: HashMap<String, (String, Instant)>,
     task_status: Option<String>,
 }
 
@@ -122,6 +123,47 @@ impl Coordinator for MemoryStore {
         Ok(())
     }
 
+    async fn try_lock(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut inner = self.inner.lock();
+        if inner.locks.get(name).is_some_and(|(_, until)| *until > now) {
+            return Ok(false);
+        }
+        inner
+            .locks
+            .insert(name.to_string(), (owner.to_string(), now + ttl));
+        Ok(true)
+    }
+
+    async fn refresh_lock(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut inner = self.inner.lock();
+        match inner.locks.get_mut(name) {
+            Some((holder, until)) if holder == owner && *until > now => {
+                *until = now + ttl;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn unlock(&self, name: &str, owner: &str) -> Result<(), StoreError> {
+        let mut inner = self.inner.lock();
+        if inner
+            .locks
+            .get(name)
+            .is_some_and(|(holder, _)| holder == owner)
+        {
+            inner.locks.remove(name);
+        }
+        Ok(())
+    }
+
     async fn claim_task(&self, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
         let now = Instant::now();
         let mut inner = self.inner.lock();
@@ -187,6 +229,21 @@ mod tests {
         );
         assert!(s.record_term("b", 8).await.unwrap());
         assert!(!s.record_term("a", 8).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn named_locks_have_one_owner() {
+        let s = MemoryStore::default();
+        let ttl = Duration::from_secs(5);
+        assert!(s.try_lock("startup", "a", ttl).await.unwrap());
+        assert!(!s.try_lock("startup", "b", ttl).await.unwrap());
+        assert!(s.try_lock("other", "b", ttl).await.unwrap());
+        assert!(s.refresh_lock("startup", "a", ttl).await.unwrap());
+        assert!(!s.refresh_lock("startup", "b", ttl).await.unwrap());
+        s.unlock("startup", "b").await.unwrap();
+        assert!(!s.try_lock("startup", "b", ttl).await.unwrap());
+        s.unlock("startup", "a").await.unwrap();
+        assert!(s.try_lock("startup", "b", ttl).await.unwrap());
     }
 
     #[tokio::test]

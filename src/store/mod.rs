@@ -89,6 +89,20 @@ pub trait Coordinator: Send + Sync + 'static {
     /// Forgets the failure counts of keys that were restored or deleted.
     async fn reset_failures(&self, key_ids: &[i64]) -> Result<(), StoreError>;
 
+    /// Takes the named lock `<prefix>lock:<name>` for `owner` if free (`SET NX PX`).
+    async fn try_lock(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError>;
+
+    /// Extends a named lock `owner` holds; false when it does not hold it any more.
+    async fn refresh_lock(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// Releases a named lock if `owner` holds it.
+    async fn unlock(&self, name: &str, owner: &str) -> Result<(), StoreError>;
+
     /// Claims the one cluster-wide admin task slot for `owner` (`SET NX PX`).
     async fn claim_task(&self, owner: &str, ttl: Duration) -> Result<bool, StoreError>;
 

@@ -93,6 +93,9 @@ impl Keys {
     fn failures(&self, key_id: i64) -> String {
         format!("{}key:{key_id}:failures", self.prefix)
     }
+    fn lock(&self, name: &str) -> String {
+        format!("{}lock:{name}", self.prefix)
+    }
     fn task_lock(&self) -> String {
         format!("{}tasks:lock", self.prefix)
     }
@@ -192,6 +195,23 @@ impl RedisStore {
 
     async fn conn(&self) -> Result<deadpool_redis::Connection, StoreError> {
         self.pool.get().await.map_err(command_error)
+    }
+
+    async fn set_nx(&self, key: String, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let set: Option<String> = redis::cmd("SET")
+                .arg(key)
+                .arg(owner)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl.as_millis() as u64)
+                .query_async(&mut conn)
+                .await
+                .map_err(command_error)?;
+            Ok(set.is_some())
+        })
+        .await
     }
 
     async fn timed<T>(
@@ -423,21 +443,48 @@ impl Coordinator for RedisStore {
         .await
     }
 
-    async fn claim_task(&self, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
+    async fn try_lock(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.set_nx(self.keys.lock(name), owner, ttl).await
+    }
+
+    async fn refresh_lock(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
         self.timed(async {
             let mut conn = self.conn().await?;
-            let set: Option<String> = redis::cmd("SET")
-                .arg(self.keys.task_lock())
+            let n: i64 = self
+                .compare_and_expire
+                .key(self.keys.lock(name))
                 .arg(owner)
-                .arg("NX")
-                .arg("PX")
                 .arg(ttl.as_millis() as u64)
-                .query_async(&mut conn)
+                .invoke_async(&mut conn)
                 .await
                 .map_err(command_error)?;
-            Ok(set.is_some())
+            Ok(n == 1)
         })
         .await
+    }
+
+    async fn unlock(&self, name: &str, owner: &str) -> Result<(), StoreError> {
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let _: i64 = self
+                .compare_and_delete
+                .key(self.keys.lock(name))
+                .arg(owner)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(command_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn claim_task(&self, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.set_nx(self.keys.task_lock(), owner, ttl).await
     }
 
     async fn refresh_task(&self, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
