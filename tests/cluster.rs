@@ -944,3 +944,17 @@ async fn nodes_ride_out_a_redis_restart_and_reload_what_they_missed() {
     redis.kill();
     db.drop_db().await;
 }
+
+#[actix_rt::test]
+async fn a_single_node_leads_itself_and_health_reports_its_dependencies() {
+    let t = support::TestServer::start(&[K1]).await;
+    let (status, body) = t.get("/health").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "healthy");
+    assert_eq!(body["role"], "leader");
+    assert_eq!(body["epoch"], 1);
+    assert_eq!(body["database"], "ok");
+    assert_eq!(body["redis"], "disabled");
+    assert!(body["uptime"].is_string() && body["node_id"].is_string());
+    t.stop().await;
+}
