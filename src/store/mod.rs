@@ -125,11 +125,7 @@ pub async fn connect(config: &AppConfig) -> Result<Arc<dyn Coordinator>, StoreEr
     if config.redis_dsn.is_empty() {
         return Ok(Arc::new(memory::MemoryStore::default()));
     }
-    let store = redis::RedisStore::connect(
-        config.redis_dsn.expose(),
-        &config.redis_key_prefix,
-        Duration::from_millis(config.cluster_leader_ttl_ms),
-    )
-    .await?;
+    let store =
+        redis::RedisStore::connect(config.redis_dsn.expose(), &config.redis_key_prefix).await?;
     Ok(Arc::new(store))
 }

@@ -128,7 +128,7 @@ fn holder(node: &str, epoch: u64) -> String {
 
 impl RedisStore {
     /// Opens the pool, checks that Redis answers a PING, and starts the subscription.
-    pub async fn connect(dsn: &str, prefix: &str, _ttl: Duration) -> Result<Self, StoreError> {
+    pub async fn connect(dsn: &str, prefix: &str) -> Result<Self, StoreError> {
         // The parser's messages never repeat the URL, so they cannot leak its password.
         let info = dsn
             .into_connection_info()
