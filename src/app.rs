@@ -40,6 +40,8 @@ pub enum StartError {
     Encryption(#[from] EncryptionMismatch),
     #[error("could not load {what}: {reason}")]
     Load { what: &'static str, reason: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     #[error("could not listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -57,6 +59,8 @@ pub struct RunningApp {
     lock: Option<InstanceLock>,
     /// The background validator (driven only while this node leads).
     pub validator: crate::validation::background::Validator,
+    /// The election actor of a cluster node.
+    cluster: Option<actix::Addr<crate::cluster::ClusterActor>>,
 }
 
 impl RunningApp {
@@ -68,6 +72,7 @@ impl RunningApp {
             Err(err) => Err(std::io::Error::other(err)),
         };
         self.validator.shutdown();
+        self.resign().await;
         self.state.flush_logs().await;
         if let Some(lock) = self.lock.take() {
             lock.release().await;
@@ -78,6 +83,11 @@ impl RunningApp {
     /// Stops gracefully: in-flight requests finish first, then buffered logs are written and
     /// the lock row is removed.
     pub async fn stop(mut self) {
+        self.state
+            .draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        // Hand leadership over first: the next leader need not wait out the TTL.
+        self.resign().await;
         self.handle.stop(true).await;
         self.state.tasks.shutdown();
         self.validator.shutdown();
@@ -89,6 +99,116 @@ impl RunningApp {
     }
 }
 
+impl RunningApp {
+    /// Leaves the election and releases the leader lock if this node holds it.
+    async fn resign(&mut self) {
+        if let Some(cluster) = self.cluster.take() {
+            let _ = cluster.send(crate::cluster::Resign).await;
+        }
+    }
+}
+
+/// Stops on SIGTERM (gracefully) or SIGINT/SIGQUIT (at once), as actix would, but first marks
+/// the node as draining and leaves the election, so `/health` turns 503 and another node takes
+/// over the singleton jobs while in-flight requests finish.
+fn handle_stop_signals(
+    handle: ServerHandle,
+    draining: Arc<std::sync::atomic::AtomicBool>,
+    cluster: Option<actix::Addr<crate::cluster::ClusterActor>>,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    actix_rt::spawn(async move {
+        let (Ok(mut term), Ok(mut int), Ok(mut quit)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::quit()),
+        ) else {
+            tracing::error!("Could not listen for stop signals.");
+            return;
+        };
+        let graceful = tokio::select! {
+            _ = term.recv() => true,
+            _ = int.recv() => false,
+            _ = quit.recv() => false,
+        };
+        tracing::info!(graceful, "Stop signal received; draining.");
+        draining.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(cluster) = cluster {
+            let _ = cluster.send(crate::cluster::Resign).await;
+        }
+        handle.stop(graceful).await;
+    });
+}
+
+/// The cluster-wide start-up lock (`<prefix>lock:startup`), refreshed while held so a slow
+/// migration keeps it and a crashed node frees it within [`StartupLock::TTL`].
+struct StartupLock {
+    store: Arc<dyn crate::store::Coordinator>,
+    node: Arc<str>,
+    keeper: Option<actix_rt::task::JoinHandle<()>>,
+}
+
+impl StartupLock {
+    const NAME: &'static str = "startup";
+    const TTL: Duration = Duration::from_secs(15);
+    /// A start that cannot get the lock in this long gives up with an error.
+    const WAIT: Duration = Duration::from_secs(600);
+
+    async fn take(
+        store: &Arc<dyn crate::store::Coordinator>,
+        node: &Arc<str>,
+    ) -> Result<Self, StartError> {
+        let unheld = Self {
+            store: Arc::clone(store),
+            node: Arc::clone(node),
+            keeper: None,
+        };
+        if store.kind() != "redis" {
+            return Ok(unheld);
+        }
+        let deadline = Instant::now() + Self::WAIT;
+        let mut logged = false;
+        while !store.try_lock(Self::NAME, node, Self::TTL).await? {
+            if Instant::now() >= deadline {
+                return Err(StartError::Load {
+                    what: "the cluster start-up lock",
+                    reason: format!("another node held it for {} s", Self::WAIT.as_secs()),
+                });
+            }
+            if !logged {
+                tracing::info!("Another node is starting; waiting for it to finish.");
+                logged = true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (keep_store, keep_node) = (Arc::clone(store), Arc::clone(node));
+        let keeper = actix_rt::spawn(async move {
+            loop {
+                tokio::time::sleep(Self::TTL / 3).await;
+                if let Err(err) = keep_store
+                    .refresh_lock(Self::NAME, &keep_node, Self::TTL)
+                    .await
+                {
+                    tracing::warn!(error = %err, "Could not refresh the start-up lock.");
+                }
+            }
+        });
+        Ok(Self {
+            keeper: Some(keeper),
+            ..unheld
+        })
+    }
+
+    async fn release(mut self) {
+        if let Some(keeper) = self.keeper.take() {
+            keeper.abort();
+            if let Err(err) = self.store.unlock(Self::NAME, &self.node).await {
+                tracing::warn!(error = %err, "Could not release the start-up lock; it expires by itself.");
+            }
+        }
+    }
+}
+
 /// Connects, loads and starts serving. `handle_signals` lets actix stop on SIGINT/SIGTERM (the
 /// binary); tests stop the server themselves.
 pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp, StartError> {
@@ -96,12 +216,32 @@ pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = Arc::new(config);
 
+    // Redis first: a cluster node that cannot reach it must not start at all.
+    let coordinator = crate::store::connect(&config).await?;
+    if coordinator.kind() == "redis" {
+        tracing::info!(prefix = %config.redis_key_prefix, follower = config.is_slave, "Connected to Redis: cluster mode.");
+    }
+    let node_id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
+    // Nodes of a cluster start one at a time: the first on an empty database creates the schema
+    // and the default settings, the others wait and find them there.
+    let startup = StartupLock::take(&coordinator, &node_id).await?;
+    let started = start_serialized(config, coordinator, node_id, handle_signals).await;
+    startup.release().await;
+    started
+}
+
+async fn start_serialized(
+    config: Arc<AppConfig>,
+    coordinator: Arc<dyn crate::store::Coordinator>,
+    node_id: Arc<str>,
+    handle_signals: bool,
+) -> Result<RunningApp, StartError> {
     let db = Database::connect(&config.database, config.db_pool_size).await?;
     tracing::info!(backend = db.backend(), database = ?config.database, "Connected to the database.");
     // Taken before the encryption check, so a `migrate-keys` run cannot change the data between
     // the check and serving; released on any failure so it does not block that very run.
     let lock = InstanceLock::acquire(&db, LockKind::Server, LockTiming::default()).await?;
-    match start_locked(config, db, handle_signals).await {
+    match start_locked(config, db, coordinator, node_id, handle_signals).await {
         Ok(mut app) => {
             app.lock = Some(lock);
             Ok(app)
@@ -116,8 +256,11 @@ pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp
 async fn start_locked(
     config: Arc<AppConfig>,
     db: Database,
+    coordinator: Arc<dyn crate::store::Coordinator>,
+    node_id: Arc<str>,
     handle_signals: bool,
 ) -> Result<RunningApp, StartError> {
+    let clustered = coordinator.kind() == "redis";
     let codec: KeyCodec = open_codec(&db, config.encryption_key.expose()).await?;
     tracing::info!(codec = ?codec, "Checked ENCRYPTION_KEY against the stored keys.");
     let repo = Repo::new(db, codec);
@@ -139,7 +282,13 @@ async fn start_locked(
 
     let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
     let registry = GroupRegistryActor::new(Arc::new(repo.clone()), Arc::clone(&snapshot)).start();
-    let pool_actor = KeyPoolActor::new(Arc::new(repo.clone()));
+    let mut pool_actor = KeyPoolActor::new(Arc::new(repo.clone()));
+    if clustered {
+        pool_actor = pool_actor.with_health_bus(Arc::new(crate::cluster::sync::StoreHealthBus {
+            store: Arc::clone(&coordinator),
+            node: Arc::clone(&node_id),
+        }));
+    }
     let usable_keys = pool_actor.usable_keys();
     let floor_hits = pool_actor.floor_hits();
     let leases = pool_actor.lease_table();
@@ -190,9 +339,41 @@ async fn start_locked(
         registry,
         repo,
         started_at: Instant::now(),
-        tasks: TaskRegistry::start(),
-        leadership: crate::cluster::Leadership::single_node(),
+        tasks: if clustered {
+            TaskRegistry::start().with_cluster(
+                Arc::clone(&coordinator),
+                Arc::clone(&node_id),
+                config.leader_ttl(),
+            )
+        } else {
+            TaskRegistry::start()
+        },
+        leadership: if clustered {
+            crate::cluster::Leadership::new(crate::cluster::Role::Candidate)
+        } else {
+            crate::cluster::Leadership::single_node()
+        },
+        node_id: Arc::clone(&node_id),
+        coordinator: Arc::clone(&coordinator),
+        draining: Arc::default(),
     };
+    // Subscribed before the election starts, so no event after this point is missed.
+    crate::cluster::sync::spawn_listener(state.clone());
+    let cluster = clustered.then(|| {
+        crate::cluster::ClusterActor::new(
+            Arc::clone(&coordinator),
+            state.leadership.clone(),
+            crate::cluster::ElectionConfig {
+                node: Arc::clone(&node_id),
+                ttl: config.leader_ttl(),
+                candidate: !config.is_slave,
+            },
+        )
+        .start()
+    });
+    if clustered {
+        crate::cluster::terms::spawn(&state, config.leader_renew_interval());
+    }
     crate::retention::spawn(state.clone());
     let validator = crate::validation::background::spawn(
         &state,
@@ -250,9 +431,8 @@ async fn start_locked(
     if config.workers > 0 {
         server = server.workers(config.workers);
     }
-    if !handle_signals {
-        server = server.disable_signals();
-    }
+    // Stop signals are ours (see `handle_stop_signals`), so draining starts before the stop.
+    server = server.disable_signals();
     let bind_addr = format!("{}:{}", config.host, config.port);
     let server = server
         .bind(bind_addr.as_str())
@@ -271,7 +451,10 @@ async fn start_locked(
     let server = server.run();
     let handle = server.handle();
     let server = actix_rt::spawn(server);
-    tracing::info!(%addr, "Listening.");
+    if handle_signals {
+        handle_stop_signals(handle.clone(), Arc::clone(&state.draining), cluster.clone());
+    }
+    tracing::info!(%addr, node = %node_id, "Listening.");
     Ok(RunningApp {
         addr,
         handle,
@@ -279,6 +462,7 @@ async fn start_locked(
         server,
         lock: None,
         validator,
+        cluster,
     })
 }
 

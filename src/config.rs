@@ -81,6 +81,10 @@ pub struct AppConfig {
     pub encryption_key: Secret,
     pub database: DatabaseUrl,
     pub redis_dsn: Secret,
+    /// Prefix of every Redis key and channel (`REDIS_KEY_PREFIX`, default `gpt-load:`).
+    pub redis_key_prefix: String,
+    /// Leader lock lifetime (`CLUSTER_LEADER_TTL_MS`); the leader renews at a third of it.
+    pub cluster_leader_ttl_ms: u64,
     pub max_concurrent_requests: usize,
     pub max_request_body_bytes: usize,
     pub enable_cors: bool,
@@ -219,6 +223,15 @@ impl AppConfig {
             value: "(hidden)".into(),
             reason,
         })?;
+        let redis_dsn = env.string("REDIS_DSN", "");
+        let is_slave = env.bool("IS_SLAVE", false)?;
+        if is_slave && redis_dsn.is_empty() {
+            return Err(ConfigError::Invalid {
+                var: "IS_SLAVE",
+                value: "true".into(),
+                reason: "a follower needs REDIS_DSN: without Redis it cannot follow a leader or hear about changes made on other nodes".into(),
+            });
+        }
         let config = AppConfig {
             port,
             host: env.string("HOST", "0.0.0.0"),
@@ -226,11 +239,13 @@ impl AppConfig {
             server_write_timeout_secs: env.int("SERVER_WRITE_TIMEOUT", 600, 1, 86_400)? as u64,
             server_idle_timeout_secs: env.int("SERVER_IDLE_TIMEOUT", 120, 1, 86_400)? as u64,
             graceful_shutdown_timeout_secs: graceful,
-            is_slave: env.bool("IS_SLAVE", false)?,
+            is_slave,
             auth_key: Secret::new(auth_key),
             encryption_key: Secret::new(env.string("ENCRYPTION_KEY", "")),
             database,
-            redis_dsn: Secret::new(env.string("REDIS_DSN", "")),
+            redis_dsn: Secret::new(redis_dsn),
+            redis_key_prefix: env.string("REDIS_KEY_PREFIX", "gpt-load:"),
+            cluster_leader_ttl_ms: env.int("CLUSTER_LEADER_TTL_MS", 15_000, 300, 600_000)? as u64,
             max_concurrent_requests: env.int("MAX_CONCURRENT_REQUESTS", 100, 1, 1_000_000)?
                 as usize,
             max_request_body_bytes: env.int("MAX_REQUEST_BODY_SIZE_MB", 32, 1, 4096)? as usize
@@ -286,10 +301,17 @@ impl AppConfig {
         if self.enable_cors && self.allowed_origins.iter().any(|o| o == "*") {
             out.push("ALLOWED_ORIGINS allows every origin (*).".to_string());
         }
-        if !self.redis_dsn.is_empty() {
-            out.push("REDIS_DSN is set but cluster mode is not available in this build; using the in-memory store.".to_string());
-        }
         out
+    }
+
+    /// How long the leader lock lives without renewal.
+    pub fn leader_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.cluster_leader_ttl_ms)
+    }
+
+    /// How often the leader renews its lock (and candidates try to take it): a third of the TTL.
+    pub fn leader_renew_interval(&self) -> std::time::Duration {
+        self.leader_ttl() / 3
     }
 
     /// `http://{host}:{port}`, with `localhost` for wildcard hosts: the default `app_url`.
@@ -425,6 +447,27 @@ mod tests {
                 .to_string();
             assert!(err.contains(var), "{var}={value}: {err}");
         }
+    }
+
+    #[test]
+    fn a_follower_needs_redis() {
+        let err = AppConfig::from_map(&vars(&[("AUTH_KEY", "k"), ("IS_SLAVE", "true")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("IS_SLAVE") && err.contains("REDIS_DSN"),
+            "{err}"
+        );
+        let c = AppConfig::from_map(&vars(&[
+            ("AUTH_KEY", "k"),
+            ("IS_SLAVE", "true"),
+            ("REDIS_DSN", "redis://:pw@127.0.0.1:6379/0"),
+            ("CLUSTER_LEADER_TTL_MS", "1500"),
+        ]))
+        .unwrap();
+        assert_eq!(c.leader_renew_interval().as_millis(), 500);
+        assert_eq!(c.redis_key_prefix, "gpt-load:");
+        assert!(!format!("{c:?}").contains("pw@"));
     }
 
     #[test]

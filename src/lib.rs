@@ -18,5 +18,6 @@ pub mod migrate_keys;
 pub mod proxy;
 pub mod retention;
 pub mod state;
+pub mod store;
 pub mod tasks;
 pub mod validation;

@@ -37,12 +37,32 @@ pub struct AppState {
     pub tasks: TaskRegistry,
     /// Whether this node runs the singleton jobs now.
     pub leadership: crate::cluster::Leadership,
+    /// This process's id in the cluster (unique per start).
+    pub node_id: Arc<str>,
+    /// The shared store: Redis in a cluster, in-process on a single node.
+    pub coordinator: Arc<dyn crate::store::Coordinator>,
+    /// Set once a graceful stop began: `/health` answers 503 so load balancers move on.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {
-    /// Reloads groups and settings and waits until the new snapshot is published, so the next
-    /// request on this node sees an admin write.
+    /// Applies an admin write to groups or settings: reloads them here (waiting until the new
+    /// snapshot is published, so the next request on this node sees the write), then tells the
+    /// other nodes of the cluster to do the same.
     pub async fn reload_config(&self) -> Result<(), ApiError> {
+        self.reload_config_local().await?;
+        self.announce(crate::store::ClusterEvent::ConfigChanged)
+            .await;
+        Ok(())
+    }
+
+    /// Tells the other nodes of the cluster about a write this node already applied.
+    pub async fn announce(&self, event: crate::store::ClusterEvent) {
+        crate::cluster::sync::publish(&*self.coordinator, &self.node_id, event).await;
+    }
+
+    /// Reloads groups and settings on this node only.
+    pub async fn reload_config_local(&self) -> Result<(), ApiError> {
         self.registry
             .send(Reload)
             .await

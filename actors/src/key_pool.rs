@@ -13,10 +13,10 @@ use tokio::sync::{mpsc, oneshot};
 use std::time::Duration;
 use std::time::Instant;
 
-use crate::domain::{GroupId, KeyId, KeySecret, KeyStatus, PoolKey};
+use crate::domain::{GroupId, HealthChange, KeyId, KeySecret, KeyStatus, PoolKey};
 use crate::key_state::{FailureClass, HealthPolicy, KeyHealth, State, Transition};
 use crate::lease_table::LeaseTable;
-use crate::ports::{KeyRepo, PortError};
+use crate::ports::{HealthBus, KeyRepo, PortError};
 
 struct Entry {
     secret: Arc<KeySecret>,
@@ -64,6 +64,20 @@ impl GroupKeys {
             .iter()
             .filter(|id| keys.get_mut(id).is_some_and(|e| e.health.usable(now)))
             .count()
+    }
+
+    /// Usable keys the pool floor keeps in service: `floor_percent` % of the group's enabled
+    /// keys, at least one; 0 % turns protection off.
+    fn floor(&self, floor_percent: i64) -> usize {
+        let total = self
+            .keys
+            .values()
+            .filter(|e| e.health.state != State::Disabled)
+            .count();
+        match floor_percent.max(0) {
+            0 => 0,
+            pct => ((total as i64 * pct + 99) / 100).max(1) as usize,
+        }
     }
 
     fn remove_from_ring(&mut self, id: KeyId) {
@@ -128,6 +142,8 @@ pub struct KeyPoolActor {
     floor_hits: Arc<std::sync::atomic::AtomicU64>,
     writes: mpsc::UnboundedSender<HealthWrite>,
     writer: Option<mpsc::UnboundedReceiver<HealthWrite>>,
+    /// The cluster's shared failure counts and health events; `None` on a single node.
+    bus: Option<Arc<dyn HealthBus>>,
 }
 
 impl KeyPoolActor {
@@ -142,7 +158,68 @@ impl KeyPoolActor {
             floor_hits: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             writes,
             writer: Some(writer),
+            bus: None,
         }
+    }
+
+    /// Shares failure counts and health changes with the other nodes of a cluster.
+    pub fn with_health_bus(mut self, bus: Arc<dyn HealthBus>) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    fn announce(&self, group_id: GroupId, key_id: KeyId, change: HealthChange) {
+        if let Some(bus) = &self.bus {
+            bus.announce(group_id, key_id, change);
+        }
+    }
+
+    /// Merges the cluster-wide failure count of a key into this node's view: at the threshold
+    /// the key is blacklisted here too (within the pool floor), even if this node saw fewer
+    /// of the failures.
+    fn merge_cluster_count(&mut self, msg: &ReportOutcome, cluster_count: i64) {
+        let now = Instant::now();
+        let Some(group) = self.groups.get_mut(&msg.group_id) else {
+            return;
+        };
+        let floor = group.floor(msg.floor_percent);
+        let usable = group.usable_now(now);
+        let Some(entry) = group.keys.get_mut(&msg.key_id) else {
+            return;
+        };
+        if matches!(entry.health.state, State::Invalid | State::Disabled) {
+            return;
+        }
+        if cluster_count > entry.health.failure_count {
+            entry.health.failure_count = cluster_count;
+        }
+        let threshold = msg.policy.blacklist_threshold;
+        if threshold <= 0 || cluster_count < threshold {
+            return;
+        }
+        if entry.health.usable(now) && usable <= floor {
+            self.floor_hits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
+        entry.health.state = State::Invalid;
+        let health = entry.health.clone();
+        group.remove_from_ring(msg.key_id);
+        self.publish(msg.group_id);
+        tracing::warn!(
+            group_id = msg.group_id,
+            key_id = msg.key_id,
+            failures = cluster_count,
+            "Blacklisted a key that reached the failure threshold across the cluster."
+        );
+        self.persist(msg.key_id, &health, None);
+        self.announce(
+            msg.group_id,
+            msg.key_id,
+            HealthChange::Blacklisted {
+                failure_count: health.failure_count,
+            },
+        );
     }
 }
 
@@ -360,7 +437,7 @@ pub struct ReportOutcome {
 impl Handler<ReportOutcome> for KeyPoolActor {
     type Result = ();
 
-    fn handle(&mut self, msg: ReportOutcome, _ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: ReportOutcome, ctx: &mut Self::Context) {
         match msg.failure {
             None => {
                 if let Some(entry) = self
@@ -372,7 +449,7 @@ impl Handler<ReportOutcome> for KeyPoolActor {
                 }
             }
             Some(class) => {
-                self.record_failure(
+                let recorded = self.record_failure(
                     msg.group_id,
                     msg.key_id,
                     class,
@@ -380,9 +457,42 @@ impl Handler<ReportOutcome> for KeyPoolActor {
                     msg.floor_percent,
                     None,
                 );
+                let Some(recorded) = recorded else {
+                    return;
+                };
+                if let (true, false, Some(bus)) =
+                    (recorded.counted, recorded.blacklisted, self.bus.clone())
+                {
+                    // Failures only: a successful request never waits on (or even reaches)
+                    // the shared store.
+                    let key_id = msg.key_id;
+                    ctx.spawn(
+                        async move { bus.count_failure(key_id).await }
+                            .into_actor(self)
+                            .map(move |counted, act, _ctx| match counted {
+                                Ok(n) => act.merge_cluster_count(&msg, n),
+                                Err(err) => tracing::warn!(
+                                    key_id,
+                                    error = %err,
+                                    "Could not count a key failure across the cluster; counted on this node only."
+                                ),
+                            }),
+                    );
+                }
             }
         }
     }
+}
+
+/// What one recorded failure did to a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Recorded {
+    /// The stored health changed (a write was queued).
+    changed: bool,
+    /// The failure counted toward the blacklist threshold.
+    counted: bool,
+    /// The key was blacklisted by it.
+    blacklisted: bool,
 }
 
 impl KeyPoolActor {
@@ -408,8 +518,8 @@ impl KeyPoolActor {
     }
 
     /// Applies one failure of `class` under `policy`, keeping at least `floor_percent` % of the
-    /// group's keys (and at least one) usable. Returns whether the stored health changed (a write
-    /// was queued, acknowledged on `ack`), or `None` for a key the pool does not hold.
+    /// group's keys (and at least one) usable. Says what changed (a write queued when `changed`,
+    /// acknowledged on `ack`), or `None` for a key the pool does not hold.
     fn record_failure(
         &mut self,
         group_id: GroupId,
@@ -418,19 +528,10 @@ impl KeyPoolActor {
         policy: &HealthPolicy,
         floor_percent: i64,
         ack: Option<oneshot::Sender<()>>,
-    ) -> Option<bool> {
+    ) -> Option<Recorded> {
         let now = Instant::now();
         let group = self.groups.get_mut(&group_id)?;
-        let total = group
-            .keys
-            .values()
-            .filter(|e| e.health.state != State::Disabled)
-            .count();
-        // 0 % turns protection off; otherwise at least one key always stays in service.
-        let floor = match floor_percent.max(0) {
-            0 => 0,
-            pct => ((total as i64 * pct + 99) / 100).max(1) as usize,
-        };
+        let floor = group.floor(floor_percent);
         let usable = group.usable_now(now);
         let entry = group.keys.get_mut(&key_id)?;
         entry.health.decay(policy, now);
@@ -457,11 +558,17 @@ impl KeyPoolActor {
         entry.health.apply(class, transition, allow, now);
         let after = entry.health.clone();
         let blacklisted = after.state == State::Invalid && before.state != State::Invalid;
-        if let State::CoolingDown { until } = after.state {
-            self.table.rest(group_id, key_id, until);
-        }
         if blacklisted {
             group.remove_from_ring(key_id);
+        }
+        if let State::CoolingDown { until } = after.state {
+            self.table.rest(group_id, key_id, until);
+            if before.state != after.state {
+                let for_ms = until.saturating_duration_since(now).as_millis() as u64;
+                self.announce(group_id, key_id, HealthChange::CoolingDown { for_ms });
+            }
+        }
+        if blacklisted {
             self.publish(group_id);
             tracing::warn!(
                 group_id,
@@ -474,7 +581,20 @@ impl KeyPoolActor {
         if changed {
             self.persist(key_id, &after, ack);
         }
-        Some(changed)
+        if blacklisted {
+            self.announce(
+                group_id,
+                key_id,
+                HealthChange::Blacklisted {
+                    failure_count: after.failure_count,
+                },
+            );
+        }
+        Some(Recorded {
+            changed,
+            counted: after.failure_count > before.failure_count,
+            blacklisted,
+        })
     }
 
     /// A passed validation: the key is active again with a zero failure count and no cooldown.
@@ -484,12 +604,17 @@ impl KeyPoolActor {
         group_id: GroupId,
         key_id: KeyId,
         ack: Option<oneshot::Sender<()>>,
-    ) -> Option<bool> {
+    ) -> Option<Recorded> {
         let group = self.groups.get_mut(&group_id)?;
         let entry = group.keys.get_mut(&key_id)?;
         let before = entry.health.clone();
+        let unchanged = Recorded {
+            changed: false,
+            counted: false,
+            blacklisted: false,
+        };
         if before.state == State::Disabled {
-            return Some(false);
+            return Some(unchanged);
         }
         entry.health.restore();
         let after = entry.health.clone();
@@ -504,7 +629,13 @@ impl KeyPoolActor {
         if changed {
             self.persist(key_id, &after, ack);
         }
-        Some(changed)
+        if changed || matches!(before.state, State::CoolingDown { .. }) {
+            self.announce(group_id, key_id, HealthChange::Restored);
+        }
+        Some(Recorded {
+            changed,
+            ..unchanged
+        })
     }
 }
 
@@ -557,11 +688,69 @@ impl Handler<ApplyProbe> for KeyPoolActor {
                 Some(tx),
             ),
         };
+        let changed = outcome.is_some_and(|r| r.changed);
         MessageResult(ProbeApplied {
             known: outcome.is_some(),
-            changed: outcome == Some(true),
-            persisted: (outcome == Some(true)).then_some(rx),
+            changed,
+            persisted: changed.then_some(rx),
         })
+    }
+}
+
+/// Applies a key health change another node of the cluster made. Nothing is persisted here:
+/// the node that made the change already did.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ApplyRemoteHealth {
+    pub group_id: GroupId,
+    pub key_id: KeyId,
+    pub change: HealthChange,
+}
+
+impl Handler<ApplyRemoteHealth> for KeyPoolActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ApplyRemoteHealth, _ctx: &mut Self::Context) {
+        let now = Instant::now();
+        let Some(group) = self.groups.get_mut(&msg.group_id) else {
+            return;
+        };
+        let Some(entry) = group.keys.get_mut(&msg.key_id) else {
+            return;
+        };
+        if entry.health.state == State::Disabled {
+            return;
+        }
+        if msg.change == HealthChange::Restored {
+            let before = entry.health.state;
+            entry.health.restore();
+            match before {
+                State::Invalid => {
+                    group.ring.push(msg.key_id);
+                    self.publish(msg.group_id);
+                }
+                State::CoolingDown { .. } => self.table.wake(msg.group_id, msg.key_id),
+                State::Active | State::Disabled => {}
+            }
+            return;
+        }
+        if entry.health.state == State::Invalid {
+            return;
+        }
+        match msg.change {
+            HealthChange::Restored => {}
+            HealthChange::Blacklisted { failure_count } => {
+                entry.health.state = State::Invalid;
+                entry.health.failure_count = entry.health.failure_count.max(failure_count);
+                group.remove_from_ring(msg.key_id);
+                self.publish(msg.group_id);
+            }
+            HealthChange::CoolingDown { for_ms } => {
+                let until = now + std::time::Duration::from_millis(for_ms);
+                entry.health.state = State::CoolingDown { until };
+                self.table.rest(msg.group_id, msg.key_id, until);
+            }
+        }
     }
 }
 
@@ -591,6 +780,9 @@ impl Handler<ResetCooldown> for KeyPoolActor {
         // The backoff starts over too, so the next rate limit rests the shortest time again.
         entry.health.on_success();
         self.table.wake(msg.group_id, msg.key_id);
+        if cooling {
+            self.announce(msg.group_id, msg.key_id, HealthChange::Restored);
+        }
         Some(cooling)
     }
 }
@@ -1096,5 +1288,141 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(missing, None);
+    }
+
+    /// A cluster whose other nodes already counted `others` failures of every key.
+    struct FakeBus {
+        others: i64,
+        counts: Mutex<HashMap<KeyId, i64>>,
+        announced: Mutex<Vec<(KeyId, HealthChange)>>,
+    }
+
+    #[async_trait]
+    impl HealthBus for FakeBus {
+        async fn count_failure(&self, key_id: KeyId) -> Result<i64, PortError> {
+            let mut counts = self.counts.lock();
+            let n = counts.entry(key_id).or_insert(self.others);
+            *n += 1;
+            Ok(*n)
+        }
+        fn announce(&self, _group_id: GroupId, key_id: KeyId, change: HealthChange) {
+            self.announced.lock().push((key_id, change));
+        }
+    }
+
+    #[actix_rt::test]
+    async fn failures_count_across_the_cluster_and_blacklisting_is_announced() {
+        let repo = Arc::new(MemRepo::default());
+        *repo.keys.lock() = vec![key(1, KeyStatus::Active), key(2, KeyStatus::Active)];
+        let bus = Arc::new(FakeBus {
+            others: 2,
+            counts: Mutex::default(),
+            announced: Mutex::default(),
+        });
+        let addr = KeyPoolActor::new(repo.clone())
+            .with_health_bus(bus.clone())
+            .start();
+        addr.send(LoadKeys { group_id: None })
+            .await
+            .unwrap()
+            .unwrap();
+        // One failure here, two elsewhere: the threshold of 3 is reached cluster-wide.
+        addr.send(ReportOutcome {
+            group_id: 1,
+            key_id: 1,
+            failure: Some(FailureClass::KeyDead),
+            policy: HealthPolicy {
+                blacklist_threshold: 3,
+                ..Default::default()
+            },
+            floor_percent: 0,
+        })
+        .await
+        .unwrap();
+        for _ in 0..100 {
+            if !bus.announced.lock().is_empty() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            *bus.announced.lock(),
+            vec![(1, HealthChange::Blacklisted { failure_count: 3 })]
+        );
+        for _ in 0..3 {
+            assert_eq!(lease(&addr, vec![]).await, Some(2));
+        }
+    }
+
+    #[actix_rt::test]
+    async fn changes_from_other_nodes_take_keys_out_of_rotation() {
+        let (addr, repo) = pool_with(vec![
+            key(1, KeyStatus::Active),
+            key(2, KeyStatus::Active),
+            key(3, KeyStatus::Active),
+        ])
+        .await;
+        addr.send(ApplyRemoteHealth {
+            group_id: 1,
+            key_id: 1,
+            change: HealthChange::Blacklisted { failure_count: 3 },
+        })
+        .await
+        .unwrap();
+        addr.send(ApplyRemoteHealth {
+            group_id: 1,
+            key_id: 2,
+            change: HealthChange::CoolingDown { for_ms: 60_000 },
+        })
+        .await
+        .unwrap();
+        for _ in 0..4 {
+            assert_eq!(lease(&addr, vec![]).await, Some(3));
+        }
+        assert_eq!(
+            addr.send(CountKeys { group_id: 1 }).await.unwrap(),
+            PoolCounts {
+                active: 2,
+                cooling: 1,
+                invalid: 1,
+                disabled: 0,
+            }
+        );
+        assert!(
+            repo.writes.lock().is_empty(),
+            "the node that made the change persists it, not this one"
+        );
+    }
+
+    #[actix_rt::test]
+    async fn a_key_restored_on_another_node_rejoins_the_rotation_here() {
+        let (addr, repo) =
+            pool_with(vec![key(1, KeyStatus::Active), key(2, KeyStatus::Active)]).await;
+        addr.send(ApplyRemoteHealth {
+            group_id: 1,
+            key_id: 1,
+            change: HealthChange::Blacklisted { failure_count: 3 },
+        })
+        .await
+        .unwrap();
+        for _ in 0..3 {
+            assert_eq!(lease(&addr, vec![]).await, Some(2));
+        }
+        addr.send(ApplyRemoteHealth {
+            group_id: 1,
+            key_id: 1,
+            change: HealthChange::Restored,
+        })
+        .await
+        .unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..4 {
+            seen.insert(lease(&addr, vec![]).await);
+        }
+        assert!(
+            seen.contains(&Some(1)) && seen.contains(&Some(2)),
+            "{seen:?}"
+        );
+        assert!(repo.writes.lock().is_empty());
     }
 }

@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use chrono::NaiveDateTime;
 
 use crate::domain::{
-    GroupId, GroupRecord, KeyId, KeySecret, KeyStatus, PoolKey, RequestRecord, SubGroupLink,
+    GroupId, GroupRecord, HealthChange, KeyId, KeySecret, KeyStatus, PoolKey, RequestRecord,
+    SubGroupLink,
 };
 use crate::group_registry::GroupView;
 use crate::key_state::FailureClass;
@@ -83,4 +84,15 @@ pub trait ValidationPort: Send + Sync + 'static {
 
     /// A prober whose requests give up after `timeout`, bound to the calling thread.
     fn prober(&self, timeout: Duration) -> Box<dyn KeyProber>;
+}
+
+/// How the key pool shares key health with the other nodes of a cluster. Only failures go through
+/// it, never successes, so a successful request costs no round trip to the shared store.
+#[async_trait]
+pub trait HealthBus: Send + Sync + 'static {
+    /// Counts one failure of `key_id` across the cluster and returns the cluster-wide count.
+    async fn count_failure(&self, key_id: KeyId) -> Result<i64, PortError>;
+
+    /// Tells the other nodes about a change this node made (fire-and-forget).
+    fn announce(&self, group_id: GroupId, key_id: KeyId, change: HealthChange);
 }

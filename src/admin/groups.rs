@@ -275,7 +275,10 @@ pub async fn delete(
     require_group(&state, id).await?;
     state.repo.delete_group(id).await?;
     state.pool.do_send(RemoveGroup { group_id: id });
-    state.reload_config().await?;
+    state.reload_config_local().await?;
+    state
+        .announce(crate::store::ClusterEvent::GroupDeleted { group_id: id })
+        .await;
     done(t(Msg::GroupDeleted))
 }
 

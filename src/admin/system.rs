@@ -26,13 +26,28 @@ pub struct LoginResponse {
 /// Answer of `GET /health`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HealthResponse {
-    /// Always `healthy`.
+    /// `healthy`, or `draining` (with status 503) once a graceful stop began.
     pub status: String,
     /// Now, RFC 3339 UTC.
     pub timestamp: String,
     /// Time since start in Go's duration style (`1h2m3.4s`).
     pub uptime: String,
+    /// This node's part in the cluster: `leader`, `candidate` or `follower` (a single node is
+    /// always `leader`).
+    pub role: String,
+    /// The leader's fencing epoch while this node leads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
+    /// This process's cluster node id.
+    pub node_id: String,
+    /// Whether the database answered just now (`ok` or `unreachable`).
+    pub database: String,
+    /// `ok` or `unreachable` for Redis; `disabled` without `REDIS_DSN`.
+    pub redis: String,
 }
+
+/// How long `/health` waits for the database or Redis before calling it unreachable.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Check an admin key. Answers `{success, message}` rather than the envelope.
 #[utoipa::path(post, path = "/api/auth/login", tag = "system", security(()),
@@ -55,16 +70,44 @@ pub async fn login(state: web::Data<AppState>, body: web::Bytes) -> HttpResponse
     }
 }
 
-/// Liveness probe.
+/// Liveness probe, with this node's cluster role and whether its database and Redis answer.
+/// A failing dependency is reported, not turned into a 503: the node can still serve proxy
+/// traffic from memory. Only a draining node answers 503.
 #[utoipa::path(get, path = "/health", tag = "system", security(()),
-    responses((status = 200, body = HealthResponse)))]
+    responses((status = 200, body = HealthResponse), (status = 503, body = HealthResponse)))]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let uptime = state.started_at.elapsed();
-    HttpResponse::Ok().json(HealthResponse {
-        status: "healthy".into(),
+    let reach = |ok: bool| if ok { "ok" } else { "unreachable" }.to_string();
+    let db_probe = tokio::time::timeout(PROBE_TIMEOUT, state.repo.db.ping());
+    let redis_probe = async {
+        if state.coordinator.kind() == "redis" {
+            let answered = tokio::time::timeout(PROBE_TIMEOUT, state.coordinator.ping()).await;
+            reach(matches!(answered, Ok(Ok(()))))
+        } else {
+            "disabled".to_string()
+        }
+    };
+    let (db, redis) = futures_util::join!(db_probe, redis_probe);
+    let role = state.leadership.role();
+    let draining = state.draining.load(std::sync::atomic::Ordering::SeqCst);
+    let body = HealthResponse {
+        status: if draining { "draining" } else { "healthy" }.into(),
         timestamp: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
         uptime: format_uptime(uptime),
-    })
+        role: role.as_str().to_string(),
+        epoch: match role {
+            crate::cluster::Role::Leader { epoch } => Some(epoch),
+            _ => None,
+        },
+        node_id: state.node_id.to_string(),
+        database: reach(matches!(db, Ok(Ok(())))),
+        redis,
+    };
+    if draining {
+        HttpResponse::ServiceUnavailable().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    }
 }
 
 /// The channel types a group may use.

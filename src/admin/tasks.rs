@@ -39,6 +39,13 @@ fn busy() -> ApiError {
     ApiError::TaskInProgress(t(Msg::TaskInProgress))
 }
 
+fn task_error(err: tasks::StartTaskError) -> ApiError {
+    match err {
+        tasks::StartTaskError::Busy(_) => busy(),
+        tasks::StartTaskError::Store(reason) => ApiError::Internal(reason),
+    }
+}
+
 /// Import keys in the background. Send JSON `{group_id, keys_text}`, or `multipart/form-data`
 /// with `group_id` and a `.txt` `file`. Poll `GET /api/tasks/status` for progress.
 #[utoipa::path(post, path = "/api/keys/add-async", tag = "tasks",
@@ -83,8 +90,9 @@ async fn start_import(state: &AppState, group_id: i64, keys_text: String) -> Rep
     drop(keys_text);
     let task = state
         .tasks
-        .try_start(TaskKind::KeyImport, &group.name, keys.len())
-        .map_err(|_| busy())?;
+        .start_task(TaskKind::KeyImport, &group.name, keys.len())
+        .await
+        .map_err(task_error)?;
     let status = task.status();
     let task_state = state.clone();
     state
@@ -158,8 +166,9 @@ pub async fn delete_async(
     let keys = parse_batch(&body.keys_text, None)?;
     let task = state
         .tasks
-        .try_start(TaskKind::KeyDelete, &group.name, keys.len())
-        .map_err(|_| busy())?;
+        .start_task(TaskKind::KeyDelete, &group.name, keys.len())
+        .await
+        .map_err(task_error)?;
     let status = task.status();
     let task_state = state.get_ref().clone();
     state
@@ -208,8 +217,9 @@ pub async fn validate_group(
     }
     let task = state
         .tasks
-        .try_start(TaskKind::KeyValidation, &row.name, keys.len())
-        .map_err(|_| busy())?;
+        .start_task(TaskKind::KeyValidation, &row.name, keys.len())
+        .await
+        .map_err(task_error)?;
     let status = task.status();
     let task_state = state.get_ref().clone();
     state
@@ -222,5 +232,5 @@ pub async fn validate_group(
 #[utoipa::path(get, path = "/api/tasks/status", tag = "tasks",
     responses((status = 200, body = Envelope<TaskStatus>), (status = 401, body = ErrorBody)))]
 pub async fn status(_admin: super::Admin, state: web::Data<AppState>) -> Reply<TaskStatus> {
-    ok(state.tasks.status())
+    ok(state.tasks.cluster_status().await)
 }

@@ -1,5 +1,8 @@
-//! Long-running admin tasks (key import, key deletion, key validation): exactly one at a time per
-//! process, started atomically, with progress that `GET /api/tasks/status` reads while it runs.
+//! Long-running admin tasks (key import, key deletion, key validation): exactly one at a time,
+//! started atomically, with progress that `GET /api/tasks/status` reads while it runs. In a
+//! cluster "one at a time" is cluster-wide: the slot is a claim in the shared store (`SET NX PX`,
+//! refreshed while the task runs, so a crashed node frees it within the TTL), and the status is
+//! published there for every node's status endpoint.
 //! Tasks run on their own arbiter thread, so a 100,000-key import never competes with the HTTP
 //! workers that serve proxy traffic.
 
@@ -38,7 +41,7 @@ impl TaskKind {
 }
 
 /// The state of the current (or last) task, as `GET /api/tasks/status` returns it.
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, ToSchema)]
 pub struct TaskStatus {
     /// `KEY_VALIDATION`, `KEY_IMPORT`, `KEY_DELETE`, or empty when no task ever ran.
     pub task_type: String,
@@ -91,12 +94,30 @@ struct Current {
     generation: u64,
 }
 
-/// The process-wide task slot and the thread tasks run on.
+/// Why a task could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartTaskError {
+    #[error(transparent)]
+    Busy(#[from] TaskBusy),
+    /// The shared store could not say whether another node runs a task.
+    #[error("the cluster task slot could not be claimed: {0}")]
+    Store(String),
+}
+
+/// The cluster-wide side of the slot.
+struct ClusterSlot {
+    store: Arc<dyn crate::store::Coordinator>,
+    node: Arc<str>,
+    ttl: std::time::Duration,
+}
+
+/// The task slot and the thread tasks run on.
 #[derive(Clone)]
 pub struct TaskRegistry {
     current: Arc<Mutex<Option<Current>>>,
     generation: Arc<Mutex<u64>>,
     runner: ArbiterHandle,
+    cluster: Option<Arc<ClusterSlot>>,
 }
 
 impl TaskRegistry {
@@ -107,6 +128,110 @@ impl TaskRegistry {
             current: Arc::new(Mutex::new(None)),
             generation: Arc::new(Mutex::new(0)),
             runner: arbiter.handle(),
+            cluster: None,
+        }
+    }
+
+    /// Makes the slot cluster-wide: claimed in `store` for at most `ttl` past this node's last
+    /// sign of life.
+    pub fn with_cluster(
+        mut self,
+        store: Arc<dyn crate::store::Coordinator>,
+        node: Arc<str>,
+        ttl: std::time::Duration,
+    ) -> Self {
+        self.cluster = Some(Arc::new(ClusterSlot { store, node, ttl }));
+        self
+    }
+
+    /// Claims the slot (cluster-wide in a cluster), or fails when a task runs anywhere.
+    pub async fn start_task(
+        &self,
+        kind: TaskKind,
+        group_name: &str,
+        total: usize,
+    ) -> Result<TaskRun, StartTaskError> {
+        let Some(cluster) = self.cluster.clone() else {
+            return Ok(self.try_start(kind, group_name, total)?);
+        };
+        let claimed = cluster
+            .store
+            .claim_task(&cluster.node, cluster.ttl)
+            .await
+            .map_err(|e| StartTaskError::Store(e.to_string()))?;
+        if !claimed {
+            return Err(TaskBusy.into());
+        }
+        let run = match self.try_start(kind, group_name, total) {
+            Ok(run) => run,
+            Err(busy) => {
+                let _ = cluster.store.release_task(&cluster.node).await;
+                return Err(busy.into());
+            }
+        };
+        publish_status(&cluster, &run.status()).await;
+        self.keep_claim(cluster, run.generation);
+        Ok(run)
+    }
+
+    /// While the task of `generation` runs: refreshes the claim and publishes progress.
+    fn keep_claim(&self, cluster: Arc<ClusterSlot>, generation: u64) {
+        let registry = self.clone();
+        let every = (cluster.ttl / 3).min(std::time::Duration::from_secs(1));
+        actix_rt::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                let status = {
+                    let current = registry.current.lock();
+                    match current.as_ref() {
+                        Some(c) if c.generation == generation => c.status.clone(),
+                        _ => return,
+                    }
+                };
+                publish_status(&cluster, &status).await;
+                if !status.is_running {
+                    let _ = cluster.store.release_task(&cluster.node).await;
+                    return;
+                }
+                match cluster.store.refresh_task(&cluster.node, cluster.ttl).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::error!(
+                        "The cluster task claim was lost while the task runs; another node may start one."
+                    ),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "Could not refresh the cluster task claim.")
+                    }
+                }
+            }
+        });
+    }
+
+    /// The current or last task's status anywhere in the cluster: this node's while it runs one,
+    /// else the latest one any node published.
+    pub async fn cluster_status(&self) -> TaskStatus {
+        let local = self.status();
+        let Some(cluster) = &self.cluster else {
+            return local;
+        };
+        if local.is_running {
+            return local;
+        }
+        match cluster.store.task_status().await {
+            Ok(Some(json)) => match serde_json::from_str::<TaskStatus>(&json) {
+                Ok(shared) if shared.started_at >= local.started_at => shared,
+                Ok(_) => local,
+                Err(err) => {
+                    tracing::warn!(error = %err, "Ignored an unreadable shared task status.");
+                    local
+                }
+            },
+            Ok(None) => local,
+            Err(err) => {
+                tracing::warn!(error = %err, "Could not read the shared task status.");
+                local
+            }
         }
     }
 
@@ -238,6 +363,19 @@ impl Drop for TaskRun {
         if !self.done {
             self.end(None, Some("The task was interrupted".into()));
         }
+    }
+}
+
+async fn publish_status(cluster: &ClusterSlot, status: &TaskStatus) {
+    let json = match serde_json::to_string(status) {
+        Ok(json) => json,
+        Err(err) => {
+            tracing::warn!(error = %err, "Could not encode the task status.");
+            return;
+        }
+    };
+    if let Err(err) = cluster.store.put_task_status(&json).await {
+        tracing::warn!(error = %err, "Could not publish the task status to the cluster.");
     }
 }
 

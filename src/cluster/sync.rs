@@ -1,0 +1,132 @@
+//! Keeps this node's copies (group registry, key pool) in step with writes made on other nodes.
+//!
+//! The writer applies its own change before answering the admin request (so the next request on
+//! that node sees it), then publishes an event; every other node applies the event, and the
+//! writer skips its own echo. A node whose subscription dropped reloads everything once it is
+//! back, because events sent meanwhile are lost.
+
+use std::sync::Arc;
+
+use gpt_load_actors::domain::{GroupId, HealthChange, KeyId};
+use gpt_load_actors::key_pool::{ApplyRemoteHealth, LoadKeys, RemoveGroup};
+use gpt_load_actors::ports::{HealthBus, PortError};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::state::AppState;
+use crate::store::{ClusterEvent, Coordinator, EventEnvelope, Notice};
+
+/// Publishes `event` from `node`; a failure is logged, never returned: the write it announces is
+/// already committed, and the other nodes reload everything when their subscription recovers.
+pub async fn publish(store: &dyn Coordinator, node: &str, event: ClusterEvent) {
+    let envelope = EventEnvelope {
+        node: node.to_string(),
+        event,
+    };
+    if let Err(err) = store.publish(&envelope).await {
+        tracing::warn!(error = %err, event = ?envelope.event, "Could not publish a cluster event.");
+    }
+}
+
+/// Applies events from other nodes for as long as the actix system runs.
+pub fn spawn_listener(state: AppState) {
+    let mut notices = state.coordinator.subscribe();
+    actix_rt::spawn(async move {
+        loop {
+            match notices.recv().await {
+                Ok(Notice::Event(envelope)) => {
+                    if envelope.node.as_str() != &*state.node_id {
+                        apply(&state, envelope.event).await;
+                    }
+                }
+                Ok(Notice::Resynced) => reload_everything(&state).await,
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "Missed cluster events; reloading everything.");
+                    reload_everything(&state).await;
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    });
+}
+
+async fn apply(state: &AppState, event: ClusterEvent) {
+    tracing::debug!(?event, "Applying a cluster event.");
+    match event {
+        ClusterEvent::ConfigChanged => {
+            if let Err(err) = state.reload_config_local().await {
+                tracing::warn!(error = %err, "Reloading groups and settings failed.");
+            }
+        }
+        ClusterEvent::KeysChanged { group_id } => reload_keys(state, Some(group_id)).await,
+        ClusterEvent::GroupDeleted { group_id } => {
+            state.pool.do_send(RemoveGroup { group_id });
+            if let Err(err) = state.reload_config_local().await {
+                tracing::warn!(error = %err, "Reloading groups and settings failed.");
+            }
+        }
+        ClusterEvent::KeyHealth {
+            group_id,
+            key_id,
+            change,
+        } => state.pool.do_send(ApplyRemoteHealth {
+            group_id,
+            key_id,
+            change,
+        }),
+    }
+}
+
+async fn reload_keys(state: &AppState, group_id: Option<GroupId>) {
+    match state.pool.send(LoadKeys { group_id }).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => tracing::warn!(error = %err, ?group_id, "Reloading keys failed."),
+        Err(err) => tracing::warn!(error = %err, "The key pool is gone."),
+    }
+}
+
+async fn reload_everything(state: &AppState) {
+    if let Err(err) = state.reload_config_local().await {
+        tracing::warn!(error = %err, "Reloading groups and settings failed.");
+    }
+    reload_keys(state, None).await;
+}
+
+/// The key pool's window on the cluster: failure counts in the store, health changes as events.
+pub struct StoreHealthBus {
+    pub store: Arc<dyn Coordinator>,
+    pub node: Arc<str>,
+}
+
+#[async_trait::async_trait]
+impl HealthBus for StoreHealthBus {
+    async fn count_failure(&self, key_id: KeyId) -> Result<i64, PortError> {
+        self.store
+            .count_failure(key_id)
+            .await
+            .map_err(|e| PortError(e.to_string()))
+    }
+
+    fn announce(&self, group_id: GroupId, key_id: KeyId, change: HealthChange) {
+        let store = Arc::clone(&self.store);
+        let node = Arc::clone(&self.node);
+        actix_rt::spawn(async move {
+            if change == HealthChange::Restored {
+                // A restored key starts its count over on every node, or the next failure
+                // anywhere would blacklist it again at once.
+                if let Err(err) = store.reset_failures(&[key_id]).await {
+                    tracing::warn!(key_id, error = %err, "Could not reset a key's cluster-wide failure count.");
+                }
+            }
+            publish(
+                &*store,
+                &node,
+                ClusterEvent::KeyHealth {
+                    group_id,
+                    key_id,
+                    change,
+                },
+            )
+            .await;
+        });
+    }
+}
