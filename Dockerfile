@@ -22,7 +22,7 @@ RUN --mount=type=cache,target=/root/.npm \
 FROM rust:1-bookworm AS build
 WORKDIR /build
 # Every workspace member must be present for cargo to resolve the workspace, hence tests/mock-upstream.
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY actors ./actors
 COPY tests/mock-upstream ./tests/mock-upstream
 COPY migrations ./migrations

@@ -178,8 +178,10 @@ impl Repo {
                 .offset(offset)
                 .load(conn)
                 .await?;
-            let beyond: Option<String> = filtered!(request_logs::table.into_boxed(), filter)
-                .select(request_logs::id)
+            // `timestamp` rather than `id`: the filter indexes hold it, so the walk stays in
+            // the index.
+            let beyond: Option<NaiveDateTime> = filtered!(request_logs::table.into_boxed(), filter)
+                .select(request_logs::timestamp)
                 .offset(horizon)
                 .limit(1)
                 .first(conn)
