@@ -12,7 +12,7 @@ use actix_web::http::Method;
 use serde::Deserialize;
 
 /// The fields of a JSON request body the proxy looks at; everything else is skipped unparsed.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 pub struct BodyProbe {
     #[serde(default)]
     pub model: Option<String>,

@@ -111,8 +111,16 @@ pub async fn proxy(
         headers: req.headers(),
         body: &original,
     });
+    // Parsing JSON costs time in proportion to the body (long chats run to megabytes): only a
+    // body the overrides changed is parsed again.
+    let unchanged = body.clone();
     let body = rewrite::apply_param_overrides(body, &group.record.param_overrides);
-    let probe = BodyProbe::parse(&body);
+    let probe = if body.as_ptr() == unchanged.as_ptr() && body.len() == unchanged.len() {
+        original.clone()
+    } else {
+        BodyProbe::parse(&body)
+    };
+    drop(unchanged);
     let inbound = InboundRequest {
         method: req.method(),
         path: tail,
