@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use awc::http::StatusCode;
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_async::{
+    AsyncConnection, AsyncMysqlConnection, AsyncPgConnection, SimpleAsyncConnection,
+};
 use gpt_load_mock_upstream::{Behavior, MockUpstream};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
@@ -23,7 +25,6 @@ const K1: &str = "sk-cluster-key-one-0001";
 const K2: &str = "sk-cluster-key-two-0002";
 const K3: &str = "sk-cluster-key-three-03";
 const TTL_MS: u64 = 1500;
-const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -38,7 +39,43 @@ fn unique(tag: &str) -> String {
     )
 }
 
-/// A fresh PostgreSQL database, dropped at the end, or when a failing test unwinds.
+/// The shared database server: PostgreSQL, or MySQL when the suite runs on MySQL
+/// (`GPT_LOAD_TEST_DATABASE=mysql`, see tests/support); a cluster needs a server either way.
+fn server() -> (bool, String) {
+    let env = |var: &str, default: &str| std::env::var(var).unwrap_or_else(|_| default.into());
+    match support::backend() {
+        support::Backend::Mysql => (false, env("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306")),
+        _ => (
+            true,
+            env("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432"),
+        ),
+    }
+}
+
+async fn admin_sql(sql: String) -> Result<(), diesel::result::Error> {
+    let (pg, url) = server();
+    if pg {
+        let mut admin = AsyncPgConnection::establish(&format!("{url}/test"))
+            .await
+            .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?;
+        admin.batch_execute(&sql).await
+    } else {
+        let mut admin = AsyncMysqlConnection::establish(&format!("{url}/test"))
+            .await
+            .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?;
+        admin.batch_execute(&sql).await
+    }
+}
+
+fn drop_sql(name: &str) -> String {
+    if server().0 {
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    } else {
+        format!("DROP DATABASE IF EXISTS {name}")
+    }
+}
+
+/// A fresh database, dropped at the end, or when a failing test unwinds.
 struct PgDb {
     name: String,
     dropped: bool,
@@ -49,7 +86,7 @@ impl Drop for PgDb {
         if self.dropped {
             return;
         }
-        let name = self.name.clone();
+        let sql = drop_sql(&self.name);
         // Drop cannot await: a throwaway runtime on its own thread does the async cleanup.
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -57,13 +94,7 @@ impl Drop for PgDb {
                 .build()
                 .unwrap();
             rt.block_on(async {
-                if let Ok(mut admin) =
-                    AsyncPgConnection::establish(&format!("{PG_SERVER}/test")).await
-                {
-                    let _ = admin
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await;
-                }
+                let _ = admin_sql(sql).await;
             });
         })
         .join();
@@ -73,13 +104,9 @@ impl Drop for PgDb {
 impl PgDb {
     async fn create() -> Self {
         let name = unique("gl_cluster");
-        let mut admin = AsyncPgConnection::establish(&format!("{PG_SERVER}/test"))
+        admin_sql(format!("CREATE DATABASE {name}"))
             .await
-            .expect("PostgreSQL must be running on 127.0.0.1:5432");
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
+            .expect("the database server (TEST_POSTGRES_URL / TEST_MYSQL_URL) must be running");
         PgDb {
             name,
             dropped: false,
@@ -87,17 +114,11 @@ impl PgDb {
     }
 
     fn dsn(&self) -> String {
-        format!("{PG_SERVER}/{}", self.name)
+        format!("{}/{}", server().1, self.name)
     }
 
     async fn drop_db(mut self) {
-        let mut admin = AsyncPgConnection::establish(&format!("{PG_SERVER}/test"))
-            .await
-            .unwrap();
-        admin
-            .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
-            .await
-            .unwrap();
+        admin_sql(drop_sql(&self.name)).await.unwrap();
         self.dropped = true;
     }
 }
@@ -509,7 +530,9 @@ async fn an_unreachable_redis_stops_the_start_without_printing_the_password() {
 
 #[actix_rt::test]
 async fn two_candidates_and_a_follower_elect_fail_over_and_stay_in_step() {
-    let redis_url = "redis://127.0.0.1:6379/";
+    let redis_url = &std::env::var("TEST_REDIS_URL")
+        .map(|u| format!("{}/", u.trim_end_matches('/')))
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
     let prefix = format!("{}:", unique("gltest"));
     let _keys = PrefixGuard {
         url: redis_url.to_string(),
