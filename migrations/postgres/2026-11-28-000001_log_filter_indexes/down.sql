@@ -4,3 +4,8 @@ DROP INDEX idx_request_logs_type_time;
 DROP INDEX idx_request_logs_key_hash_time;
 CREATE INDEX idx_request_logs_key_hash ON "request_logs" ("key_hash");
 CREATE INDEX idx_request_logs_request_type ON "request_logs" ("request_type");
+CREATE INDEX idx_request_logs_group_id ON "request_logs" ("group_id");
+CREATE INDEX idx_request_logs_group_name ON "request_logs" ("group_name");
+CREATE INDEX idx_request_logs_parent_group_id ON "request_logs" ("parent_group_id");
+CREATE INDEX idx_request_logs_parent_group_name ON "request_logs" ("parent_group_name");
+CREATE INDEX idx_request_logs_model ON "request_logs" ("model");
