@@ -597,6 +597,28 @@ impl KeyPoolActor {
         })
     }
 
+    /// Makes a key active with no failures and no cooldown in this node's pool: a blacklisted
+    /// key rejoins the rotation, a resting one is woken. Persisting and announcing are the
+    /// caller's business (a change from another node is neither).
+    fn restore_here(&mut self, group_id: GroupId, key_id: KeyId) {
+        let Some(group) = self.groups.get_mut(&group_id) else {
+            return;
+        };
+        let Some(entry) = group.keys.get_mut(&key_id) else {
+            return;
+        };
+        let before = entry.health.state;
+        entry.health.restore();
+        match before {
+            State::Invalid => {
+                group.ring.push(key_id);
+                self.publish(group_id);
+            }
+            State::CoolingDown { .. } => self.table.wake(group_id, key_id),
+            State::Active | State::Disabled => {}
+        }
+    }
+
     /// A passed validation: the key is active again with a zero failure count and no cooldown.
     /// Disabled keys stay disabled. Same return as [`Self::record_failure`].
     fn record_pass(
@@ -616,15 +638,17 @@ impl KeyPoolActor {
         if before.state == State::Disabled {
             return Some(unchanged);
         }
-        entry.health.restore();
-        let after = entry.health.clone();
+        self.restore_here(group_id, key_id);
         if before.state == State::Invalid {
-            group.ring.push(key_id);
-            self.publish(group_id);
             tracing::info!(group_id, key_id, "Restored a key that passed validation.");
-        } else if matches!(before.state, State::CoolingDown { .. }) {
-            self.table.wake(group_id, key_id);
         }
+        let after = self
+            .groups
+            .get(&group_id)?
+            .keys
+            .get(&key_id)?
+            .health
+            .clone();
         let changed = before.state == State::Invalid || before.failure_count != 0;
         if changed {
             self.persist(key_id, &after, ack);
@@ -722,16 +746,7 @@ impl Handler<ApplyRemoteHealth> for KeyPoolActor {
             return;
         }
         if msg.change == HealthChange::Restored {
-            let before = entry.health.state;
-            entry.health.restore();
-            match before {
-                State::Invalid => {
-                    group.ring.push(msg.key_id);
-                    self.publish(msg.group_id);
-                }
-                State::CoolingDown { .. } => self.table.wake(msg.group_id, msg.key_id),
-                State::Active | State::Disabled => {}
-            }
+            self.restore_here(msg.group_id, msg.key_id);
             return;
         }
         if entry.health.state == State::Invalid {
