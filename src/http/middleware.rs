@@ -87,15 +87,14 @@ pub async fn body_deadline(
             expired: Rc::clone(&expired),
         });
     req.set_payload(Payload::Stream { payload: bounded });
-    let http_req = req.request().clone();
     let res = next.call(req).await;
-    if expired.get() {
-        return Ok(ServiceResponse::new(
-            http_req,
-            ApiError::RequestTimeout.error_response(),
-        ));
+    if !expired.get() {
+        return res;
     }
-    res
+    match res {
+        Ok(res) => Ok(res.into_response(ApiError::RequestTimeout.error_response())),
+        Err(_) => Err(ApiError::RequestTimeout.into()),
+    }
 }
 
 fn has_body(req: &ServiceRequest) -> bool {
