@@ -356,6 +356,9 @@ async fn start_locked(
         node_id: Arc::clone(&node_id),
         coordinator: Arc::clone(&coordinator),
         draining: Arc::default(),
+        login_throttle: Arc::new(crate::http::throttle::LoginThrottle::new(
+            config.login_throttle.clone(),
+        )),
     };
     // Subscribed before the election starts, so no event after this point is missed.
     crate::cluster::sync::spawn_listener(state.clone());

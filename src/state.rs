@@ -43,6 +43,8 @@ pub struct AppState {
     pub coordinator: Arc<dyn crate::store::Coordinator>,
     /// Set once a graceful stop began: `/health` answers 503 so load balancers move on.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
+    /// Failed admin-key attempts per client address (this node only).
+    pub login_throttle: Arc<crate::http::throttle::LoginThrottle>,
 }
 
 impl AppState {

@@ -30,6 +30,9 @@ pub enum ApiError {
     NoKeysAvailable(String),
     #[error("Too many concurrent requests")]
     Overloaded,
+    /// Too many failed admin-key attempts from this address; retry after this many seconds.
+    #[error("Too many failed authentication attempts; retry later")]
+    TooManyAttempts { retry_after_secs: u64 },
     /// A failure talking to the upstream, answered with the status it implies.
     #[error("{message}")]
     Upstream { status: StatusCode, message: String },
@@ -52,7 +55,7 @@ impl ApiError {
             ApiError::TaskInProgress(_) => "TASK_IN_PROGRESS",
             ApiError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             ApiError::NoKeysAvailable(_) => "NO_KEYS_AVAILABLE",
-            ApiError::Overloaded => "TOO_MANY_REQUESTS",
+            ApiError::Overloaded | ApiError::TooManyAttempts { .. } => "TOO_MANY_REQUESTS",
             ApiError::Upstream { .. } => "UPSTREAM_ERROR",
             ApiError::Internal(_) => "INTERNAL_SERVER_ERROR",
             ApiError::Database(_) => "DATABASE_ERROR",
@@ -79,6 +82,7 @@ impl ResponseError for ApiError {
             ApiError::Duplicate(_) | ApiError::TaskInProgress(_) => StatusCode::CONFLICT,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NoKeysAvailable(_) | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Upstream { status, .. } => *status,
@@ -92,8 +96,14 @@ impl ResponseError for ApiError {
             tracing::error!(error = %err, "Database operation failed.");
         }
         let mut builder = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::Overloaded) {
-            builder.insert_header((header::RETRY_AFTER, "1"));
+        match self {
+            ApiError::Overloaded => {
+                builder.insert_header((header::RETRY_AFTER, "1"));
+            }
+            ApiError::TooManyAttempts { retry_after_secs } => {
+                builder.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            _ => {}
         }
         builder.json(json!({"code": self.code(), "message": self.to_string()}))
     }
