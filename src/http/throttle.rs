@@ -4,7 +4,7 @@
 //! cannot grow it without bound.
 
 use std::collections::hash_map::{HashMap, RandomState};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
@@ -144,11 +144,7 @@ impl LoginThrottle {
             table.by_addr.remove(&key);
             return Outcome::Granted;
         }
-        let guess = {
-            let mut h = table.hasher.build_hasher();
-            given.hash(&mut h);
-            h.finish()
-        };
+        let guess = table.hasher.hash_one(given);
         let entry = table.by_addr.entry(key).or_insert_with(|| Entry::new(now));
         self.count_failure(entry, guess, now)
     }
