@@ -111,12 +111,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// Paths under `/api` that no route matches. Like gin's default `RedirectTrailingSlash` in
 /// GPT-Load, a path that matches a route of the same method once its trailing slash is dropped
-/// is redirected there (301 for GET and HEAD, 307 otherwise so the body is sent again), query
-/// kept; anything else is the JSON 404.
+/// is redirected there (301 for GET, 307 otherwise so the body is sent again), query kept;
+/// anything else is the JSON 404. (No route takes HEAD, in GPT-Load either, so HEAD is a 404.)
 async fn unmatched(req: HttpRequest) -> HttpResponse {
     match slashless_target(&req) {
         Some(location) => {
-            let status = if matches!(*req.method(), Method::GET | Method::HEAD) {
+            let status = if req.method() == Method::GET {
                 StatusCode::MOVED_PERMANENTLY
             } else {
                 StatusCode::TEMPORARY_REDIRECT
