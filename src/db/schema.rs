@@ -122,12 +122,24 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// `request_logs` rows per hour and equality-filter values, kept by database triggers.
+    request_log_counts (hour, request_type, is_success, status_code) {
+        hour -> Timestamp,
+        request_type -> Text,
+        is_success -> Bool,
+        status_code -> Integer,
+        log_count -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     system_settings,
     groups,
     group_sub_groups,
     api_keys,
     request_logs,
+    request_log_counts,
     group_hourly_stats,
     key_encryption,
     instance_locks,
