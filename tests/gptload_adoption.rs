@@ -400,6 +400,33 @@ async fn an_encrypted_gptload_database_is_adopted_in_place() {
         t.mock.requests_for_key("sk-gl-oa-active-1") - served_before
     );
 
+    // GPT-Load's JSON columns take our writes (a `json` column on PostgreSQL).
+    let (status, body) = t
+        .put(
+            "/api/groups/2",
+            json!({"config": {"max_retries": 1}, "header_rules": [{"key": "X-New", "value": "2", "action": "set"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, body) = t.get("/api/groups").await;
+    let updated = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == 2)
+        .unwrap()
+        .clone();
+    assert_eq!(updated["config"], json!({"max_retries": 1}));
+    assert_eq!(updated["header_rules"][0]["key"], "X-New");
+    let created = t
+        .create_group_json(
+            json!({"name": "after-adoption", "channel_type": "openai", "test_model": "gpt-4o-mini",
+                   "upstreams": [{"url": t.mock.base_url(), "weight": 1}]}),
+            &[],
+        )
+        .await;
+    assert!(created > 7, "new ids continue after GPT-Load's: {created}");
+
     // A key added now is stored in GPT-Load's format and deduplicated by GPT-Load's hash.
     let (status, body) = t
         .post(
@@ -427,7 +454,7 @@ async fn an_encrypted_gptload_database_is_adopted_in_place() {
     let t = restart(t, &[("ENCRYPTION_KEY", ENCRYPTION_KEY)]).await;
     assert_eq!(chat(&t, "oa").await, StatusCode::OK);
     let (_, body) = t.get("/api/groups").await;
-    assert_eq!(body["data"].as_array().unwrap().len(), GROUPS.len());
+    assert_eq!(body["data"].as_array().unwrap().len(), GROUPS.len() + 1);
     assert_eq!(
         sql(
             t.dir.path(),

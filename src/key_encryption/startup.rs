@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 
 use super::{is_plain, SAMPLE_SIZE};
 use crate::crypto::gptload::{self, is_gptload_value};
-use crate::crypto::{is_encrypted_value, KdfError, KdfSpec, KeyCodec};
+use crate::crypto::{is_encrypted_value, plain_hash, KdfError, KdfSpec, KeyCodec};
 use crate::db::key_encryption::{
     insert_kdf_record, kdf_record, stored_key_sample, stored_log_key_sample, KdfRecord,
 };
@@ -102,8 +102,12 @@ pub async fn open_codec(
 }
 
 /// Every sampled value has the shape of GPT-Load's ciphertext: a database it encrypted, adopted.
-fn is_gptload_sample(sample: &[(String, String)]) -> bool {
-    !sample.is_empty() && sample.iter().all(|(v, _)| is_gptload_value(v))
+pub fn is_gptload_sample(sample: &[(String, String)]) -> bool {
+    // A plain key that happens to be long lowercase hex carries its plain SHA-256 hash.
+    !sample.is_empty()
+        && sample
+            .iter()
+            .all(|(v, h)| is_gptload_value(v) && plain_hash(v) != *h)
 }
 
 /// First start with `encryption_key` on keys GPT-Load encrypted: they must all read with its
@@ -229,4 +233,23 @@ pub async fn derive_spec(password: &str, spec: KdfSpec) -> Result<KeyCodec, Encr
         "Derived the key-encryption key."
     );
     Ok(codec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_hex_key_is_not_taken_for_gptload_ciphertext() {
+        let hex_key = "0123456789abcdef".repeat(4);
+        assert!(is_gptload_value(&hex_key), "it has the shape");
+        assert!(!is_gptload_sample(&[(
+            hex_key.clone(),
+            plain_hash(&hex_key)
+        )]));
+        let cipher = crate::crypto::gptload::GptLoadCipher::derive("k").unwrap();
+        let stored = cipher.encode("sk-1").unwrap();
+        assert!(is_gptload_sample(&[(stored, "a-keyed-hash".into())]));
+        assert!(!is_gptload_sample(&[]));
+    }
 }

@@ -25,7 +25,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use zeroize::Zeroizing;
 
-use crate::crypto::gptload::{self, is_gptload_value};
+use crate::crypto::gptload;
 use crate::crypto::{EncodeError, KdfError, KdfSpec, KeyCodec};
 use crate::db::instance_lock::{
     fresh_holders, Holder, InstanceLock, LockError, LockKind, LockTiming,
@@ -34,6 +34,7 @@ use crate::db::key_encryption::{kdf_record, stored_key_sample, KdfRecord, RECORD
 use crate::db::repo::now;
 use crate::db::schema::{api_keys, key_encryption, request_logs};
 use crate::db::{Database, DbError};
+use crate::key_encryption::startup::is_gptload_sample;
 use crate::key_encryption::SAMPLE_SIZE;
 use crate::with_conn;
 use tables::{KeyTable, Keys, Logs};
@@ -223,7 +224,7 @@ async fn migrate(
     let record = kdf_record(db).await?;
     let sample = stored_key_sample(db, SAMPLE_SIZE).await?;
     let gptload_data = record.as_ref().map_or_else(
-        || !sample.is_empty() && sample.iter().all(|(v, _)| is_gptload_value(v)),
+        || is_gptload_sample(&sample),
         |r| r.kdf_id == gptload::KDF_ID,
     );
     if options.from.is_some() && options.from == options.to && !gptload_data {
