@@ -87,7 +87,7 @@ impl GptLoadCipher {
 /// nonce, a tag and at least one byte. A plain upstream key of that shape is not a known format.
 pub fn is_gptload_value(stored: &str) -> bool {
     stored.len() >= 2 * (NONCE_LEN + TAG_LEN + 1)
-        && stored.len() % 2 == 0
+        && stored.len().is_multiple_of(2)
         && stored
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))

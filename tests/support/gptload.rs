@@ -8,7 +8,13 @@
 //! `cryptography`'s AESGCM, following GPT-Load's description), so the test does not check our
 //! reader against our own writer.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::type_complexity
+)]
 
 use chrono::{DateTime, Duration, Timelike, Utc};
 
