@@ -500,7 +500,7 @@ async fn gptload_encryption_without_the_key_is_refused() {
     .err()
     .expect("refused")
     .to_string();
-    assert!(err.contains("does not match"), "{err}");
+    assert!(err.contains("is not the key GPT-Load encrypted"), "{err}");
 }
 
 #[actix_rt::test]

@@ -34,6 +34,8 @@ pub enum EncryptionMismatch {
     UnknownFormat { foreign: usize, sampled: usize },
     #[error("The stored upstream keys are encrypted in GPT-Load's format, but ENCRYPTION_KEY is not set. Start with the ENCRYPTION_KEY GPT-Load used (the same .env).")]
     GptLoadKeyNotConfigured,
+    #[error("ENCRYPTION_KEY is not the key GPT-Load encrypted the stored upstream keys with (they are in GPT-Load's format). Start with the ENCRYPTION_KEY GPT-Load used (the same .env).")]
+    GptLoadKeyMismatch,
     #[error("the key_encryption record is unreadable ({0}); restore it from a backup")]
     BadRecord(KdfError),
     #[error("could not derive the encryption key: {0}")]
@@ -126,7 +128,7 @@ async fn open_gptload_codec(
     let sample = if keys.is_empty() { logs } else { keys };
     let unreadable = sample.iter().filter(|(v, h)| !codec.reads(v, h)).count();
     if unreadable == sample.len() {
-        return Err(EncryptionMismatch::KeyMismatch);
+        return Err(EncryptionMismatch::GptLoadKeyMismatch);
     }
     if unreadable > 0 {
         return Err(EncryptionMismatch::Inconsistent {
@@ -142,7 +144,7 @@ async fn open_gptload_codec(
     }
     match kdf_record(db).await? {
         Some(record) if record.kdf_id == gptload::KDF_ID && record.verifier == verifier => {}
-        _ => return Err(EncryptionMismatch::KeyMismatch),
+        _ => return Err(EncryptionMismatch::GptLoadKeyMismatch),
     }
     tracing::info!("The stored upstream keys are in GPT-Load's encrypted format: they are read and written in that format (convert them with `gpt-load migrate-keys` when you choose).");
     Ok(codec)
