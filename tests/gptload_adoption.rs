@@ -531,6 +531,23 @@ async fn a_schema_that_is_neither_ours_nor_gptloads_is_refused() {
         },
     );
     assert_eq!(tables, "0");
+
+    // A partial schema (one table of six, as another product might have) is refused too.
+    let partial = tempfile::tempdir().unwrap();
+    let groups_only: String = gptload::schema(backend())
+        .lines()
+        .filter(|l| l.contains("TABLE `groups`") || l.contains("TABLE \"groups\""))
+        .collect();
+    sql(partial.path(), &groups_only);
+    let err = gpt_load::app::start(test_config(partial.path(), &[]), false)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains("table `system_settings`: the table is missing (found only groups)"),
+        "{err}"
+    );
 }
 
 #[actix_rt::test]
