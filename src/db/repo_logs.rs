@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
 
+use super::compat::{BigIntOrZero, Int32, TextOrEmpty};
 use super::repo::Repo;
 use super::schema::{request_log_counts, request_logs};
 use super::{Database, DbError};
@@ -20,22 +21,36 @@ pub struct LogRow {
     pub id: String,
     pub timestamp: NaiveDateTime,
     pub group_id: i64,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub group_name: String,
+    #[diesel(deserialize_as = BigIntOrZero)]
     pub parent_group_id: i64,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub parent_group_name: String,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub key_value: String,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub key_hash: String,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub model: String,
     pub is_success: bool,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub source_ip: String,
+    #[diesel(deserialize_as = Int32)]
     pub status_code: i32,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub request_path: String,
     pub duration: i64,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub error_message: String,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub user_agent: String,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub request_type: String,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub upstream_addr: String,
     pub is_stream: bool,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub request_body: String,
 }
 
@@ -344,7 +359,7 @@ impl Repo {
         offset: i64,
         limit: i64,
     ) -> Result<Vec<ExportedKey>, DbError> {
-        let rows: Vec<(String, String, String, i32)> = with_conn!(&self.db, conn => {
+        let rows: Vec<(String, TextOrEmpty, TextOrEmpty, Int32)> = with_conn!(&self.db, conn => {
             filtered!(request_logs::table.into_boxed(), filter)
                 .filter(request_logs::key_hash.ne(""))
                 .select((
@@ -368,9 +383,9 @@ impl Repo {
             .map(
                 |(key_hash, key_value, group_name, status_code)| ExportedKey {
                     key_hash,
-                    key_value,
-                    group_name,
-                    status_code,
+                    key_value: key_value.0,
+                    group_name: group_name.0,
+                    status_code: status_code.0,
                 },
             )
             .collect())

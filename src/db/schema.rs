@@ -12,6 +12,9 @@ diesel::table! {
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::compat::JsonText;
+
     groups (id) {
         id -> BigInt,
         name -> Text,
@@ -19,15 +22,15 @@ diesel::table! {
         proxy_keys -> Text,
         description -> Text,
         group_type -> Text,
-        upstreams -> Text,
+        upstreams -> JsonText,
         validation_endpoint -> Text,
         channel_type -> Text,
         sort -> Integer,
         test_model -> Text,
-        param_overrides -> Text,
-        config -> Text,
-        header_rules -> Text,
-        model_redirect_rules -> Text,
+        param_overrides -> JsonText,
+        config -> JsonText,
+        header_rules -> JsonText,
+        model_redirect_rules -> JsonText,
         model_redirect_strict -> Bool,
         last_validated_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
