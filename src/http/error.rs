@@ -37,6 +37,9 @@ pub enum ApiError {
     Internal(String),
     #[error("Database operation failed")]
     Database(#[source] DbError),
+    /// The database is out of reach (down, hung, locked past `DB_TIMEOUT_MS`): worth a retry.
+    #[error("The database is unavailable; try again shortly")]
+    DatabaseUnavailable(#[source] DbError),
 }
 
 impl ApiError {
@@ -56,6 +59,7 @@ impl ApiError {
             ApiError::Upstream { .. } => "UPSTREAM_ERROR",
             ApiError::Internal(_) => "INTERNAL_SERVER_ERROR",
             ApiError::Database(_) => "DATABASE_ERROR",
+            ApiError::DatabaseUnavailable(_) => "DATABASE_UNAVAILABLE",
         }
     }
 }
@@ -65,6 +69,7 @@ impl From<DbError> for ApiError {
         match err {
             DbError::Duplicate => ApiError::Duplicate("Resource already exists".into()),
             DbError::NotFound => ApiError::NotFound("Resource not found".into()),
+            other if other.is_unavailable() => ApiError::DatabaseUnavailable(other),
             other => ApiError::Database(other),
         }
     }
@@ -80,19 +85,28 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::NoKeysAvailable(_) | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NoKeysAvailable(_)
+            | ApiError::Overloaded
+            | ApiError::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Upstream { status, .. } => *status,
             ApiError::Internal(_) | ApiError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let ApiError::Database(err) = self {
+        match self {
             // The cause goes to the log; the client gets the generic text (it may name tables).
-            tracing::error!(error = %err, "Database operation failed.");
+            ApiError::Database(err) => tracing::error!(error = %err, "Database operation failed."),
+            ApiError::DatabaseUnavailable(err) => {
+                tracing::warn!(error = %err, "The database is unavailable.")
+            }
+            _ => {}
         }
         let mut builder = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::Overloaded) {
+        if matches!(
+            self,
+            ApiError::Overloaded | ApiError::DatabaseUnavailable(_)
+        ) {
             builder.insert_header((header::RETRY_AFTER, "1"));
         }
         builder.json(json!({"code": self.code(), "message": self.to_string()}))
