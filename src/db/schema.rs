@@ -119,6 +119,8 @@ diesel::table! {
         holder -> Text,
         started_at -> Timestamp,
         heartbeat_at -> Timestamp,
+        host -> Text,
+        pid -> Nullable<BigInt>,
     }
 }
 
