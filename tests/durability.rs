@@ -257,6 +257,16 @@ async fn kill_under_load(rate: u32, run_for: Duration) -> (usize, i64, usize) {
     restarted.wait_healthy(c, dir.path()).await;
     let rows = count_rows(&dsn).await;
     drop(restarted);
+    let warnings: Vec<String> = std::fs::read_to_string(dir.path().join("server.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .take(10)
+        .map(str::to_string)
+        .collect();
+    if !warnings.is_empty() {
+        println!("server warnings:\n{}", warnings.join("\n"));
+    }
     println!(
         "SIGKILL at {rate} req/s after {run_for:?}: {answered} answered, {rows} rows, {} lost; {last_second} answered in the last second",
         answered as i64 - rows
