@@ -265,11 +265,11 @@ pub fn setting_text(key: &str, lang: Lang) -> Option<(&'static str, &'static str
         "request_log_write_interval_minutes" => (
             (
                 "日志延迟写入周期（分钟）",
-                "请求日志写入数据库的间隔分钟数，0 为立即写入。",
+                "请求日志等待写入数据库的最长分钟数（服务器默认 1 秒内写入，见 REQUEST_LOG_MAX_DELAY_MS），0 为立即写入。",
             ),
             (
                 "ログ書き込み間隔（分）",
-                "リクエストログをデータベースに書き込む間隔（分）。0 は即時。",
+                "リクエストログが書き込みを待つ最長時間（分）。サーバーは既定で 1 秒以内に書き込む（REQUEST_LOG_MAX_DELAY_MS）。0 は即時。",
             ),
         ),
         "enable_request_body_logging" => (

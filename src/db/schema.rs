@@ -122,6 +122,8 @@ diesel::table! {
         holder -> Text,
         started_at -> Timestamp,
         heartbeat_at -> Timestamp,
+        host -> Text,
+        pid -> Nullable<BigInt>,
     }
 }
 
