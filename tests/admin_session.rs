@@ -90,7 +90,8 @@ async fn scripted_session_over_http() {
     assert_eq!(seen.len(), 5);
     assert!(seen.iter().all(|k| k.starts_with("sk-script-")));
 
-    // 4. Copy the group with its keys; the copy serves traffic at once.
+    // 4. Copy the group with its keys. As in GPT-Load, the keys reach the copy through a key
+    // import task; once it finishes, the copy serves traffic.
     let (status, body) = t
         .post(
             &format!("/api/groups/{gid}/copy"),
@@ -101,6 +102,16 @@ async fn scripted_session_over_http() {
     let copy = body["data"]["group"].clone();
     assert_eq!(copy["name"], "prod-openai_copy");
     let copy_id = copy["id"].as_i64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, body) = t.get("/api/tasks/status").await;
+        if body["data"]["is_running"] == false {
+            assert_eq!(body["data"]["result"]["added_count"], 300, "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "copy import did not finish: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (status, body) = t.chat("prod-openai_copy", false).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
