@@ -7,6 +7,7 @@ use diesel::dsl::count_star;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use gpt_load_actors::domain::{GroupId, KeyId, KeySecret, KeyStatus, PoolKey};
+use gpt_load_actors::ports::KeyWrite;
 
 use super::models::{KeyRow, NewKey};
 use super::repo::{now, Repo};
@@ -293,6 +294,49 @@ impl Repo {
             return Ok(None);
         }
         self.key(id).await
+    }
+
+    /// Stores an operator's change queued by the key pool, in one transaction; answers the ids of
+    /// the keys that existed (and were changed or deleted).
+    pub async fn apply_key_write(&self, write: &KeyWrite) -> Result<Vec<KeyId>, DbError> {
+        let ts = now();
+        let ids = match write {
+            KeyWrite::Status { key_ids, .. } | KeyWrite::Delete { key_ids } => key_ids,
+        };
+        with_write_tx!(&self.db, conn => {
+            let mut touched: Vec<KeyId> = Vec::new();
+            for chunk in ids.chunks(BATCH) {
+                let found: Vec<KeyId> = api_keys::table
+                    .filter(api_keys::id.eq_any(chunk))
+                    .select(api_keys::id)
+                    .load(conn)
+                    .await?;
+                let rows = api_keys::table.filter(api_keys::id.eq_any(&found));
+                match write {
+                    KeyWrite::Status { status, reset_failures: true, .. } => {
+                        diesel::update(rows)
+                            .set((
+                                api_keys::status.eq(status.as_str()),
+                                api_keys::failure_count.eq(0i64),
+                                api_keys::updated_at.eq(ts),
+                            ))
+                            .execute(conn)
+                            .await?;
+                    }
+                    KeyWrite::Status { status, .. } => {
+                        diesel::update(rows)
+                            .set((api_keys::status.eq(status.as_str()), api_keys::updated_at.eq(ts)))
+                            .execute(conn)
+                            .await?;
+                    }
+                    KeyWrite::Delete { .. } => {
+                        diesel::delete(rows).execute(conn).await?;
+                    }
+                }
+                touched.extend(found);
+            }
+            Ok::<_, DbError>(touched)
+        })
     }
 
     /// Sets a key's notes; false when the key does not exist.

@@ -21,7 +21,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use gpt_load_actors::domain::GroupId;
 use gpt_load_actors::group_registry::{GroupView, Snapshot};
-use gpt_load_actors::key_pool::{Lease, ReportOutcome};
+use gpt_load_actors::key_pool::{FailureReport, Lease};
 use gpt_load_actors::key_state::FailureClass;
 
 use crate::channel::{self, BodyProbe, Channel, InboundRequest};
@@ -188,7 +188,12 @@ pub async fn proxy(
         }
     };
 
+    // Rests are per (key, model) with the model as the upstream sees it, after redirects.
+    let upstream_model = model
+        .as_deref()
+        .map(|m| Arc::<str>::from(group.redirects.get(m).map_or(m, String::as_str)));
     let forward = Forward {
+        model: upstream_model,
         method: req.method().clone(),
         path,
         query,
@@ -285,6 +290,8 @@ fn header_text(headers: &HeaderMap, name: header::HeaderName) -> String {
 
 /// The request as it goes upstream, the same for every attempt.
 struct Forward {
+    /// The model as sent upstream, when the request names one.
+    model: Option<Arc<str>>,
     method: Method,
     path: String,
     query: String,
@@ -334,7 +341,7 @@ async fn attempts(
     for _attempt in 0..=config.max_retries.max(0) {
         let lease = match pending.take() {
             Some(lease) => lease,
-            None => match lease(state, group.record.id, &tried).await? {
+            None => match lease(state, group.record.id, forward.model.as_deref(), &tried).await? {
                 Some(lease) => lease,
                 None => break,
             },
@@ -405,6 +412,10 @@ async fn attempts(
             {
                 // The client's head is committed only once the first body bytes are here, so an
                 // upstream that stalls before them can still be retried with another key.
+                // Only a key leased resting or demoted costs a message (its rest ends).
+                state
+                    .pool
+                    .report_success(group.record.id, &lease, forward.model.as_deref());
                 if first_byte.is_zero() {
                     // A proxied success changes no key state (failure counts are cumulative), so
                     // it costs no message to the pool.
@@ -471,7 +482,7 @@ async fn attempts(
             error = %failure.message(),
             "Upstream attempt failed."
         );
-        report(state, group, lease.key_id, class).await;
+        report(state, group, lease.key_id, class, forward.model.clone()).await;
         last_failure = Some((failure, attempt));
     }
     Ok(match last_failure {
@@ -483,10 +494,11 @@ async fn attempts(
 async fn lease(
     state: &AppState,
     group_id: GroupId,
+    model: Option<&str>,
     tried: &[i64],
 ) -> Result<Option<Lease>, ApiError> {
     // The pool actor publishes its rings; reading them costs no message on the hot path.
-    Ok(state.leases.lease(group_id, tried))
+    Ok(state.pool.lease(group_id, model, tried))
 }
 
 /// The group that serves this request, with its first key when choosing it needed one. An
@@ -504,7 +516,7 @@ async fn serving_group(
     // stay exact; a member emptied in the meantime is skipped on the lease.
     let mut skipped: Vec<GroupId> = Vec::new();
     for _ in 0..requested.members.len() {
-        let usable = |id: &GroupId| !skipped.contains(id) && state.usable_keys.count(*id) > 0;
+        let usable = |id: &GroupId| !skipped.contains(id) && state.pool.in_rotation(*id) > 0;
         let Some(&member_id) = requested.members.pick_where(usable) else {
             break;
         };
@@ -516,7 +528,8 @@ async fn serving_group(
         else {
             continue;
         };
-        if let Some(first) = lease(state, member_id, &[]).await? {
+        // The model is not known yet: only whole-key rests order this first lease.
+        if let Some(first) = lease(state, member_id, None, &[]).await? {
             return Ok((Arc::clone(member), Some(first)));
         }
     }
@@ -633,13 +646,20 @@ async fn rewrite_model_list(
 /// Reports a failed attempt and waits until the pool has applied it, so the retry that follows
 /// (and the next request) already sees the key cooling down or blacklisted. Only the failure path
 /// pays this round trip.
-async fn report(state: &AppState, group: &GroupView, key_id: i64, class: FailureClass) {
+async fn report(
+    state: &AppState,
+    group: &GroupView,
+    key_id: i64,
+    class: FailureClass,
+    model: Option<Arc<str>>,
+) {
     let applied = state
         .pool
-        .send(ReportOutcome {
+        .report_failure(FailureReport {
             group_id: group.record.id,
             key_id,
-            failure: Some(class),
+            class,
+            model,
             policy: group.config.health,
             floor_percent: group.config.min_usable_keys_percent,
         })
