@@ -41,25 +41,6 @@ async fn reset_failures(state: &AppState, key_ids: &[KeyId]) {
     }
 }
 
-/// Forgets keys a background task already deleted from the database.
-pub async fn remove(
-    state: &AppState,
-    group_id: GroupId,
-    key_ids: Vec<KeyId>,
-) -> Result<(), ApiError> {
-    if key_ids.is_empty() {
-        return Ok(());
-    }
-    reset_failures(state, &key_ids).await;
-    state
-        .pool
-        .forget(group_id, key_ids)
-        .await
-        .map_err(pool_failed)?;
-    state.announce(ClusterEvent::KeysChanged { group_id }).await;
-    Ok(())
-}
-
 /// Runs an operator's command through the pool and, once stored, tells the other nodes. Answers
 /// the ids it touched.
 pub async fn command(state: &AppState, command: OperatorCommand) -> Result<Vec<KeyId>, ApiError> {

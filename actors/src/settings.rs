@@ -1,4 +1,4 @@
-//! The 18 system settings: their definitions, validation, and the effective config of a group
+//! The system settings: their definitions, validation, and the effective config of a group
 //! (compiled defaults, overlaid by stored values, overlaid by the group's overrides).
 
 use std::collections::HashMap;

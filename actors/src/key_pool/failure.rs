@@ -1,7 +1,8 @@
 //! Failure policy: what a failed attempt or a validation probe does to a key. Rate limits rest
 //! the key for the request's model (or the whole key, per the group's `rate_limit_scope`);
 //! upstream trouble rests the whole key; key-dead failures count toward the blacklist and demote
-//! the key to the end of the leasing order at once. The floor stops blacklisting only.
+//! the key to the end of the leasing order for the longest rate-limit rest (`rate_limit_max`). The
+//! floor stops blacklisting only.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -101,7 +102,7 @@ impl Handler<Settle> for KeyPoolActor {
             msg.key_id,
             Some(msg.model.as_deref().unwrap_or("")),
         );
-        self.table.demote(msg.group_id, msg.key_id, false);
+        self.table.demote(msg.group_id, msg.key_id, None);
     }
 }
 
@@ -152,7 +153,8 @@ impl KeyPoolActor {
             }
         }
         if r.class == FailureClass::KeyDead && health.state == State::Active {
-            self.table.demote(group_id, key_id, true);
+            let until = now + r.policy.rate_limit_max;
+            self.table.demote(group_id, key_id, Some(until));
         }
         if blacklisted {
             self.publish(group_id);

@@ -5,10 +5,12 @@
 //!
 //! Order when keys are short: keys that are ready (not resting for the request's model, not
 //! demoted) in rotation; then resting keys, soonest rest end first (a resting key is tried rather
-//! than refusing the request); keys demoted after key-dead failures only when nothing else is left.
+//! than refusing the request); keys demoted after recent key-dead failures only when nothing else
+//! is left. A demotion lasts as long as the longest rate-limit rest, so a key that failed once is
+//! tried again later and reaches the blacklist threshold if it keeps failing.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -41,7 +43,8 @@ pub struct Lease {
 struct Rests {
     whole: AtomicU64,
     models: RwLock<Vec<(Arc<str>, u64)>>,
-    demoted: AtomicBool,
+    /// Until when the key is demoted after key-dead failures (its failures are "recent").
+    demoted: AtomicU64,
 }
 
 impl Rests {
@@ -62,7 +65,7 @@ impl Rests {
         Rests {
             whole: AtomicU64::new(self.whole.load(Ordering::Relaxed)),
             models: RwLock::new(self.models.read().clone()),
-            demoted: AtomicBool::new(self.demoted.load(Ordering::Relaxed)),
+            demoted: AtomicU64::new(self.demoted.load(Ordering::Relaxed)),
         }
     }
 }
@@ -152,7 +155,7 @@ impl LeaseTable {
             if exclude.contains(&slot.key_id) {
                 continue;
             }
-            if slot.rests.demoted.load(Ordering::Relaxed) {
+            if slot.rests.demoted.load(Ordering::Relaxed) > now {
                 demoted = demoted.or(Some(slot));
                 continue;
             }
@@ -265,10 +268,11 @@ impl LeaseTable {
         .unwrap_or(false)
     }
 
-    /// Demotes a key after key-dead failures, or lifts the demotion.
-    pub(crate) fn demote(&self, group_id: GroupId, key_id: KeyId, demoted: bool) {
+    /// Demotes a key after key-dead failures until `until`, or lifts the demotion (`None`).
+    pub(crate) fn demote(&self, group_id: GroupId, key_id: KeyId, until: Option<Instant>) {
+        let until = until.map_or(0, |u| self.millis(u));
         self.with_slot(group_id, key_id, |slot| {
-            slot.rests.demoted.store(demoted, Ordering::Relaxed)
+            slot.rests.demoted.store(until, Ordering::Relaxed)
         });
     }
 
@@ -287,7 +291,7 @@ impl LeaseTable {
                     .filter(|(_, end)| *end > now)
                     .map(|(m, end)| (Arc::clone(m), self.instant(*end)))
                     .collect(),
-                demoted: slot.rests.demoted.load(Ordering::Relaxed),
+                demoted: slot.rests.demoted.load(Ordering::Relaxed) > now,
             }
         })
     }

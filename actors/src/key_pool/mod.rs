@@ -63,11 +63,16 @@ impl GroupKeys {
     }
 
     fn insert(&mut self, key: PoolKey) {
-        if key.status == KeyStatus::Active && !self.ring.contains(&key.id) {
-            self.ring.push(key.id);
-        }
-        if key.status != KeyStatus::Active {
-            self.remove_from_ring(key.id);
+        // The ring holds exactly the active keys: the map says whether this one is in it, without
+        // scanning the ring (imports insert keys by the hundred thousand).
+        let in_ring = self
+            .keys
+            .get(&key.id)
+            .is_some_and(|e| e.health.state == State::Active);
+        match (key.status == KeyStatus::Active, in_ring) {
+            (true, false) => self.ring.push(key.id),
+            (false, true) => self.remove_from_ring(key.id),
+            _ => {}
         }
         let state = match key.status {
             KeyStatus::Active => State::Active,
@@ -265,8 +270,10 @@ impl Handler<ForgetKeys> for KeyPoolActor {
 impl KeyPoolActor {
     fn forget(&mut self, group_id: GroupId, key_ids: &[KeyId]) {
         if let Some(group) = self.groups.get_mut(&group_id) {
+            // One pass over the ring: deletions come in chunks of thousands.
+            let gone: std::collections::HashSet<KeyId> = key_ids.iter().copied().collect();
+            group.ring.retain(|id| !gone.contains(id));
             for id in key_ids {
-                group.remove_from_ring(*id);
                 group.keys.remove(id);
             }
         }

@@ -94,7 +94,7 @@ impl KeyPoolActor {
                 }
                 self.publish(group_id);
                 self.table.wake(group_id, key_id, None);
-                self.table.demote(group_id, key_id, false);
+                self.table.demote(group_id, key_id, None);
             }
         }
         Some(KeyWrite::Status {
@@ -222,7 +222,7 @@ pub struct KeyHealthView {
     pub cooldown_until: Option<DateTime<Utc>>,
     /// Rests for single models (the key still serves other models).
     pub model_cooldowns: Vec<ModelRest>,
-    /// Demoted after key-dead failures: leased only when no other key is left.
+    /// Demoted after recent key-dead failures: leased only when no other key is left.
     pub demoted: bool,
     pub last_failure: Option<FailureClass>,
 }

@@ -72,7 +72,7 @@ impl KeyPoolActor {
             .table
             .rests(group_id, key_id)
             .is_some_and(|r| r.demoted);
-        self.table.demote(group_id, key_id, false);
+        self.table.demote(group_id, key_id, None);
         self.table.wake(group_id, key_id, None) || demoted
     }
 }

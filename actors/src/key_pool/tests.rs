@@ -192,6 +192,10 @@ async fn short_of_keys_the_order_is_ready_then_soonest_rest_then_demoted() {
         ready,
         HashSet::from([(3, Standing::Ready), (4, Standing::Ready)])
     );
+    // A demotion lasts `rate_limit_max` (300 s): then the key is tried again like any other.
+    tokio::time::advance(Duration::from_secs(270)).await;
+    let ready: HashSet<_> = (0..8).filter_map(|_| id(&pool, Some("m"), &[])).collect();
+    assert_eq!(ready, HashSet::from([1, 2, 3, 4]));
 }
 
 /// The floor keeps a failing key in rotation, but demoted: a resting key is preferred to it.
@@ -691,12 +695,13 @@ async fn changes_from_other_nodes_apply_here_without_being_stored() {
             model: None,
         },
     );
+    // Key 2 rests for one model, key 3 as a whole: both count as cooling.
     let counts = pool.count(1).await.unwrap();
     assert_eq!(
         counts,
         PoolCounts {
             active: 2,
-            cooling: 1,
+            cooling: 2,
             invalid: 1,
             disabled: 0,
         }
