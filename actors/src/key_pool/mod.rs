@@ -209,8 +209,10 @@ impl Handler<LoadKeys> for KeyPoolActor {
                     for key in keys {
                         by_group.entry(key.group_id).or_default().push(key);
                     }
-                    let gids: Vec<GroupId> = match msg.group_id {
-                        Some(gid) => vec![gid],
+                    // Groups held now and groups stored, each once (a group in both must not be
+                    // replaced and then dropped as if it had no keys).
+                    let gids: std::collections::HashSet<GroupId> = match msg.group_id {
+                        Some(gid) => std::collections::HashSet::from([gid]),
                         None => act.groups.keys().chain(by_group.keys()).copied().collect(),
                     };
                     for gid in gids {

@@ -411,6 +411,9 @@ async fn added_and_forgotten_keys_join_and_leave_the_ring() {
 #[actix_rt::test]
 async fn a_reload_keeps_rests_of_keys_that_stay() {
     let (pool, _) = pool_with(actives(2)).await;
+    // A full reload keeps every group it finds (a group held and stored is replaced, not dropped).
+    assert_eq!(pool.load(None).await.unwrap(), 2);
+    assert_eq!(pool.in_rotation(1), 2);
     fail(
         &pool,
         1,
