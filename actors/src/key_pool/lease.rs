@@ -10,7 +10,7 @@
 //! tried again later and reaches the blacklist threshold if it keeps failing.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -43,6 +43,8 @@ pub struct Lease {
 struct Rests {
     whole: AtomicU64,
     models: RwLock<Vec<(Arc<str>, u64)>>,
+    /// Whether `models` may hold a rest: leases skip its lock when it cannot.
+    has_models: AtomicBool,
     /// Until when the key is demoted after key-dead failures (its failures are "recent").
     demoted: AtomicU64,
 }
@@ -51,7 +53,7 @@ impl Rests {
     /// When the key's rest for `model` ends (the later of its whole-key and model rests).
     fn end_for(&self, model: Option<&str>) -> u64 {
         let whole = self.whole.load(Ordering::Relaxed);
-        let Some(model) = model else {
+        let Some(model) = model.filter(|_| self.has_models.load(Ordering::Relaxed)) else {
             return whole;
         };
         let models = self.models.read();
@@ -65,6 +67,7 @@ impl Rests {
         Rests {
             whole: AtomicU64::new(self.whole.load(Ordering::Relaxed)),
             models: RwLock::new(self.models.read().clone()),
+            has_models: AtomicBool::new(self.has_models.load(Ordering::Relaxed)),
             demoted: AtomicU64::new(self.demoted.load(Ordering::Relaxed)),
         }
     }
@@ -238,6 +241,7 @@ impl LeaseTable {
             Some(model) => {
                 let mut models = slot.rests.models.write();
                 models.retain(|(_, end)| *end > now);
+                slot.rests.has_models.store(true, Ordering::Relaxed);
                 match models.iter_mut().find(|(m, _)| m == model) {
                     Some(entry) => {
                         entry.1 = until;
@@ -263,6 +267,9 @@ impl LeaseTable {
             let mut models = slot.rests.models.write();
             let before = models.iter().filter(|(_, end)| *end > now).count();
             models.retain(|(m, end)| *end > now && model.is_some_and(|wanted| &**m != wanted));
+            slot.rests
+                .has_models
+                .store(!models.is_empty(), Ordering::Relaxed);
             whole || models.len() < before
         })
         .unwrap_or(false)
