@@ -87,6 +87,8 @@ pub struct AppConfig {
     pub cluster_leader_ttl_ms: u64,
     pub max_concurrent_requests: usize,
     pub max_request_body_bytes: usize,
+    /// Request bodies held in memory at once, all requests together (`REQUEST_BODY_MEMORY_MB`).
+    pub request_body_memory_bytes: usize,
     pub enable_cors: bool,
     pub allowed_origins: Vec<String>,
     pub allowed_methods: Vec<String>,
@@ -232,6 +234,17 @@ impl AppConfig {
                 reason: "a follower needs REDIS_DSN: without Redis it cannot follow a leader or hear about changes made on other nodes".into(),
             });
         }
+        let max_body_mb = env.int("MAX_REQUEST_BODY_SIZE_MB", 32, 1, 4096)? as usize;
+        let body_memory_mb = env.int("REQUEST_BODY_MEMORY_MB", 128, 1, 65_536)? as usize;
+        if body_memory_mb < max_body_mb {
+            return Err(ConfigError::Invalid {
+                var: "REQUEST_BODY_MEMORY_MB",
+                value: body_memory_mb.to_string(),
+                reason: format!(
+                    "must be at least MAX_REQUEST_BODY_SIZE_MB ({max_body_mb}), or a body of the largest allowed size could never be taken"
+                ),
+            });
+        }
         let config = AppConfig {
             port,
             host: env.string("HOST", "0.0.0.0"),
@@ -248,9 +261,8 @@ impl AppConfig {
             cluster_leader_ttl_ms: env.int("CLUSTER_LEADER_TTL_MS", 15_000, 300, 600_000)? as u64,
             max_concurrent_requests: env.int("MAX_CONCURRENT_REQUESTS", 100, 1, 1_000_000)?
                 as usize,
-            max_request_body_bytes: env.int("MAX_REQUEST_BODY_SIZE_MB", 32, 1, 4096)? as usize
-                * 1024
-                * 1024,
+            max_request_body_bytes: max_body_mb * 1024 * 1024,
+            request_body_memory_bytes: body_memory_mb * 1024 * 1024,
             enable_cors,
             allowed_origins,
             allowed_methods: env.list(
@@ -427,6 +439,7 @@ mod tests {
         assert_eq!(c.port, 3001);
         assert_eq!(c.host, "0.0.0.0");
         assert_eq!(c.max_concurrent_requests, 100);
+        assert_eq!(c.request_body_memory_bytes, 128 << 20);
         assert_eq!(c.database, DatabaseUrl::Sqlite("./data/gpt-load.db".into()));
         assert_eq!(c.default_app_url(), "http://localhost:3001");
         assert!(c.warnings().is_empty());
@@ -441,6 +454,7 @@ mod tests {
             ("IS_SLAVE", "maybe"),
             ("LOG_FORMAT", "xml"),
             ("MAX_CONCURRENT_REQUESTS", "0"),
+            ("REQUEST_BODY_MEMORY_MB", "16"),
         ] {
             let err = AppConfig::from_map(&vars(&[("AUTH_KEY", "k"), (var, value)]))
                 .unwrap_err()

@@ -25,6 +25,7 @@ use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 use chrono::{NaiveDateTime, SecondsFormat, TimeZone, Utc};
 
+use crate::http::admission::Slot;
 use crate::http::credentials;
 use crate::http::error::ApiError;
 use crate::state::AppState;
@@ -35,26 +36,29 @@ pub use routes::configure;
 /// Proof that a request carries the admin key (`AUTH_KEY`), taken from the same places a proxy
 /// key may be and compared in constant time. Every protected handler takes it as its first
 /// argument, so unknown paths still answer 404 without asking for credentials and a missing
-/// credential is reported before any body error.
-pub struct Admin;
+/// credential is reported before any body error. It holds one of the node's concurrency slots
+/// while the handler runs: only authenticated admin work takes one.
+pub struct Admin {
+    _slot: Slot,
+}
 
 impl FromRequest for Admin {
     type Error = ApiError;
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let authorized = match (
-            req.app_data::<web::Data<AppState>>(),
-            credentials::extract(req.headers(), req.query_string()),
-        ) {
-            (Some(state), Some(given)) => credentials::matches_any(
-                &given,
-                std::slice::from_ref(&state.config.auth_key.expose().to_string()),
-            ),
-            _ => false,
+        let Some(state) = req.app_data::<web::Data<AppState>>() else {
+            return ready(Err(ApiError::Unauthorized));
         };
+        let authorized =
+            credentials::extract(req.headers(), req.query_string()).is_some_and(|given| {
+                credentials::matches_any(
+                    &given,
+                    std::slice::from_ref(&state.config.auth_key.expose().to_string()),
+                )
+            });
         ready(if authorized {
-            Ok(Admin)
+            state.admission.slot().map(|slot| Admin { _slot: slot })
         } else {
             Err(ApiError::Unauthorized)
         })

@@ -30,6 +30,15 @@ pub enum ApiError {
     NoKeysAvailable(String),
     #[error("Too many concurrent requests")]
     Overloaded,
+    /// Request bodies in memory fill `REQUEST_BODY_MEMORY_MB`.
+    #[error("Too much request body data in flight; retry shortly")]
+    BodyBudget,
+    /// The body did not arrive within `SERVER_READ_TIMEOUT`; the connection is closed.
+    #[error("Request body not received in time")]
+    RequestTimeout,
+    /// The graceful stop deadline passed before the answer was complete.
+    #[error("Server stopped before the response was complete")]
+    Stopping,
     /// A failure talking to the upstream, answered with the status it implies.
     #[error("{message}")]
     Upstream { status: StatusCode, message: String },
@@ -52,7 +61,9 @@ impl ApiError {
             ApiError::TaskInProgress(_) => "TASK_IN_PROGRESS",
             ApiError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             ApiError::NoKeysAvailable(_) => "NO_KEYS_AVAILABLE",
-            ApiError::Overloaded => "TOO_MANY_REQUESTS",
+            ApiError::Overloaded | ApiError::BodyBudget => "TOO_MANY_REQUESTS",
+            ApiError::RequestTimeout => "REQUEST_TIMEOUT",
+            ApiError::Stopping => "SERVICE_UNAVAILABLE",
             ApiError::Upstream { .. } => "UPSTREAM_ERROR",
             ApiError::Internal(_) => "INTERNAL_SERVER_ERROR",
             ApiError::Database(_) => "DATABASE_ERROR",
@@ -80,7 +91,11 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::NoKeysAvailable(_) | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NoKeysAvailable(_)
+            | ApiError::Overloaded
+            | ApiError::BodyBudget
+            | ApiError::Stopping => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Upstream { status, .. } => *status,
             ApiError::Internal(_) | ApiError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -92,8 +107,12 @@ impl ResponseError for ApiError {
             tracing::error!(error = %err, "Database operation failed.");
         }
         let mut builder = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::Overloaded) {
+        if matches!(self, ApiError::Overloaded | ApiError::BodyBudget) {
             builder.insert_header((header::RETRY_AFTER, "1"));
+        }
+        if matches!(self, ApiError::RequestTimeout) {
+            // The rest of the body may still come: the connection cannot carry another request.
+            builder.force_close();
         }
         builder.json(json!({"code": self.code(), "message": self.to_string()}))
     }
