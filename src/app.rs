@@ -361,6 +361,9 @@ async fn start_locked(
             config.request_body_memory_bytes,
         ),
         stop_deadline: crate::proxy::cancel::StopDeadline::default(),
+        login_throttle: Arc::new(crate::http::throttle::LoginThrottle::new(
+            config.login_throttle.clone(),
+        )),
     };
     // Subscribed before the election starts, so no event after this point is missed.
     crate::cluster::sync::spawn_listener(state.clone());

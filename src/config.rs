@@ -119,6 +119,11 @@ pub struct AppConfig {
     /// The unit of `key_validation_interval_minutes` (a minute). Not an environment variable:
     /// tests shrink it so an interval of 1 passes in milliseconds.
     pub validation_minute: std::time::Duration,
+    /// Proxies whose `X-Forwarded-For` / `X-Real-IP` name the client for login throttling
+    /// (`TRUSTED_PROXIES`); empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<crate::http::throttle::IpNet>,
+    /// Login throttling limits. Not environment variables: tests shorten them.
+    pub login_throttle: crate::http::throttle::ThrottleLimits,
 }
 
 const WEAK_PATTERNS: [&str; 5] = ["password", "sk-123456", "123456", "admin", "secret"];
@@ -290,6 +295,8 @@ impl AppConfig {
             },
             validation_check_every: crate::validation::background::CHECK_EVERY,
             validation_minute: std::time::Duration::from_secs(60),
+            trusted_proxies: networks("TRUSTED_PROXIES", env.list("TRUSTED_PROXIES", &[]))?,
+            login_throttle: crate::http::throttle::ThrottleLimits::default(),
         };
         Ok(config)
     }
@@ -335,6 +342,23 @@ impl AppConfig {
         };
         format!("http://{host}:{}", self.port)
     }
+}
+
+/// Parses a list of addresses and networks (`TRUSTED_PROXIES`).
+fn networks(
+    var: &'static str,
+    items: Vec<String>,
+) -> Result<Vec<crate::http::throttle::IpNet>, ConfigError> {
+    items
+        .into_iter()
+        .map(|item| {
+            crate::http::throttle::IpNet::parse(&item).ok_or_else(|| ConfigError::Invalid {
+                var,
+                value: item,
+                reason: "expected an IP address or a network such as 10.0.0.0/8".into(),
+            })
+        })
+        .collect()
 }
 
 struct Env<'a>(&'a HashMap<String, String>);

@@ -46,6 +46,8 @@ pub struct AppState {
     pub stop_deadline: crate::proxy::cancel::StopDeadline,
     /// Requests being served: a graceful stop waits for these, not for idle connections.
     pub in_flight: crate::http::admission::InFlight,
+    /// Failed admin-key attempts per client address (this node only).
+    pub login_throttle: Arc<crate::http::throttle::LoginThrottle>,
 }
 
 impl AppState {

@@ -4,6 +4,8 @@
 //! and compiled for each backend by [`with_conn!`]; backend-specific SQL stays in the function
 //! that needs it.
 
+pub mod adopt;
+pub mod compat;
 pub mod dsn;
 pub mod instance_lock;
 pub mod key_encryption;
@@ -49,6 +51,8 @@ pub enum DbError {
     Pool(String),
     #[error("migration failed: {0}")]
     Migration(String),
+    #[error("the database schema is not one this server can use: {0}")]
+    ForeignSchema(String),
     #[error("a row with the same unique value already exists")]
     Duplicate,
     #[error("row not found")]
@@ -252,18 +256,21 @@ pub async fn migrate(url: &DatabaseUrl) -> Result<usize, DbError> {
                 let mut conn = diesel::SqliteConnection::establish(path)
                     .map_err(|e| DbError::Connect(e.to_string()))?;
                 diesel::connection::SimpleConnection::batch_execute(&mut conn, SQLITE_PRAGMAS)?;
+                adopt::prepare(&mut conn)?;
                 run(&mut conn, SQLITE_MIGRATIONS)?
             }
             DatabaseUrl::Postgres(dsn) => {
                 let mut conn =
                     <AsyncConnectionWrapper<AsyncPgConnection> as Connection>::establish(dsn)
                         .map_err(|e| DbError::Connect(e.to_string()))?;
+                adopt::prepare(&mut conn)?;
                 run(&mut conn, POSTGRES_MIGRATIONS)?
             }
             DatabaseUrl::Mysql(dsn) => {
                 let mut conn =
                     <AsyncConnectionWrapper<AsyncMysqlConnection> as Connection>::establish(dsn)
                         .map_err(|e| DbError::Connect(e.to_string()))?;
+                adopt::prepare(&mut conn)?;
                 run(&mut conn, MYSQL_MIGRATIONS)?
             }
         };

@@ -39,6 +39,9 @@ pub enum ApiError {
     /// The graceful stop deadline passed before the answer was complete.
     #[error("Server stopped before the response was complete")]
     Stopping,
+    /// Too many failed admin-key attempts from this address; retry after this many seconds.
+    #[error("Too many failed authentication attempts; retry later")]
+    TooManyAttempts { retry_after_secs: u64 },
     /// A failure talking to the upstream, answered with the status it implies.
     #[error("{message}")]
     Upstream { status: StatusCode, message: String },
@@ -61,7 +64,9 @@ impl ApiError {
             ApiError::TaskInProgress(_) => "TASK_IN_PROGRESS",
             ApiError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             ApiError::NoKeysAvailable(_) => "NO_KEYS_AVAILABLE",
-            ApiError::Overloaded | ApiError::BodyBudget => "TOO_MANY_REQUESTS",
+            ApiError::Overloaded | ApiError::BodyBudget | ApiError::TooManyAttempts { .. } => {
+                "TOO_MANY_REQUESTS"
+            }
             ApiError::RequestTimeout => "REQUEST_TIMEOUT",
             ApiError::Stopping => "SERVICE_UNAVAILABLE",
             ApiError::Upstream { .. } => "UPSTREAM_ERROR",
@@ -90,6 +95,7 @@ impl ResponseError for ApiError {
             ApiError::Duplicate(_) | ApiError::TaskInProgress(_) => StatusCode::CONFLICT,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NoKeysAvailable(_)
             | ApiError::Overloaded
@@ -107,8 +113,14 @@ impl ResponseError for ApiError {
             tracing::error!(error = %err, "Database operation failed.");
         }
         let mut builder = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::Overloaded | ApiError::BodyBudget) {
-            builder.insert_header((header::RETRY_AFTER, "1"));
+        match self {
+            ApiError::Overloaded | ApiError::BodyBudget => {
+                builder.insert_header((header::RETRY_AFTER, "1"));
+            }
+            ApiError::TooManyAttempts { retry_after_secs } => {
+                builder.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            _ => {}
         }
         if matches!(self, ApiError::RequestTimeout) {
             // The rest of the body may still come: the connection cannot carry another request.

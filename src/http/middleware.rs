@@ -19,35 +19,55 @@ use actix_web::{Error, ResponseError};
 use futures_util::Stream;
 
 use super::admission::{GuardedBody, InFlight};
-use super::credentials::query_without_key;
+use super::credentials::redacted_query;
 use super::error::ApiError;
 
-/// One line per request: method, path with the query (credentials removed), status, latency.
+/// One line per request: method, path with the query (credential-like values redacted, the
+/// whole cut at [`LOGGED_URL_LIMIT`]), status, latency.
 pub async fn access_log(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
     let method = req.method().clone();
-    let path = req.path().to_string();
-    let query = query_without_key(req.query_string());
+    let health = req.path() == "/health";
+    let target = logged_target(req.path(), req.query_string());
     let res = next.call(req).await?;
     let status = res.status().as_u16();
-    if path == "/health" && status < 400 {
+    if health && status < 400 {
         return Ok(res);
     }
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let target = if query.is_empty() {
-        path
-    } else {
-        format!("{path}?{query}")
-    };
     match status {
         500.. => tracing::error!(%method, path = %target, status, latency_ms, "Request served."),
         400..=499 => tracing::warn!(%method, path = %target, status, latency_ms, "Request served."),
         _ => tracing::info!(%method, path = %target, status, latency_ms, "Request served."),
     }
     Ok(res)
+}
+
+/// Longest URL an access-log line carries, in bytes: a client can send URLs of many kilobytes,
+/// and each would be copied into every log line and log store.
+pub const LOGGED_URL_LIMIT: usize = 2048;
+
+/// The path and query as the access log writes them: credential-like query values redacted
+/// (on every route, not just the proxy), then cut at [`LOGGED_URL_LIMIT`] with a marker.
+pub fn logged_target(path: &str, query: &str) -> String {
+    let mut target = if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", redacted_query(query))
+    };
+    if target.len() > LOGGED_URL_LIMIT {
+        let full = target.len();
+        let mut cut = LOGGED_URL_LIMIT;
+        while !target.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        target.truncate(cut);
+        target.push_str(&format!("…[truncated, {full} bytes]"));
+    }
+    target
 }
 
 /// Counts every request but `/health` as in flight until its response is sent, for the graceful
@@ -146,4 +166,22 @@ pub fn security_headers() -> DefaultHeaders {
             "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
         ))
         .add(("X-Frame-Options", "SAMEORIGIN"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_urls_are_redacted_and_capped() {
+        assert_eq!(logged_target("/health", ""), "/health");
+        assert_eq!(
+            logged_target("/api/logs", "key_value=sk-live&page=1"),
+            "/api/logs?key_value=[redacted]&page=1"
+        );
+        let long = format!("q={}", "é".repeat(3000));
+        let logged = logged_target("/proxy/g/v1/models", &long);
+        assert!(logged.ends_with("…[truncated, 6021 bytes]"), "{logged}");
+        assert!(logged.len() <= LOGGED_URL_LIMIT + 40);
+    }
 }

@@ -6,3 +6,4 @@ pub mod credentials;
 pub mod error;
 pub mod middleware;
 pub mod spa;
+pub mod throttle;
