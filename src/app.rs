@@ -11,7 +11,7 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpRequest, HttpServer};
 use arc_swap::ArcSwap;
 use gpt_load_actors::group_registry::{GroupRegistryActor, Snapshot};
-use gpt_load_actors::key_pool::{KeyPoolActor, LoadKeys};
+use gpt_load_actors::key_pool::KeyPoolActor;
 use gpt_load_actors::log_batcher::LogBatcherActor;
 use gpt_load_actors::settings::SETTINGS;
 
@@ -291,17 +291,13 @@ async fn start_locked(
 
     let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
     let registry = GroupRegistryActor::new(Arc::new(repo.clone()), Arc::clone(&snapshot)).start();
-    let mut pool_actor = KeyPoolActor::new(Arc::new(repo.clone()));
-    if clustered {
-        pool_actor = pool_actor.with_health_bus(Arc::new(crate::cluster::sync::StoreHealthBus {
+    let bus: Option<Arc<dyn gpt_load_actors::ports::HealthBus>> = clustered.then(|| {
+        Arc::new(crate::cluster::sync::StoreHealthBus {
             store: Arc::clone(&coordinator),
             node: Arc::clone(&node_id),
-        }));
-    }
-    let usable_keys = pool_actor.usable_keys();
-    let floor_hits = pool_actor.floor_hits();
-    let leases = pool_actor.lease_table();
-    let pool = pool_actor.start();
+        }) as Arc<dyn gpt_load_actors::ports::HealthBus>
+    });
+    let pool = KeyPoolActor::start(Arc::new(repo.clone()), bus);
     let load_err = |what: &'static str| move |reason: String| StartError::Load { what, reason };
     registry
         .send(gpt_load_actors::group_registry::Reload)
@@ -309,9 +305,8 @@ async fn start_locked(
         .map_err(|e| load_err("groups")(e.to_string()))?
         .map_err(|e| load_err("groups")(e.to_string()))?;
     let keys = pool
-        .send(LoadKeys { group_id: None })
+        .load(None)
         .await
-        .map_err(|e| load_err("keys")(e.to_string()))?
         .map_err(|e| load_err("keys")(e.to_string()))?;
     tracing::info!(
         groups = snapshot.load().groups.len(),
@@ -332,12 +327,9 @@ async fn start_locked(
         logs,
         log_queue,
         log_counters,
-        floor_hits,
         config: Arc::clone(&config),
         snapshot,
         pool,
-        usable_keys,
-        leases,
         registry,
         repo,
         started_at: Instant::now(),

@@ -1,19 +1,19 @@
-//! Keeps the in-memory key pool in step with key writes made by the admin API, so the next
-//! proxied request on this node sees them, and tells the other nodes of a cluster to reload the
-//! group's keys. Changed keys are swapped in place (remove, then add
-//! with their new state) rather than reloading the whole group: a reload holds the pool actor
-//! for as long as the group's keys take to read, which would stall every group's leases.
+//! Keeps the in-memory key pool in step with the admin API, and tells the other nodes of a cluster
+//! to reload the group's keys. Inserted keys join the pool after their insert; every operator change
+//! to existing keys (disable, enable, restore, delete, clear) is a pool command: the pool applies it
+//! in memory and stores it on its own ordered writer, so no handler writes a key's health columns.
+//! Changed keys are swapped in place rather than reloading the whole group: a reload holds the
+//! pool actor for as long as the group's keys take to read, which would stall every group's leases.
 
-use gpt_load_actors::domain::{GroupId, KeyId, PoolKey};
-use gpt_load_actors::key_pool::{AddKeys, RemoveKeys};
+use gpt_load_actors::domain::{GroupId, KeyId, KeyStatus, PoolKey};
+use gpt_load_actors::key_pool::{OperatorCommand, PoolError};
 
-use crate::db::models::KeyRow;
 use crate::http::error::ApiError;
 use crate::state::AppState;
 use crate::store::ClusterEvent;
 
-fn pool_gone(err: actix::MailboxError) -> ApiError {
-    ApiError::Internal(format!("key pool unavailable: {err}"))
+fn pool_failed(err: PoolError) -> ApiError {
+    ApiError::Internal(err.to_string())
 }
 
 /// Adds freshly inserted keys.
@@ -24,7 +24,7 @@ pub async fn add(state: &AppState, keys: Vec<PoolKey>) -> Result<(), ApiError> {
     let mut groups: Vec<GroupId> = keys.iter().map(|k| k.group_id).collect();
     groups.sort_unstable();
     groups.dedup();
-    state.pool.send(AddKeys { keys }).await.map_err(pool_gone)?;
+    state.pool.add(keys).await.map_err(pool_failed)?;
     for group_id in groups {
         state.announce(ClusterEvent::KeysChanged { group_id }).await;
     }
@@ -33,50 +33,32 @@ pub async fn add(state: &AppState, keys: Vec<PoolKey>) -> Result<(), ApiError> {
 
 /// Forgets the cluster-wide failure counts of keys that start over (restored) or are gone.
 async fn reset_failures(state: &AppState, key_ids: &[KeyId]) {
+    if key_ids.is_empty() {
+        return;
+    }
     if let Err(err) = state.coordinator.reset_failures(key_ids).await {
         tracing::warn!(error = %err, "Could not reset cluster-wide key failure counts.");
     }
 }
 
-/// Forgets deleted keys.
-pub async fn remove(
-    state: &AppState,
-    group_id: GroupId,
-    key_ids: Vec<KeyId>,
-) -> Result<(), ApiError> {
-    if key_ids.is_empty() {
-        return Ok(());
+/// Runs an operator's command through the pool and, once stored, tells the other nodes. Answers
+/// the ids it touched.
+pub async fn command(state: &AppState, command: OperatorCommand) -> Result<Vec<KeyId>, ApiError> {
+    let (group_id, restarts) = match &command {
+        OperatorCommand::SetStatus {
+            group_id, status, ..
+        } => (*group_id, *status != KeyStatus::Disabled),
+        OperatorCommand::Restore { group_id, .. } | OperatorCommand::Delete { group_id, .. } => {
+            (*group_id, true)
+        }
+    };
+    let touched = state.pool.command(command).await.map_err(pool_failed)?;
+    if touched.is_empty() {
+        return Ok(touched);
     }
-    reset_failures(state, &key_ids).await;
-    state
-        .pool
-        .send(RemoveKeys { group_id, key_ids })
-        .await
-        .map_err(pool_gone)?;
+    if restarts {
+        reset_failures(state, &touched).await;
+    }
     state.announce(ClusterEvent::KeysChanged { group_id }).await;
-    Ok(())
-}
-
-/// Replaces keys whose status or failure count changed with their stored state: active keys
-/// rejoin the rotation, invalid ones leave it.
-pub async fn refresh(state: &AppState, group_id: GroupId, rows: &[KeyRow]) -> Result<(), ApiError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let restarted: Vec<KeyId> = rows
-        .iter()
-        .filter(|r| r.failure_count == 0)
-        .map(|r| r.id)
-        .collect();
-    reset_failures(state, &restarted).await;
-    let ids = rows.iter().map(|r| r.id).collect();
-    state
-        .pool
-        .send(RemoveKeys {
-            group_id,
-            key_ids: ids,
-        })
-        .await
-        .map_err(pool_gone)?;
-    add(state, state.repo.pool_keys(rows)).await
+    Ok(touched)
 }

@@ -6,7 +6,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
-use gpt_load_actors::key_pool::CountKeys;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -136,7 +135,7 @@ pub async fn handler(req: actix_web::HttpRequest, state: web::Data<AppState>) ->
         .map(|g| (g.record.id, g.record.name.clone()))
         .collect();
     for (id, name) in groups {
-        if let Ok(counts) = state.pool.send(CountKeys { group_id: id }).await {
+        if let Ok(counts) = state.pool.count(id).await {
             let set = |s: &str, v: usize| {
                 keys.get_or_create(&KeyLabels {
                     group: name.clone(),

@@ -1,11 +1,12 @@
 //! What every handler shares: the published group snapshot, the actors and the repository.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use actix::Addr;
+use std::time::Instant;
+
 use gpt_load_actors::group_registry::{GroupRegistryActor, Reload, SharedSnapshot};
-use gpt_load_actors::key_pool::{KeyPoolActor, UsableKeys};
+use gpt_load_actors::key_pool::KeyPool;
 use gpt_load_actors::log_batcher::{LogBatcherActor, LogCounters, SetMaxDelay};
 
 use crate::config::AppConfig;
@@ -18,19 +19,14 @@ use crate::tasks::TaskRegistry;
 pub struct AppState {
     pub config: Arc<AppConfig>,
     pub snapshot: SharedSnapshot,
-    pub pool: Addr<KeyPoolActor>,
-    /// Leases are read from here without a message to the pool actor.
-    pub leases: gpt_load_actors::lease_table::LeaseTable,
-    /// Usable key counts per group, published by the pool for lock-free reads.
-    pub usable_keys: UsableKeys,
+    /// The key pool: leases (no message on the hot path), failure reports, operator commands.
+    pub pool: KeyPool,
     pub registry: Addr<GroupRegistryActor>,
     pub logs: Addr<LogBatcherActor>,
     /// Where proxied requests leave their log records (drained by `logs`).
     pub log_queue: gpt_load_actors::log_batcher::RecordQueue,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     pub log_counters: std::sync::Arc<LogCounters>,
-    /// How often the pool floor kept a failing key in service (dashboard warning).
-    pub floor_hits: Arc<std::sync::atomic::AtomicU64>,
     pub repo: Repo,
     pub started_at: Instant,
     /// The one long-running admin task slot (imports, deletions, validations).

@@ -18,7 +18,7 @@ use gpt_load::db::repo_groups::CopyKeys;
 use gpt_load::db::repo_logs::{LogFilter, LogTotal};
 use gpt_load::db::{Database, DatabaseUrl};
 use gpt_load_actors::domain::KeyStatus;
-use gpt_load_actors::ports::KeyRepo;
+use gpt_load_actors::ports::{KeyRepo, KeyWrite};
 use support::{hourly, log_row, this_hour};
 
 fn server_url(var: &str, default: &str) -> String {
@@ -87,16 +87,26 @@ async fn exercise(url: &DatabaseUrl) {
         (counts.total, counts.active, counts.invalid),
         (1200, 1199, 1)
     );
-    let restored = repo.restore_keys(g.id, None).await.unwrap();
-    assert_eq!(restored.len(), 1);
+    // Operator changes, as the key pool's writer stores them.
+    let set = |key_ids: Vec<i64>, status: KeyStatus, reset_failures: bool| KeyWrite::Status {
+        key_ids,
+        status,
+        reset_failures,
+    };
+    let restored = repo
+        .apply_key_write(&set(vec![id], KeyStatus::Active, true))
+        .await
+        .unwrap();
+    assert_eq!(restored, vec![id]);
+    let row = repo.key(id).await.unwrap().unwrap();
+    assert_eq!((row.status.as_str(), row.failure_count), ("active", 0));
     repo.save_key_health(id, KeyStatus::Active, 1)
         .await
         .unwrap();
-    let row = repo
-        .set_key_status(id, KeyStatus::Disabled)
+    repo.apply_key_write(&set(vec![id], KeyStatus::Disabled, false))
         .await
-        .unwrap()
         .unwrap();
+    let row = repo.key(id).await.unwrap().unwrap();
     assert_eq!((row.status.as_str(), row.failure_count), ("disabled", 1));
     repo.save_key_health(id, KeyStatus::Active, 5)
         .await
@@ -114,32 +124,16 @@ async fn exercise(url: &DatabaseUrl) {
             .len(),
         1
     );
-    assert!(
-        repo.restore_keys(g.id, None).await.unwrap().is_empty(),
-        "restoring touches invalid keys only"
-    );
-    let row = repo
-        .set_key_status(id, KeyStatus::Active)
+    repo.apply_key_write(&set(vec![id], KeyStatus::Active, true))
         .await
-        .unwrap()
         .unwrap();
+    let row = repo.key(id).await.unwrap().unwrap();
     assert_eq!((row.status.as_str(), row.failure_count), ("active", 0));
     assert!(repo
-        .set_key_status(i64::MAX, KeyStatus::Active)
+        .apply_key_write(&set(vec![i64::MAX], KeyStatus::Active, true))
         .await
         .unwrap()
-        .is_none());
-    repo.save_key_health(id, KeyStatus::Invalid, 1)
-        .await
-        .unwrap();
-    let restored = repo
-        .restore_keys(
-            g.id,
-            Some(&[repo.codec.hash("sk-00000"), repo.codec.hash("sk-00001")]),
-        )
-        .await
-        .unwrap();
-    assert_eq!(restored.len(), 1);
+        .is_empty());
     assert!(repo.update_notes(id, "n").await.unwrap());
     assert_eq!(repo.key(id).await.unwrap().unwrap().notes, "n");
 
@@ -229,22 +223,42 @@ async fn exercise(url: &DatabaseUrl) {
     assert!(!repo.remove_sub_group(agg.id, row.id).await.unwrap());
 
     // Deleting by value, then clearing.
-    let gone = repo
-        .delete_keys_atomically(
+    let listed = repo
+        .keys_by_hashes(
             g.id,
             &[repo.codec.hash("sk-01199"), repo.codec.hash("nope")],
         )
         .await
         .unwrap();
+    let mut ids: Vec<i64> = listed.iter().map(|r| r.id).collect();
+    ids.push(i64::MAX);
+    let gone = repo
+        .apply_key_write(&KeyWrite::Delete { key_ids: ids })
+        .await
+        .unwrap();
     assert_eq!(gone.len(), 1);
+    let invalid: Vec<i64> = repo
+        .group_keys(g.id, Some(KeyStatus::Invalid))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
     assert_eq!(
-        repo.delete_keys_with_status(g.id, Some(KeyStatus::Invalid))
+        repo.apply_key_write(&KeyWrite::Delete { key_ids: invalid })
             .await
             .unwrap(),
         vec![id]
     );
+    let all: Vec<i64> = repo
+        .group_keys(row.id, None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
     assert_eq!(
-        repo.delete_keys_with_status(row.id, None)
+        repo.apply_key_write(&KeyWrite::Delete { key_ids: all })
             .await
             .unwrap()
             .len(),

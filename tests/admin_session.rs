@@ -109,7 +109,10 @@ async fn scripted_session_over_http() {
             assert_eq!(body["data"]["result"]["added_count"], 300, "{body}");
             break;
         }
-        assert!(Instant::now() < deadline, "copy import did not finish: {body}");
+        assert!(
+            Instant::now() < deadline,
+            "copy import did not finish: {body}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (status, body) = t.chat("prod-openai_copy", false).await;

@@ -656,6 +656,51 @@ async fn two_candidates_and_a_follower_elect_fail_over_and_stay_in_step() {
         "no node leases the blacklisted key"
     );
 
+    // A rate limit rests the key for the request's model on every node, not only where it hit.
+    mock.script_times(
+        K2,
+        Behavior::RateLimited {
+            retry_after_secs: 600,
+        },
+        1,
+    );
+    let k2_before = mock.requests_for_key(K2);
+    let limited = support::wait_until(Duration::from_secs(5), || async {
+        assert_eq!(
+            chat(c, &a.base(), "g", support::AUTH).await,
+            Ok(StatusCode::OK)
+        );
+        mock.requests_for_key(K2) > k2_before
+    })
+    .await;
+    assert!(limited, "a leased K2 and got its 429");
+    let rest_delay = time_until_all(&[&b, &f], Duration::from_secs(1), |n| async move {
+        let keys = admin(c, n, "GET", &format!("/api/keys?group_id={gid}"), json!({})).await;
+        keys["data"]["items"].as_array().is_some_and(|items| {
+            items.iter().any(|k| {
+                k["key_value"] == K2
+                    && k["state"] == "active"
+                    && k["model_cooldowns"][0]["model"] == "gpt-4o-mini"
+            })
+        })
+    })
+    .await;
+    println!("per-model rest made on a: shown by the other nodes after {rest_delay:?}");
+    let k2_rested = mock.requests_for_key(K2);
+    for node in [&a, &b, &f] {
+        for _ in 0..4 {
+            assert_eq!(
+                chat(c, &node.base(), "g", support::AUTH).await,
+                Ok(StatusCode::OK)
+            );
+        }
+    }
+    assert_eq!(
+        mock.requests_for_key(K2),
+        k2_rested,
+        "no node leases K2 for the model it rests for"
+    );
+
     // Admin tasks are exclusive across the cluster: while an import runs on `a`, `b` refuses to
     // start one, shows `a`'s progress, and starts its own once it is done.
     let bulk = admin(c, &a, "POST", "/api/groups", group_body("bulk", &mock, 3)).await["data"]

@@ -144,7 +144,10 @@ async fn status_changes_reject_bad_input_with_json_errors() {
 #[actix_rt::test]
 async fn cooling_keys_show_their_state_and_an_operator_can_end_the_rest() {
     let t = TestServer::start(&[A, B]).await;
-    let gid = t.create_group("ctl-cool", &[A, B], json!({})).await;
+    // Key scope: the rate limit rests the whole key (per-model rests: tests/key_pool.rs).
+    let gid = t
+        .create_group("ctl-cool", &[A, B], json!({"rate_limit_scope": "key"}))
+        .await;
     t.mock.script_times(
         A,
         Behavior::RateLimited {

@@ -264,13 +264,18 @@ mod tests {
 }
 
 /// A key health change made by traffic on one node, for the other nodes of a cluster to apply.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum HealthChange {
     /// The key reached the failure threshold and left the rotation.
     Blacklisted { failure_count: i64 },
-    /// The key rests for `for_ms` milliseconds from when the event is applied.
-    CoolingDown { for_ms: u64 },
+    /// The key rests for `for_ms` milliseconds from when the event is applied: for requests for
+    /// `model` only (the model as sent upstream), or as a whole when there is none.
+    CoolingDown {
+        for_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+    },
     /// The key passed validation (or an operator ended its rest): active, no failures, no
     /// cooldown. Its cluster-wide failure count starts over too.
     Restored,

@@ -1,20 +1,25 @@
 //! One key's health as an explicit state machine, pure and driven by the caller's clock:
 //!
 //! ```text
-//! active ──rate limited / upstream trouble──▶ cooling down(level) ──time passes──▶ active
+//! active ──rate limited / upstream trouble──▶ active, resting (per model or whole key) ──time──▶ active
 //! active ──key dead × blacklist_threshold──▶ invalid ──validation / restore──▶ active
 //! any ──operator──▶ disabled ──operator──▶ active
 //! ```
 //!
-//! Request faults and clients going away never touch a key.
+//! Rests are not stored here: the key pool's lease table holds them (one source of truth), this
+//! module only decides how long they last. Request faults and clients going away never touch a key.
 
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// Why an attempt failed, decided from structured data (status, provider error fields,
 /// `Retry-After`, transport error kind).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailureClass {
-    /// The key is invalid, revoked or out of credit.
+    /// The key is invalid, revoked or out of credit (a key-wide quota error included).
     KeyDead,
     /// The key is over its rate or quota for now; `retry_after` when the upstream said so.
     RateLimited { retry_after: Option<Duration> },
@@ -22,8 +27,6 @@ pub enum FailureClass {
     UpstreamTrouble,
     /// The request itself was wrong (bad body, unknown model, wrong path).
     RequestFault,
-    /// The client disconnected.
-    ClientGone,
 }
 
 impl FailureClass {
@@ -34,7 +37,26 @@ impl FailureClass {
             FailureClass::RateLimited { .. } => "rate_limited",
             FailureClass::UpstreamTrouble => "upstream_trouble",
             FailureClass::RequestFault => "request_fault",
-            FailureClass::ClientGone => "client_gone",
+        }
+    }
+}
+
+/// What a rate limit rests: the key for the request's model only, or the whole key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RestScope {
+    /// Providers enforce quotas per model: other models keep using the key.
+    #[default]
+    Model,
+    Key,
+}
+
+impl RestScope {
+    /// The setting's spelling (`model` or `key`).
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "model" => Some(RestScope::Model),
+            "key" => Some(RestScope::Key),
+            _ => None,
         }
     }
 }
@@ -54,6 +76,8 @@ pub struct HealthPolicy {
     pub trouble_max: Duration,
     /// Whether upstream trouble also counts toward `blacklist_threshold`.
     pub trouble_counts: bool,
+    /// Whether a rate limit rests the key for the request's model or as a whole.
+    pub rest_scope: RestScope,
 }
 
 impl Default for HealthPolicy {
@@ -66,28 +90,32 @@ impl Default for HealthPolicy {
             trouble_base: Duration::from_secs(5),
             trouble_max: Duration::from_secs(60),
             trouble_counts: false,
+            rest_scope: RestScope::Model,
         }
     }
 }
 
-/// Where a key is in its life.
+/// Where a key is in its life (a rest is not a state: the key stays active and in rotation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
     Active,
-    CoolingDown { until: Instant },
     Invalid,
     Disabled,
 }
 
 /// What a failure would do to a key, before the pool decides whether to allow it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Transition {
     /// Nothing changes.
     None,
     /// The failure count goes up; the key stays usable.
     Counted,
-    /// The key rests until `until`.
-    CoolDown { until: Instant, counted: bool },
+    /// The key rests for `model` (`None`: the whole key) until `until`.
+    Rest {
+        until: Instant,
+        model: Option<Arc<str>>,
+        counted: bool,
+    },
     /// The key is blacklisted.
     Blacklist,
 }
@@ -98,8 +126,10 @@ pub struct KeyHealth {
     pub state: State,
     /// Cumulative counted failures (GPT-Load semantics: successes do not reset it).
     pub failure_count: i64,
-    /// Consecutive cooldowns, for the exponential backoff; reset by a success.
+    /// Consecutive whole-key rests, for the exponential backoff; reset by a success.
     pub cooldown_level: u32,
+    /// Consecutive rests per model, for the backoff of per-model rate limits.
+    pub model_levels: HashMap<Arc<str>, u32>,
     pub last_failure: Option<FailureClass>,
     pub last_failed_at: Option<Instant>,
 }
@@ -115,32 +145,27 @@ impl KeyHealth {
             state,
             failure_count,
             cooldown_level: 0,
+            model_levels: HashMap::new(),
             last_failure: None,
             last_failed_at: None,
         }
     }
 
-    /// True when a lease may hand the key out at `now`; an expired cooldown ends here.
-    pub fn usable(&mut self, now: Instant) -> bool {
-        match self.state {
-            State::Active => true,
-            State::CoolingDown { until } if until <= now => {
-                self.state = State::Active;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// What a failure of `class` would do, without changing anything.
-    pub fn plan(&self, class: FailureClass, policy: &HealthPolicy, now: Instant) -> Transition {
+    /// What a failure of `class` on a request for `model` would do, without changing anything.
+    pub fn plan(
+        &self,
+        class: FailureClass,
+        policy: &HealthPolicy,
+        model: Option<&Arc<str>>,
+        now: Instant,
+    ) -> Transition {
         if matches!(self.state, State::Invalid | State::Disabled) {
             return Transition::None;
         }
         let counts_to_blacklist =
             |n: i64| policy.blacklist_threshold > 0 && n >= policy.blacklist_threshold;
         match class {
-            FailureClass::RequestFault | FailureClass::ClientGone => Transition::None,
+            FailureClass::RequestFault => Transition::None,
             FailureClass::KeyDead => {
                 if counts_to_blacklist(self.failure_count + 1) {
                     Transition::Blacklist
@@ -149,16 +174,21 @@ impl KeyHealth {
                 }
             }
             FailureClass::RateLimited { retry_after } => {
+                let model = match policy.rest_scope {
+                    RestScope::Model => model.cloned(),
+                    RestScope::Key => None,
+                };
+                let level = match &model {
+                    Some(m) => self.model_levels.get(m).copied().unwrap_or(0),
+                    None => self.cooldown_level,
+                };
                 let rest = match retry_after {
                     Some(after) => after.min(policy.retry_after_max),
-                    None => backoff(
-                        policy.rate_limit_base,
-                        policy.rate_limit_max,
-                        self.cooldown_level,
-                    ),
+                    None => backoff(policy.rate_limit_base, policy.rate_limit_max, level),
                 };
-                Transition::CoolDown {
+                Transition::Rest {
                     until: now + rest,
+                    model,
                     counted: false,
                 }
             }
@@ -174,8 +204,9 @@ impl KeyHealth {
                         Transition::None
                     }
                 } else {
-                    Transition::CoolDown {
+                    Transition::Rest {
                         until: now + rest,
+                        model: None,
                         counted: policy.trouble_counts,
                     }
                 }
@@ -183,34 +214,35 @@ impl KeyHealth {
         }
     }
 
-    /// Applies a planned transition. `allow_unusable` false (the pool floor) keeps the key usable
-    /// but still counts the failure; a blacklisting then waits for the next failure.
+    /// Applies a planned transition. `allow_blacklist` false (the pool floor) keeps the key in
+    /// rotation but still counts the failure; a blacklisting then waits for the next failure.
     pub fn apply(
         &mut self,
         class: FailureClass,
-        transition: Transition,
-        allow_unusable: bool,
+        transition: &Transition,
+        allow_blacklist: bool,
         now: Instant,
     ) {
         self.last_failure = Some(class);
-        if !matches!(class, FailureClass::RequestFault | FailureClass::ClientGone) {
+        if class != FailureClass::RequestFault {
             self.last_failed_at = Some(now);
         }
         match transition {
             Transition::None => {}
             Transition::Counted => self.failure_count += 1,
-            Transition::CoolDown { until, counted } => {
-                if counted {
+            Transition::Rest { model, counted, .. } => {
+                if *counted {
                     self.failure_count += 1;
                 }
-                if allow_unusable {
-                    self.state = State::CoolingDown { until };
-                    self.cooldown_level = self.cooldown_level.saturating_add(1);
-                }
+                let level = match model {
+                    Some(m) => self.model_levels.entry(Arc::clone(m)).or_insert(0),
+                    None => &mut self.cooldown_level,
+                };
+                *level = level.saturating_add(1);
             }
             Transition::Blacklist => {
                 self.failure_count += 1;
-                if allow_unusable {
+                if allow_blacklist {
                     self.state = State::Invalid;
                 }
             }
@@ -228,20 +260,21 @@ impl KeyHealth {
             .last_failed_at
             .is_some_and(|t| now.saturating_duration_since(t) > quiet)
         {
-            self.cooldown_level = 0;
+            self.on_success();
         }
     }
 
     /// A successful attempt: the backoff starts over (the failure count stays, as in GPT-Load).
     pub fn on_success(&mut self) {
         self.cooldown_level = 0;
+        self.model_levels.clear();
     }
 
     /// Validation passed or an operator restored the key.
     pub fn restore(&mut self) {
         self.state = State::Active;
         self.failure_count = 0;
-        self.cooldown_level = 0;
+        self.on_success();
     }
 }
 
@@ -253,10 +286,23 @@ mod tests {
         HealthPolicy::default()
     }
 
-    fn fail(h: &mut KeyHealth, class: FailureClass, now: Instant) -> Transition {
-        let t = h.plan(class, &policy(), now);
-        h.apply(class, t, true, now);
+    fn fail(
+        h: &mut KeyHealth,
+        class: FailureClass,
+        model: Option<&str>,
+        now: Instant,
+    ) -> Transition {
+        let model: Option<Arc<str>> = model.map(Arc::from);
+        let t = h.plan(class, &policy(), model.as_ref(), now);
+        h.apply(class, &t, true, now);
         t
+    }
+
+    fn rest_until(t: &Transition) -> Option<(Instant, Option<&str>)> {
+        match t {
+            Transition::Rest { until, model, .. } => Some((*until, model.as_deref())),
+            _ => None,
+        }
     }
 
     #[test]
@@ -264,83 +310,93 @@ mod tests {
         let now = Instant::now();
         let mut h = KeyHealth::new(State::Active, 0);
         assert_eq!(
-            fail(&mut h, FailureClass::KeyDead, now),
+            fail(&mut h, FailureClass::KeyDead, None, now),
             Transition::Counted
         );
         assert_eq!(
-            fail(&mut h, FailureClass::KeyDead, now),
+            fail(&mut h, FailureClass::KeyDead, None, now),
             Transition::Counted
         );
-        assert!(h.usable(now));
+        assert_eq!(h.state, State::Active);
         assert_eq!(
-            fail(&mut h, FailureClass::KeyDead, now),
+            fail(&mut h, FailureClass::KeyDead, None, now),
             Transition::Blacklist
         );
         assert_eq!(h.state, State::Invalid);
-        assert!(
-            !h.usable(now + Duration::from_secs(1_000_000)),
-            "only validation or restore revives it"
-        );
         h.restore();
-        assert!(h.usable(now) && h.failure_count == 0);
+        assert!(h.state == State::Active && h.failure_count == 0);
     }
 
     #[test]
-    fn rate_limits_cool_down_for_retry_after_or_a_doubling_backoff() {
+    fn rate_limits_rest_for_retry_after_or_a_doubling_backoff_per_model() {
         let now = Instant::now();
         let mut h = KeyHealth::new(State::Active, 0);
-        fail(
-            &mut h,
-            FailureClass::RateLimited {
-                retry_after: Some(Duration::from_secs(12)),
-            },
-            now,
+        let wait = FailureClass::RateLimited {
+            retry_after: Some(Duration::from_secs(12)),
+        };
+        let t = fail(&mut h, wait, Some("m1"), now);
+        assert_eq!(
+            rest_until(&t),
+            Some((now + Duration::from_secs(12), Some("m1")))
         );
-        assert!(!h.usable(now + Duration::from_secs(11)));
-        assert!(h.usable(now + Duration::from_secs(12)));
         assert_eq!(
             h.failure_count, 0,
             "rate limits never count toward the blacklist"
         );
-        let later = now + Duration::from_secs(100);
-        fail(
-            &mut h,
-            FailureClass::RateLimited { retry_after: None },
-            later,
-        );
+        let limited = FailureClass::RateLimited { retry_after: None };
+        let t = fail(&mut h, limited, Some("m1"), now);
         assert_eq!(
-            h.state,
-            State::CoolingDown {
-                until: later + Duration::from_secs(60)
-            },
-            "second cooldown: 30 s doubled"
+            rest_until(&t),
+            Some((now + Duration::from_secs(60), Some("m1"))),
+            "second rest of m1: 30 s doubled"
+        );
+        let t = fail(&mut h, limited, Some("m2"), now);
+        assert_eq!(
+            rest_until(&t),
+            Some((now + Duration::from_secs(30), Some("m2"))),
+            "another model has its own backoff"
         );
         h.on_success();
-        fail(
-            &mut h,
-            FailureClass::RateLimited { retry_after: None },
-            later,
-        );
+        let t = fail(&mut h, limited, Some("m1"), now);
         assert_eq!(
-            h.state,
-            State::CoolingDown {
-                until: later + Duration::from_secs(30)
-            },
-            "a success resets the backoff"
+            rest_until(&t),
+            Some((now + Duration::from_secs(30), Some("m1")))
         );
-        let mut capped = KeyHealth::new(State::Active, 0);
-        fail(
-            &mut capped,
+        let capped = fail(
+            &mut KeyHealth::new(State::Active, 0),
             FailureClass::RateLimited {
                 retry_after: Some(Duration::from_secs(10 * 86_400)),
             },
+            None,
             now,
         );
         assert_eq!(
-            capped.state,
-            State::CoolingDown {
-                until: now + Duration::from_secs(86_400)
-            }
+            rest_until(&capped),
+            Some((now + Duration::from_secs(86_400), None))
+        );
+    }
+
+    #[test]
+    fn key_scope_rests_the_whole_key_whatever_the_model() {
+        let now = Instant::now();
+        let h = KeyHealth::new(State::Active, 0);
+        let key_scope = HealthPolicy {
+            rest_scope: RestScope::Key,
+            ..policy()
+        };
+        let model: Arc<str> = Arc::from("m1");
+        let t = h.plan(
+            FailureClass::RateLimited { retry_after: None },
+            &key_scope,
+            Some(&model),
+            now,
+        );
+        assert_eq!(rest_until(&t), Some((now + Duration::from_secs(30), None)));
+        let t = h.plan(FailureClass::UpstreamTrouble, &policy(), Some(&model), now);
+        assert_eq!(
+            rest_until(&t),
+            Some((now + Duration::from_secs(5), None)),
+            "upstream trouble rests the whole key"
         );
     }
 
@@ -349,26 +405,37 @@ mod tests {
         let now = Instant::now();
         let mut h = KeyHealth::new(State::Active, 0);
         for _ in 0..3 {
-            fail(&mut h, FailureClass::RateLimited { retry_after: None }, now);
+            fail(
+                &mut h,
+                FailureClass::RateLimited { retry_after: None },
+                None,
+                now,
+            );
+            fail(
+                &mut h,
+                FailureClass::RateLimited { retry_after: None },
+                Some("m"),
+                now,
+            );
         }
         h.decay(&policy(), now + Duration::from_secs(100));
         assert_eq!(h.cooldown_level, 3);
         h.decay(&policy(), now + Duration::from_secs(601));
         assert_eq!(h.cooldown_level, 0);
+        assert!(h.model_levels.is_empty());
     }
 
     #[test]
     fn backoff_stops_at_its_maximum() {
         let now = Instant::now();
         let mut h = KeyHealth::new(State::Active, 0);
+        let mut last = Transition::None;
         for _ in 0..10 {
-            fail(&mut h, FailureClass::UpstreamTrouble, now);
+            last = fail(&mut h, FailureClass::UpstreamTrouble, None, now);
         }
         assert_eq!(
-            h.state,
-            State::CoolingDown {
-                until: now + Duration::from_secs(60)
-            }
+            rest_until(&last),
+            Some((now + Duration::from_secs(60), None))
         );
         assert_eq!(
             h.failure_count, 0,
@@ -385,28 +452,27 @@ mod tests {
             ..policy()
         };
         let mut h = KeyHealth::new(State::Active, 0);
-        let t = h.plan(FailureClass::UpstreamTrouble, &strict, now);
-        h.apply(FailureClass::UpstreamTrouble, t, true, now);
+        let t = h.plan(FailureClass::UpstreamTrouble, &strict, None, now);
+        h.apply(FailureClass::UpstreamTrouble, &t, true, now);
         assert_eq!(h.failure_count, 1);
-        let t = h.plan(FailureClass::UpstreamTrouble, &strict, now);
+        let t = h.plan(FailureClass::UpstreamTrouble, &strict, None, now);
         assert_eq!(t, Transition::Blacklist);
     }
 
     #[test]
-    fn request_faults_and_departed_clients_leave_keys_alone() {
+    fn request_faults_leave_keys_alone() {
         let now = Instant::now();
         let mut h = KeyHealth::new(State::Active, 1);
-        fail(&mut h, FailureClass::RequestFault, now);
-        fail(&mut h, FailureClass::ClientGone, now);
+        fail(&mut h, FailureClass::RequestFault, None, now);
         assert_eq!((h.state, h.failure_count), (State::Active, 1));
     }
 
     #[test]
-    fn the_floor_keeps_a_key_usable_but_counts_it() {
+    fn the_floor_keeps_a_key_in_rotation_but_counts_it() {
         let now = Instant::now();
         let mut h = KeyHealth::new(State::Active, 2);
-        let t = h.plan(FailureClass::KeyDead, &policy(), now);
-        h.apply(FailureClass::KeyDead, t, false, now);
+        let t = h.plan(FailureClass::KeyDead, &policy(), None, now);
+        h.apply(FailureClass::KeyDead, &t, false, now);
         assert_eq!((h.state, h.failure_count), (State::Active, 3));
     }
 
@@ -414,7 +480,9 @@ mod tests {
     fn disabled_keys_ignore_failures() {
         let now = Instant::now();
         let mut h = KeyHealth::new(State::Disabled, 0);
-        assert_eq!(fail(&mut h, FailureClass::KeyDead, now), Transition::None);
-        assert!(!h.usable(now));
+        assert_eq!(
+            fail(&mut h, FailureClass::KeyDead, None, now),
+            Transition::None
+        );
     }
 }

@@ -7,7 +7,6 @@ pub mod domain;
 pub mod group_registry;
 pub mod key_pool;
 pub mod key_state;
-pub mod lease_table;
 pub mod log_batcher;
 pub mod ports;
 pub mod settings;

@@ -31,6 +31,23 @@ pub trait KeyRepo: Send + Sync + 'static {
         status: KeyStatus,
         failure_count: i64,
     ) -> Result<(), PortError>;
+
+    /// Stores an operator's change in one transaction; answers the ids it touched.
+    async fn apply_key_write(&self, write: &KeyWrite) -> Result<Vec<KeyId>, PortError>;
+}
+
+/// An operator's change to stored keys, queued by the key pool on its one writer so that it is
+/// ordered with the health writes of traffic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyWrite {
+    /// Sets the status; `reset_failures` also zeroes the failure count.
+    Status {
+        key_ids: Vec<KeyId>,
+        status: KeyStatus,
+        reset_failures: bool,
+    },
+    /// Deletes the keys.
+    Delete { key_ids: Vec<KeyId> },
 }
 
 /// Where groups and system settings live.

@@ -1,11 +1,11 @@
-//! The 18 system settings: their definitions, validation, and the effective config of a group
+//! The system settings: their definitions, validation, and the effective config of a group
 //! (compiled defaults, overlaid by stored values, overlaid by the group's overrides).
 
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use crate::key_state::HealthPolicy;
+use crate::key_state::{HealthPolicy, RestScope};
 use crate::status_codes::StatusCodeSet;
 
 /// The type of a setting's value.
@@ -62,7 +62,7 @@ macro_rules! def {
 }
 
 /// All settings, in the order the API and UI list them.
-pub const SETTINGS: [SettingDef; 26] = [
+pub const SETTINGS: [SettingDef; 27] = [
     def!(
         "app_url",
         "Project URL",
@@ -263,11 +263,12 @@ pub const SETTINGS: [SettingDef; 26] = [
     ),
     def!("rate_limit_cooldown_seconds", "Rate Limit Cooldown", "First rest in seconds of a key answered 429 without Retry-After; doubles on each repeat.", KEY, Int, "30", Some(1), false, true),
     def!("rate_limit_cooldown_max_seconds", "Rate Limit Cooldown Max", "Longest rest in seconds of a rate-limited key without Retry-After.", KEY, Int, "300", Some(1), false, true),
+    def!("rate_limit_scope", "Rate Limit Scope", "What a 429 rests: `model` rests the key for the request's model only (providers count quotas per model), `key` rests the whole key. Key-wide quota errors always fail the whole key.", KEY, Str, "model", None, true, true),
     def!("retry_after_max_seconds", "Retry-After Cap", "Longest rest in seconds an upstream's Retry-After may impose on a key.", KEY, Int, "86400", Some(1), false, true),
     def!("upstream_error_cooldown_seconds", "Upstream Error Cooldown", "First rest in seconds of a key after a 5xx, connect error or timeout; doubles on each repeat; 0 disables.", KEY, Int, "5", Some(0), false, true),
     def!("upstream_error_cooldown_max_seconds", "Upstream Error Cooldown Max", "Longest rest in seconds after upstream errors.", KEY, Int, "60", Some(0), false, true),
     def!("upstream_error_blacklist", "Blacklist On Upstream Errors", "Count 5xx, connect errors and timeouts toward the blacklist threshold.", KEY, Bool, "false", None, false, true),
-    def!("min_usable_keys_percent", "Usable Key Floor", "Percent of a group's keys (at least one) that automatic blacklisting and cooldowns never take out of service.", KEY, Int, "10", Some(0), false, true),
+    def!("min_usable_keys_percent", "Usable Key Floor", "Percent of a group's keys (at least one) that automatic blacklisting never takes out of rotation; a kept key that fails as dead is leased only when no other key is left.", KEY, Int, "10", Some(0), false, true),
     def!("first_byte_timeout_seconds", "First Byte Timeout", "Seconds to wait for an upstream's first response bytes before retrying with another key; 0 disables.", REQUEST, Int, "0", Some(0), false, true),
 ];
 
@@ -336,6 +337,12 @@ pub fn validate_value(def: &SettingDef, value: &Value) -> Result<String, Setting
             };
             if def.required && s.is_empty() {
                 return Err(SettingError::Required(key));
+            }
+            if def.key == "rate_limit_scope" && RestScope::parse(&s).is_none() {
+                return Err(SettingError::Invalid {
+                    key,
+                    reason: "must be `model` or `key`".into(),
+                });
             }
             if def.key == "failover_status_codes" {
                 StatusCodeSet::parse(&s).map_err(|e| SettingError::Invalid {
@@ -492,6 +499,10 @@ impl SystemSettings {
                 trouble_base: secs(int("upstream_error_cooldown_seconds")),
                 trouble_max: secs(int("upstream_error_cooldown_max_seconds")),
                 trouble_counts: get("upstream_error_blacklist").as_bool().unwrap_or(false),
+                rest_scope: get("rate_limit_scope")
+                    .as_str()
+                    .and_then(RestScope::parse)
+                    .unwrap_or_default(),
             },
             min_usable_keys_percent: int("min_usable_keys_percent"),
             first_byte_timeout_secs: int("first_byte_timeout_seconds"),
@@ -538,6 +549,12 @@ mod tests {
         let eff = s.effective(&Map::new());
         assert_eq!(eff.max_retries, 3);
         assert_eq!(eff.blacklist_threshold, 3);
+        assert_eq!(eff.health.rest_scope, RestScope::Model);
+        let key_wide = json!({"rate_limit_scope": "key"})
+            .as_object()
+            .cloned()
+            .unwrap();
+        assert_eq!(s.effective(&key_wide).health.rest_scope, RestScope::Key);
         assert!(eff.failover_status_codes.contains(429));
         assert!(!eff.failover_status_codes.contains(404));
     }
@@ -573,6 +590,12 @@ mod tests {
         let codes = find("failover_status_codes").unwrap();
         assert!(matches!(
             validate_value(codes, &json!("abc")),
+            Err(SettingError::Invalid { .. })
+        ));
+        let scope = find("rate_limit_scope").unwrap();
+        assert_eq!(validate_value(scope, &json!(" key ")).unwrap(), "key");
+        assert!(matches!(
+            validate_value(scope, &json!("group")),
             Err(SettingError::Invalid { .. })
         ));
         let keys = find("proxy_keys").unwrap();

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 
 use crate::domain::GroupId;
 use crate::group_registry::{GroupView, SharedSnapshot};
-use crate::key_pool::{ApplyProbe, KeyPoolActor};
+use crate::key_pool::KeyPool;
 use crate::ports::ValidationPort;
 
 /// What one round did.
@@ -35,7 +35,7 @@ pub struct RoundReport {
 /// The validator actor.
 pub struct ValidatorActor {
     port: Arc<dyn ValidationPort>,
-    pool: Addr<KeyPoolActor>,
+    pool: KeyPool,
     snapshot: SharedSnapshot,
     /// The length of one "minute" of `key_validation_interval_minutes`: 60 s, except in tests.
     minute: Duration,
@@ -48,7 +48,7 @@ impl ValidatorActor {
     /// A validator reading groups from `snapshot` and restoring keys through `pool`.
     pub fn new(
         port: Arc<dyn ValidationPort>,
-        pool: Addr<KeyPoolActor>,
+        pool: KeyPool,
         snapshot: SharedSnapshot,
         minute: Duration,
     ) -> Self {
@@ -164,7 +164,7 @@ impl Handler<StopRounds> for ValidatorActor {
 /// read (the group then stays due).
 async fn validate_group(
     port: &dyn ValidationPort,
-    pool: &Addr<KeyPoolActor>,
+    pool: &KeyPool,
     group: &GroupView,
     now: NaiveDateTime,
 ) -> Option<(usize, usize)> {
@@ -188,13 +188,13 @@ async fn validate_group(
                 match prober.probe(group, &key.secret).await {
                     Ok(()) => {
                         let applied = pool
-                            .send(ApplyProbe {
+                            .apply_probe(
                                 group_id,
-                                key_id: key.id,
-                                failure: None,
-                                policy: config.health,
-                                floor_percent: config.min_usable_keys_percent,
-                            })
+                                key.id,
+                                None,
+                                config.health,
+                                config.min_usable_keys_percent,
+                            )
                             .await;
                         match applied {
                             Ok(applied) => applied.stored().await,
@@ -235,7 +235,7 @@ mod tests {
     use super::*;
     use crate::domain::{GroupRecord, KeyId, KeySecret, KeyStatus, PoolKey};
     use crate::group_registry::Snapshot;
-    use crate::key_pool::{CountKeys, LoadKeys};
+    use crate::key_pool::{KeyPool, KeyPoolActor};
     use crate::key_state::FailureClass;
     use crate::ports::{KeyProber, KeyRepo, PortError, ProbeFailure};
 
@@ -269,6 +269,12 @@ mod tests {
                 key.failure_count = failure_count;
             }
             Ok(())
+        }
+        async fn apply_key_write(
+            &self,
+            _write: &crate::ports::KeyWrite,
+        ) -> Result<Vec<KeyId>, PortError> {
+            Ok(Vec::new())
         }
     }
 
@@ -355,13 +361,10 @@ mod tests {
         }
     }
 
-    async fn setup(world: &Arc<World>) -> (Addr<ValidatorActor>, Addr<KeyPoolActor>) {
+    async fn setup(world: &Arc<World>) -> (Addr<ValidatorActor>, KeyPool) {
         let port = Arc::new(Port(Arc::clone(world)));
-        let pool = KeyPoolActor::new(port.clone()).start();
-        pool.send(LoadKeys { group_id: None })
-            .await
-            .unwrap()
-            .unwrap();
+        let pool = KeyPoolActor::start(port.clone(), None);
+        pool.load(None).await.unwrap();
         let snapshot = Snapshot::build(vec![group(1, 5), group(2, 0)], &[], &HashMap::new());
         let shared: SharedSnapshot = Arc::new(ArcSwap::from_pointee(snapshot));
         let validator =
@@ -394,7 +397,7 @@ mod tests {
             },
             "group 2 has background validation off; disabled keys are never probed"
         );
-        let counts = pool.send(CountKeys { group_id: 1 }).await.unwrap();
+        let counts = pool.count(1).await.unwrap();
         assert_eq!((counts.active, counts.invalid, counts.disabled), (1, 1, 1));
         assert_eq!(world.keys.lock()[0].status, KeyStatus::Active, "persisted");
         assert_eq!(world.keys.lock()[0].failure_count, 0);

@@ -140,7 +140,7 @@ pub async fn stats(_admin: super::Admin, state: web::Data<AppState>) -> Reply<Da
     );
     security_warnings.extend(operational_warnings(
         state.log_counters.shed.load(Ordering::Relaxed),
-        state.floor_hits.load(Ordering::Relaxed),
+        state.pool.floor_hits(),
     ));
 
     let rpm_trend = pct_change(recent as f64, before as f64);

@@ -6,7 +6,6 @@ use std::collections::HashSet;
 use actix_web::web;
 use chrono::{Duration, DurationRound, NaiveDateTime, Utc};
 use gpt_load_actors::domain::KeyStatus;
-use gpt_load_actors::key_pool::CountKeys;
 use gpt_load_actors::settings::{typed_value, SETTINGS};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -189,9 +188,9 @@ pub async fn stats(
             .unwrap_or_default();
         let live = state
             .pool
-            .send(CountKeys { group_id: id })
+            .count(id)
             .await
-            .map_err(|e| ApiError::Internal(format!("key pool unavailable: {e}")))?;
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
         KeyStats {
             total_keys: counts.total,
             active_keys: counts.active,

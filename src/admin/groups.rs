@@ -3,7 +3,6 @@
 use actix_web::http::header::HeaderName;
 use actix_web::web;
 use gpt_load_actors::domain::HeaderRule;
-use gpt_load_actors::key_pool::RemoveGroup;
 use gpt_load_actors::settings::validate_group_overrides;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -259,7 +258,7 @@ pub async fn delete(
     let id = parse_id(&id, Msg::InvalidGroupId)?;
     require_group(&state, id).await?;
     state.repo.delete_group(id).await?;
-    state.pool.do_send(RemoveGroup { group_id: id });
+    state.pool.remove_group(id);
     state.reload_config_local().await?;
     state
         .announce(crate::store::ClusterEvent::GroupDeleted { group_id: id })

@@ -1,12 +1,13 @@
-//! Synchronous bulk key operations: add, delete, restore, clear and test. Every write goes to
-//! the database first (one transaction where it spans several rows), then to the key pool, so
-//! the next proxied request sees it.
+//! Synchronous bulk key operations: add, delete, restore, clear and test. Inserts go to the
+//! database, then to the key pool; changes to existing keys (delete, restore, clear) are pool
+//! commands, stored by the pool's one writer in one transaction each and answered once stored.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use actix_web::web;
-use gpt_load_actors::domain::KeyStatus;
+use gpt_load_actors::domain::{GroupId, KeyId, KeyStatus};
+use gpt_load_actors::key_pool::OperatorCommand;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -140,6 +141,52 @@ fn unique_hashes(state: &AppState, keys: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// Ids of the group's keys with these hashes.
+async fn listed_ids(
+    state: &AppState,
+    group_id: GroupId,
+    hashes: &[String],
+) -> Result<Vec<KeyId>, ApiError> {
+    let rows = state.repo.keys_by_hashes(group_id, hashes).await?;
+    Ok(rows.iter().map(|r| r.id).collect())
+}
+
+/// Ids of the group's stored keys (of one status when given).
+async fn stored_ids(
+    state: &AppState,
+    group_id: GroupId,
+    status: Option<KeyStatus>,
+) -> Result<Vec<KeyId>, ApiError> {
+    let rows = state.repo.group_keys(group_id, status).await?;
+    Ok(rows.iter().map(|r| r.id).collect())
+}
+
+/// Deletes keys through the pool (with `only`, keys the pool holds in another state stay);
+/// answers how many were deleted.
+async fn delete(
+    state: &AppState,
+    group_id: GroupId,
+    key_ids: Vec<KeyId>,
+    only: Option<KeyStatus>,
+) -> Result<usize, ApiError> {
+    let command = OperatorCommand::Delete {
+        group_id,
+        key_ids,
+        only,
+    };
+    Ok(key_sync::command(state, command).await?.len())
+}
+
+/// Restores invalid keys through the pool (all of the group's when `None`); answers how many.
+async fn restore(
+    state: &AppState,
+    group_id: GroupId,
+    key_ids: Option<Vec<KeyId>>,
+) -> Result<usize, ApiError> {
+    let command = OperatorCommand::Restore { group_id, key_ids };
+    Ok(key_sync::command(state, command).await?.len())
+}
+
 /// Add up to 5,000 keys at once (deprecated in GPT-Load in favour of `add-async`).
 #[utoipa::path(post, path = "/api/keys/add-multiple", tag = "keys", request_body = KeysTextRequest,
     responses((status = 200, body = Envelope<AddKeysResult>), (status = 400, body = ErrorBody),
@@ -179,9 +226,8 @@ pub async fn delete_multiple(
 ) -> Reply<DeleteKeysResult> {
     let (group_id, keys) = listed_keys(&state, &body).await?;
     let hashes = unique_hashes(&state, &keys);
-    let removed = state.repo.delete_keys_atomically(group_id, &hashes).await?;
-    let deleted_count = removed.len();
-    key_sync::remove(&state, group_id, removed).await?;
+    let ids = listed_ids(&state, group_id, &hashes).await?;
+    let deleted_count = delete(&state, group_id, ids, None).await?;
     let total = state.repo.count_keys(group_id).await?;
     ok(DeleteKeysResult {
         deleted_count,
@@ -201,12 +247,12 @@ pub async fn restore_multiple(
 ) -> Reply<RestoreKeysResult> {
     let (group_id, keys) = listed_keys(&state, &body).await?;
     let hashes = unique_hashes(&state, &keys);
-    let restored = state.repo.restore_keys(group_id, Some(&hashes)).await?;
-    key_sync::refresh(&state, group_id, &restored).await?;
+    let ids = listed_ids(&state, group_id, &hashes).await?;
+    let restored = restore(&state, group_id, Some(ids)).await?;
     let total = state.repo.count_keys(group_id).await?;
     ok(RestoreKeysResult {
-        restored_count: restored.len(),
-        ignored_count: keys.len() - restored.len(),
+        restored_count: restored,
+        ignored_count: keys.len() - restored,
         total_in_group: total,
     })
 }
@@ -222,9 +268,8 @@ pub async fn restore_all_invalid(
 ) -> Reply<NoData> {
     let group_id = body_group_id(body.group_id)?;
     require_group(&state, group_id).await?;
-    let restored = state.repo.restore_keys(group_id, None).await?;
-    key_sync::refresh(&state, group_id, &restored).await?;
-    done(tf(Msg::KeysRestored, &[("count", &restored.len())]))
+    let restored = restore(&state, group_id, None).await?;
+    done(tf(Msg::KeysRestored, &[("count", &restored)]))
 }
 
 /// Delete every invalid key of a group.
@@ -238,12 +283,8 @@ pub async fn clear_all_invalid(
 ) -> Reply<NoData> {
     let group_id = body_group_id(body.group_id)?;
     require_group(&state, group_id).await?;
-    let removed = state
-        .repo
-        .delete_keys_with_status(group_id, Some(KeyStatus::Invalid))
-        .await?;
-    let count = removed.len();
-    key_sync::remove(&state, group_id, removed).await?;
+    let ids = stored_ids(&state, group_id, Some(KeyStatus::Invalid)).await?;
+    let count = delete(&state, group_id, ids, Some(KeyStatus::Invalid)).await?;
     done(tf(Msg::InvalidKeysCleared, &[("count", &count)]))
 }
 
@@ -258,9 +299,8 @@ pub async fn clear_all(
 ) -> Reply<NoData> {
     let group_id = body_group_id(body.group_id)?;
     require_group(&state, group_id).await?;
-    let removed = state.repo.delete_keys_with_status(group_id, None).await?;
-    let count = removed.len();
-    key_sync::remove(&state, group_id, removed).await?;
+    let ids = stored_ids(&state, group_id, None).await?;
+    let count = delete(&state, group_id, ids, None).await?;
     done(tf(Msg::KeysCleared, &[("count", &count)]))
 }
 

@@ -8,7 +8,7 @@ use actix_web::{web, HttpResponse};
 use bytes::Bytes;
 use chrono::SecondsFormat;
 use gpt_load_actors::domain::{GroupId, KeyId, KeyStatus};
-use gpt_load_actors::key_pool::{DescribeKeys, KeyHealthView, ResetCooldown};
+use gpt_load_actors::key_pool::{KeyHealthView, OperatorCommand};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -39,10 +39,14 @@ pub struct KeyResponse {
     pub status: String,
     /// Live state from this node's key pool: `active`, `cooling_down`, `invalid` or `disabled`.
     pub state: String,
-    /// When the current cooldown ends (RFC 3339), or null when the key is not cooling down.
+    /// When the current whole-key rest ends (RFC 3339), or null when the key is not resting.
     pub cooldown_until: Option<String>,
+    /// Rests for single models after their rate limits (the key keeps serving other models).
+    pub model_cooldowns: Vec<ModelCooldown>,
+    /// True when the key failed as dead and is leased only when no other key is left.
+    pub demoted: bool,
     /// Class of the key's last failure seen by this node since it started (`key_dead`,
-    /// `rate_limited`, `upstream_trouble`, `request_fault`, `client_gone`), or null.
+    /// `rate_limited`, `upstream_trouble`, `request_fault`), or null.
     pub last_failure: Option<String>,
     pub notes: String,
     pub request_count: i64,
@@ -50,6 +54,15 @@ pub struct KeyResponse {
     pub last_used_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// A key's rest for one model.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelCooldown {
+    /// The model as sent upstream (after redirects).
+    pub model: String,
+    /// When the rest ends (RFC 3339).
+    pub cooldown_until: String,
 }
 
 impl KeyResponse {
@@ -61,6 +74,18 @@ impl KeyResponse {
             cooldown_until: live
                 .and_then(|v| v.cooldown_until)
                 .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            model_cooldowns: live
+                .map(|v| {
+                    v.model_cooldowns
+                        .iter()
+                        .map(|r| ModelCooldown {
+                            model: r.model.clone(),
+                            cooldown_until: r.until.to_rfc3339_opts(SecondsFormat::Millis, true),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            demoted: live.is_some_and(|v| v.demoted),
             last_failure: live
                 .and_then(|v| v.last_failure)
                 .map(|c| c.as_str().to_string()),
@@ -165,9 +190,9 @@ async fn live_health(
 ) -> Result<HashMap<KeyId, KeyHealthView>, ApiError> {
     state
         .pool
-        .send(DescribeKeys { group_id, key_ids })
+        .describe(group_id, key_ids)
         .await
-        .map_err(|e| ApiError::Internal(format!("key pool unavailable: {e}")))
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// List a group's keys, most recently used first (never used last), each with its live state,
@@ -326,7 +351,9 @@ async fn key_with_health(state: &AppState, id: KeyId) -> Result<KeyResponse, Api
 }
 
 /// Disable or enable one key. A disabled key is never leased, never validated and ignores
-/// failures; enabling makes it active with a zero failure count and a fresh health.
+/// failures; enabling makes it active with a zero failure count and a fresh health (no rest for
+/// any model). The change goes through the key pool, which stores it in order with the health
+/// writes of traffic, so a failure in flight cannot undo it.
 #[utoipa::path(put, path = "/api/keys/{id}/status", tag = "keys", request_body = KeyStatusRequest,
     params(("id" = i64, Path, description = "Key id")),
     responses((status = 200, body = Envelope<KeyResponse>), (status = 400, body = ErrorBody),
@@ -344,10 +371,17 @@ pub async fn update_status(
     };
     let row = state
         .repo
-        .set_key_status(id, status)
+        .key(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(t(Msg::KeyNotFound)))?;
-    key_sync::refresh(&state, row.group_id, std::slice::from_ref(&row)).await?;
+    let command = OperatorCommand::SetStatus {
+        group_id: row.group_id,
+        key_id: id,
+        status,
+    };
+    if key_sync::command(&state, command).await?.is_empty() {
+        return Err(ApiError::NotFound(t(Msg::KeyNotFound)));
+    }
     tracing::info!(
         key_id = id,
         status = status.as_str(),
@@ -362,18 +396,33 @@ pub async fn update_status(
     ok_with(t(msg), key)
 }
 
-/// End a key's cooldown now, so leases use it again at once (its backoff starts over too).
-/// Answers the key; the message says whether it was cooling down.
+/// Query of `POST /api/keys/{id}/reset-cooldown`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ResetCooldownQuery {
+    /// End only the rest for this model (as sent upstream); every rest of the key when absent.
+    pub model: Option<String>,
+}
+
+/// End a key's rests now (every rest, or the one for `?model=`), so leases use it again at once
+/// (its backoff starts over too). Answers the key; the message says whether it was resting.
 #[utoipa::path(post, path = "/api/keys/{id}/reset-cooldown", tag = "keys",
-    params(("id" = i64, Path, description = "Key id")),
+    params(("id" = i64, Path, description = "Key id"), ResetCooldownQuery),
     responses((status = 200, body = Envelope<KeyResponse>), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn reset_cooldown(
     _admin: super::Admin,
     state: web::Data<AppState>,
     id: web::Path<String>,
+    query: web::Query<ResetCooldownQuery>,
 ) -> Reply<KeyResponse> {
     let id = parse_id(&id, Msg::InvalidKeyId)?;
+    let model = query
+        .model
+        .as_deref()
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(str::to_string);
     let row = state
         .repo
         .key(id)
@@ -381,12 +430,9 @@ pub async fn reset_cooldown(
         .ok_or_else(|| ApiError::NotFound(t(Msg::KeyNotFound)))?;
     let was_cooling = state
         .pool
-        .send(ResetCooldown {
-            group_id: row.group_id,
-            key_id: id,
-        })
+        .reset_rests(row.group_id, id, model)
         .await
-        .map_err(|e| ApiError::Internal(format!("key pool unavailable: {e}")))?
+        .map_err(|e| ApiError::Internal(e.to_string()))?
         .unwrap_or(false);
     let key = key_with_health(&state, id).await?;
     let msg = if was_cooling {

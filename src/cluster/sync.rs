@@ -8,7 +8,6 @@
 use std::sync::Arc;
 
 use gpt_load_actors::domain::{GroupId, HealthChange, KeyId};
-use gpt_load_actors::key_pool::{ApplyRemoteHealth, LoadKeys, RemoveGroup};
 use gpt_load_actors::ports::{HealthBus, PortError};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -59,7 +58,7 @@ async fn apply(state: &AppState, event: ClusterEvent) {
         }
         ClusterEvent::KeysChanged { group_id } => reload_keys(state, Some(group_id)).await,
         ClusterEvent::GroupDeleted { group_id } => {
-            state.pool.do_send(RemoveGroup { group_id });
+            state.pool.remove_group(group_id);
             if let Err(err) = state.reload_config_local().await {
                 tracing::warn!(error = %err, "Reloading groups and settings failed.");
             }
@@ -68,19 +67,13 @@ async fn apply(state: &AppState, event: ClusterEvent) {
             group_id,
             key_id,
             change,
-        } => state.pool.do_send(ApplyRemoteHealth {
-            group_id,
-            key_id,
-            change,
-        }),
+        } => state.pool.apply_remote(group_id, key_id, change),
     }
 }
 
 async fn reload_keys(state: &AppState, group_id: Option<GroupId>) {
-    match state.pool.send(LoadKeys { group_id }).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(err)) => tracing::warn!(error = %err, ?group_id, "Reloading keys failed."),
-        Err(err) => tracing::warn!(error = %err, "The key pool is gone."),
+    if let Err(err) = state.pool.load(group_id).await {
+        tracing::warn!(error = %err, ?group_id, "Reloading keys failed.");
     }
 }
 
@@ -110,7 +103,7 @@ impl HealthBus for StoreHealthBus {
         let store = Arc::clone(&self.store);
         let node = Arc::clone(&self.node);
         actix_rt::spawn(async move {
-            if change == HealthChange::Restored {
+            if matches!(change, HealthChange::Restored) {
                 // A restored key starts its count over on every node, or the next failure
                 // anywhere would blacklist it again at once.
                 if let Err(err) = store.reset_failures(&[key_id]).await {

@@ -10,7 +10,7 @@ use diesel_async::{AsyncConnection, RunQueryDsl};
 use gpt_load_actors::domain::{
     GroupId, GroupRecord, HeaderRule, KeyId, KeySecret, KeyStatus, PoolKey, SubGroupLink,
 };
-use gpt_load_actors::ports::{ConfigRepo, KeyRepo, PortError};
+use gpt_load_actors::ports::{ConfigRepo, KeyRepo, KeyWrite, PortError};
 
 use super::models::{GroupRow, GroupValues, KeyRow, NewKey, NewSetting};
 use super::schema::{api_keys, group_sub_groups, groups, system_settings};
@@ -445,6 +445,10 @@ impl KeyRepo for Repo {
         }
         .await
         .map_err(port)
+    }
+
+    async fn apply_key_write(&self, write: &KeyWrite) -> Result<Vec<KeyId>, PortError> {
+        Repo::apply_key_write(self, write).await.map_err(port)
     }
 }
 

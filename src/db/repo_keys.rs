@@ -1,5 +1,5 @@
-//! Key queries of the admin API beyond add/list/delete: lookups by hash, notes, restore, clear,
-//! export batches, operator status changes and counts.
+//! Key queries of the admin API beyond add/list: lookups by hash, notes, export batches, counts,
+//! and the operator writes (status, restore, delete) that only the key pool's writer runs.
 
 use std::collections::{HashMap, HashSet};
 
@@ -7,6 +7,7 @@ use diesel::dsl::count_star;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use gpt_load_actors::domain::{GroupId, KeyId, KeySecret, KeyStatus, PoolKey};
+use gpt_load_actors::ports::KeyWrite;
 
 use super::models::{KeyRow, NewKey};
 use super::repo::{now, Repo};
@@ -264,35 +265,47 @@ impl Repo {
         }))
     }
 
-    /// An operator's status change: `disabled` keeps the failure count, anything else starts the
-    /// key over with a zero count. Returns the updated row, or `None` for an unknown key.
-    pub async fn set_key_status(
-        &self,
-        id: KeyId,
-        status: KeyStatus,
-    ) -> Result<Option<KeyRow>, DbError> {
+    /// Stores an operator's change queued by the key pool, in one transaction; answers the ids of
+    /// the keys that existed (and were changed or deleted).
+    pub async fn apply_key_write(&self, write: &KeyWrite) -> Result<Vec<KeyId>, DbError> {
         let ts = now();
-        let n = with_conn!(&self.db, conn => {
-            if status == KeyStatus::Disabled {
-                diesel::update(api_keys::table.find(id))
-                    .set((api_keys::status.eq(status.as_str()), api_keys::updated_at.eq(ts)))
-                    .execute(conn)
-                    .await?
-            } else {
-                diesel::update(api_keys::table.find(id))
-                    .set((
-                        api_keys::status.eq(status.as_str()),
-                        api_keys::failure_count.eq(0i64),
-                        api_keys::updated_at.eq(ts),
-                    ))
-                    .execute(conn)
-                    .await?
+        let ids = match write {
+            KeyWrite::Status { key_ids, .. } | KeyWrite::Delete { key_ids } => key_ids,
+        };
+        with_write_tx!(&self.db, conn => {
+            let mut touched: Vec<KeyId> = Vec::new();
+            for chunk in ids.chunks(BATCH) {
+                let found: Vec<KeyId> = api_keys::table
+                    .filter(api_keys::id.eq_any(chunk))
+                    .select(api_keys::id)
+                    .load(conn)
+                    .await?;
+                let rows = api_keys::table.filter(api_keys::id.eq_any(&found));
+                match write {
+                    KeyWrite::Status { status, reset_failures: true, .. } => {
+                        diesel::update(rows)
+                            .set((
+                                api_keys::status.eq(status.as_str()),
+                                api_keys::failure_count.eq(0i64),
+                                api_keys::updated_at.eq(ts),
+                            ))
+                            .execute(conn)
+                            .await?;
+                    }
+                    KeyWrite::Status { status, .. } => {
+                        diesel::update(rows)
+                            .set((api_keys::status.eq(status.as_str()), api_keys::updated_at.eq(ts)))
+                            .execute(conn)
+                            .await?;
+                    }
+                    KeyWrite::Delete { .. } => {
+                        diesel::delete(rows).execute(conn).await?;
+                    }
+                }
+                touched.extend(found);
             }
-        });
-        if n == 0 {
-            return Ok(None);
-        }
-        self.key(id).await
+            Ok::<_, DbError>(touched)
+        })
     }
 
     /// Sets a key's notes; false when the key does not exist.
@@ -304,108 +317,6 @@ impl Repo {
                 .await?
         });
         Ok(n > 0)
-    }
-
-    /// Reactivates the group's `invalid` keys with these hashes (or all of them when `hashes`
-    /// is `None`) with a zero failure count, in one transaction. Returns the restored rows.
-    pub async fn restore_keys(
-        &self,
-        group_id: GroupId,
-        hashes: Option<&[String]>,
-    ) -> Result<Vec<KeyRow>, DbError> {
-        let ts = now();
-        with_write_tx!(&self.db, conn => {
-                let mut rows: Vec<KeyRow> = Vec::new();
-                match hashes {
-                    Some(hashes) => {
-                        for chunk in hashes.chunks(BATCH) {
-                            let found: Vec<KeyRow> = api_keys::table
-                                .filter(api_keys::group_id.eq(group_id))
-                                .filter(api_keys::status.eq(KeyStatus::Invalid.as_str()))
-                                .filter(api_keys::key_hash.eq_any(chunk))
-                                .select(KeyRow::as_select())
-                                .load(conn)
-                                .await?;
-                            rows.extend(found);
-                        }
-                    }
-                    None => {
-                        rows = api_keys::table
-                            .filter(api_keys::group_id.eq(group_id))
-                            .filter(api_keys::status.eq(KeyStatus::Invalid.as_str()))
-                            .select(KeyRow::as_select())
-                            .load(conn)
-                            .await?;
-                    }
-                }
-                let ids: Vec<KeyId> = rows.iter().map(|r| r.id).collect();
-                for chunk in ids.chunks(BATCH) {
-                    diesel::update(api_keys::table.filter(api_keys::id.eq_any(chunk)))
-                        .set((
-                            api_keys::status.eq(KeyStatus::Active.as_str()),
-                            api_keys::failure_count.eq(0i64),
-                            api_keys::updated_at.eq(ts),
-                        ))
-                        .execute(conn)
-                        .await?;
-                }
-                for row in &mut rows {
-                    row.status = KeyStatus::Active.as_str().to_string();
-                    row.failure_count = 0;
-                    row.updated_at = ts;
-                }
-                Ok::<_, DbError>(rows)
-        })
-    }
-
-    /// Deletes the group's keys with these hashes in ONE transaction (all or none); returns the
-    /// ids removed.
-    pub async fn delete_keys_atomically(
-        &self,
-        group_id: GroupId,
-        hashes: &[String],
-    ) -> Result<Vec<KeyId>, DbError> {
-        with_write_tx!(&self.db, conn => {
-                let mut removed = Vec::new();
-                for chunk in hashes.chunks(BATCH) {
-                    let ids: Vec<KeyId> = api_keys::table
-                        .filter(api_keys::group_id.eq(group_id))
-                        .filter(api_keys::key_hash.eq_any(chunk))
-                        .select(api_keys::id)
-                        .load(conn)
-                        .await?;
-                    diesel::delete(api_keys::table.filter(api_keys::id.eq_any(&ids)))
-                        .execute(conn)
-                        .await?;
-                    removed.extend(ids);
-                }
-                Ok::<_, DbError>(removed)
-        })
-    }
-
-    /// Deletes the group's keys with `status` (all keys when `None`) in one transaction and
-    /// returns the ids removed.
-    pub async fn delete_keys_with_status(
-        &self,
-        group_id: GroupId,
-        status: Option<KeyStatus>,
-    ) -> Result<Vec<KeyId>, DbError> {
-        with_write_tx!(&self.db, conn => {
-                let mut query = api_keys::table
-                    .filter(api_keys::group_id.eq(group_id))
-                    .select(api_keys::id)
-                    .into_boxed();
-                if let Some(status) = status {
-                    query = query.filter(api_keys::status.eq(status.as_str()));
-                }
-                let ids: Vec<KeyId> = query.load(conn).await?;
-                for chunk in ids.chunks(BATCH) {
-                    diesel::delete(api_keys::table.filter(api_keys::id.eq_any(chunk)))
-                        .execute(conn)
-                        .await?;
-                }
-                Ok::<_, DbError>(ids)
-        })
     }
 
     /// Up to `limit` stored key values of a group with ids above `after_id`, in id order: the

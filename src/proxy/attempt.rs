@@ -11,7 +11,7 @@ use actix_web::http::StatusCode;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use gpt_load_actors::group_registry::GroupView;
-use gpt_load_actors::key_pool::{Lease, ReportOutcome};
+use gpt_load_actors::key_pool::{FailureReport, Lease};
 use gpt_load_actors::key_state::FailureClass;
 use gpt_load_actors::settings::EffectiveConfig;
 
@@ -84,7 +84,7 @@ pub async fn run(
     for _attempt in 0..=group.config.max_retries.max(0) {
         let Some(lease) = pending
             .take()
-            .or_else(|| lease(state, group.record.id, &tried))
+            .or_else(|| lease(state, group.record.id, ctx.forward.model.as_deref(), &tried))
         else {
             break;
         };
@@ -99,7 +99,12 @@ pub async fn run(
             );
         }
         let failure = match outcome {
-            Ok((response, first)) => return Ok(Attempted::Success(response, attempt, first)),
+            Ok((response, first)) => {
+                // Only a key leased resting or demoted costs a message (its rest ends).
+                let model = ctx.forward.model.as_deref();
+                state.pool.report_success(group.record.id, &lease, model);
+                return Ok(Attempted::Success(response, attempt, first));
+            }
             Err(failure) => failure.redacted(lease.secret.expose()),
         };
         tracing::warn!(
@@ -111,7 +116,8 @@ pub async fn run(
             "Upstream attempt failed."
         );
         if let Some(class) = failure.key_class() {
-            report(state, &group, lease.key_id, class).await;
+            let model = ctx.forward.model.clone();
+            report(state, &group, lease.key_id, class, model).await;
         }
         let retryable = failure.retryable();
         last_failure = Some((failure, attempt));
@@ -262,13 +268,20 @@ async fn failed_answer(ctx: &mut RequestContext, mut response: awc::ClientRespon
 /// Reports a failed attempt and waits until the pool has applied it, so the retry that follows
 /// (and the next request) already sees the key cooling down or blacklisted. Only the failure path
 /// pays this round trip.
-async fn report(state: &AppState, group: &GroupView, key_id: i64, class: FailureClass) {
+async fn report(
+    state: &AppState,
+    group: &GroupView,
+    key_id: i64,
+    class: FailureClass,
+    model: Option<Arc<str>>,
+) {
     let applied = state
         .pool
-        .send(ReportOutcome {
+        .report_failure(FailureReport {
             group_id: group.record.id,
             key_id,
-            failure: Some(class),
+            class,
+            model,
             policy: group.config.health,
             floor_percent: group.config.min_usable_keys_percent,
         })

@@ -16,6 +16,8 @@ use crate::channel::Channel;
 
 /// The request as it goes upstream, the same for every attempt.
 pub struct Forward {
+    /// The model as sent upstream (after redirects): rests are per (key, model).
+    pub model: Option<std::sync::Arc<str>>,
     pub method: Method,
     /// The upstream path (redirected when a Gemini model in the path was).
     pub path: String,

@@ -110,7 +110,8 @@ impl Failure {
         match (self, self.key_class()) {
             (_, Some(class)) => class.as_str(),
             (Failure::Local(Interrupt::ServerCut), None) => "server_cut",
-            _ => FailureClass::ClientGone.as_str(),
+            // A departed client is no key's failure class: it never reaches the pool.
+            _ => "client_gone",
         }
     }
 

@@ -96,6 +96,10 @@ pub fn prepare(
         (Some(model), true) => rewrite::redirect_path(tail, model, &group.redirects, strict),
         _ => rewrite::redirect_body(&body.bytes, &group.redirects, strict),
     };
+    // Rests are per (key, model) with the model as the upstream sees it, after redirects.
+    let upstream_model = model
+        .as_deref()
+        .map(|m| std::sync::Arc::<str>::from(group.redirects.get(m).map_or(m, String::as_str)));
     let client_ip = req
         .connection_info()
         .realip_remote_addr()
@@ -132,6 +136,7 @@ pub fn prepare(
         channel,
         first_lease,
         forward: Forward {
+            model: upstream_model,
             method: req.method().clone(),
             path,
             query,

@@ -11,10 +11,15 @@ use gpt_load_actors::key_pool::Lease;
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
-/// A key for `group_id` other than those `tried`, read from the rings the pool actor publishes
-/// (no message on the hot path).
-pub fn lease(state: &AppState, group_id: GroupId, tried: &[i64]) -> Option<Lease> {
-    state.leases.lease(group_id, tried)
+/// A key for `group_id` and `model` (as sent upstream) other than those `tried`, read from the
+/// table the key pool publishes (no message on the hot path).
+pub fn lease(
+    state: &AppState,
+    group_id: GroupId,
+    model: Option<&str>,
+    tried: &[i64],
+) -> Option<Lease> {
+    state.pool.lease(group_id, model, tried)
 }
 
 /// The serving group, with its first key when choosing it needed one.
@@ -30,7 +35,7 @@ pub fn serving_group(
     // stay exact; a member emptied in the meantime is skipped on the lease.
     let mut skipped: Vec<GroupId> = Vec::new();
     for _ in 0..requested.members.len() {
-        let usable = |id: &GroupId| !skipped.contains(id) && state.usable_keys.count(*id) > 0;
+        let usable = |id: &GroupId| !skipped.contains(id) && state.pool.in_rotation(*id) > 0;
         let Some(&member_id) = requested.members.pick_where(usable) else {
             break;
         };
@@ -42,7 +47,8 @@ pub fn serving_group(
         else {
             continue;
         };
-        if let Some(first) = lease(state, member_id, &[]) {
+        // The model is not known yet: only whole-key rests order this first lease.
+        if let Some(first) = lease(state, member_id, None, &[]) {
             return Ok((Arc::clone(member), Some(first)));
         }
     }

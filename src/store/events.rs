@@ -40,13 +40,16 @@ mod tests {
             event: ClusterEvent::KeyHealth {
                 group_id: 3,
                 key_id: 9,
-                change: HealthChange::CoolingDown { for_ms: 1500 },
+                change: HealthChange::CoolingDown {
+                    for_ms: 1500,
+                    model: Some("gemini-2.5-pro".into()),
+                },
             },
         };
         let json = serde_json::to_string(&env).unwrap();
         assert_eq!(
             json,
-            r#"{"node":"n1","event":{"type":"key_health","group_id":3,"key_id":9,"change":{"kind":"cooling_down","for_ms":1500}}}"#
+            r#"{"node":"n1","event":{"type":"key_health","group_id":3,"key_id":9,"change":{"kind":"cooling_down","for_ms":1500,"model":"gemini-2.5-pro"}}}"#
         );
         assert_eq!(serde_json::from_str::<EventEnvelope>(&json).unwrap(), env);
     }

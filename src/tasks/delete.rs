@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 
 use gpt_load_actors::domain::GroupId;
+use gpt_load_actors::key_pool::OperatorCommand;
 use serde_json::json;
 
 use super::TaskRun;
@@ -50,15 +51,24 @@ async fn delete(
             .map(|k| state.repo.codec.hash(k))
             .filter(|h| seen.insert(h.clone()))
             .collect();
-        let removed = state
+        let ids = state
             .repo
-            .delete_keys_atomically(group_id, &hashes)
+            .keys_by_hashes(group_id, &hashes)
             .await
-            .map_err(|e| e.to_string())?;
-        deleted += removed.len();
-        key_sync::remove(state, group_id, removed)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        // Through the pool's writer, in order with the health writes of traffic.
+        let command = OperatorCommand::Delete {
+            group_id,
+            key_ids: ids,
+            only: None,
+        };
+        deleted += key_sync::command(state, command)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+            .len();
         processed += chunk.len();
         task.progress(processed);
     }

@@ -11,7 +11,6 @@ use async_trait::async_trait;
 use awc::error::SendRequestError;
 use gpt_load_actors::domain::{GroupId, KeyId, KeySecret};
 use gpt_load_actors::group_registry::GroupView;
-use gpt_load_actors::key_pool::ApplyProbe;
 use gpt_load_actors::key_state::FailureClass;
 use gpt_load_actors::ports::{KeyProber, ProbeFailure};
 
@@ -129,14 +128,14 @@ pub async fn apply(
     let group_id: GroupId = group.record.id;
     let applied = state
         .pool
-        .send(ApplyProbe {
+        .apply_probe(
             group_id,
             key_id,
-            failure: result.as_ref().err().map(|f| f.class),
-            policy: group.config.health,
-            floor_percent: group.config.min_usable_keys_percent,
-        })
+            result.as_ref().err().map(|f| f.class),
+            group.config.health,
+            group.config.min_usable_keys_percent,
+        )
         .await
-        .map_err(|e| ApiError::Internal(format!("key pool unavailable: {e}")))?;
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(applied.stored().await)
 }
