@@ -18,6 +18,7 @@ pub mod settings;
 pub mod subgroups;
 pub mod system;
 pub mod tasks;
+pub mod usage;
 
 use std::future::{ready, Ready};
 

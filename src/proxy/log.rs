@@ -8,8 +8,11 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::Stream;
-use gpt_load_actors::domain::{KeyId, KeySecret, RequestRecord, RequestType};
+use gpt_load_actors::domain::{KeyId, KeySecret, RequestRecord, RequestType, TokenUsage};
 use gpt_load_actors::log_batcher::RecordQueue;
+
+use crate::metrics::Metrics;
+use crate::usage::UsageScanner;
 
 /// Request bodies are logged up to this many bytes.
 pub const BODY_LOG_LIMIT: usize = 65_000;
@@ -33,6 +36,8 @@ pub struct LogContext {
     pub is_stream: bool,
     pub user_agent: String,
     pub request_body: String,
+    /// Non-secret identity of the proxy key that authenticated the request.
+    pub proxy_key: String,
 }
 
 /// The key and upstream of one attempt.
@@ -69,6 +74,7 @@ impl LogContext {
         status: i32,
         success: bool,
         error: String,
+        usage: TokenUsage,
     ) {
         let Some(records) = &self.records else {
             return;
@@ -96,6 +102,8 @@ impl LogContext {
             upstream_addr: attempt.map(|a| a.upstream_addr.clone()).unwrap_or_default(),
             is_stream: self.is_stream,
             request_body: self.request_body.clone(),
+            usage,
+            proxy_key: self.proxy_key.clone(),
         });
     }
 }
@@ -141,6 +149,7 @@ impl RequestLog {
             i32::from(status),
             false,
             error.to_string(),
+            TokenUsage::default(),
         );
         if last {
             self.ctx = None;
@@ -156,6 +165,7 @@ impl RequestLog {
                 i32::from(status),
                 false,
                 error.to_string(),
+                TokenUsage::default(),
             );
         }
     }
@@ -168,6 +178,7 @@ impl RequestLog {
             attempt,
             status: i32::from(status),
             success: status < 400,
+            usage: None,
         }
     }
 }
@@ -181,19 +192,42 @@ impl Drop for RequestLog {
                 CLIENT_CLOSED,
                 false,
                 "client disconnected before the response".into(),
+                TokenUsage::default(),
             );
         }
     }
 }
 
 /// A response body that writes the request's final row when it ends: success when the upstream
-/// finished, a failure when the upstream broke off, 499 when the client left first.
+/// finished, a failure when the upstream broke off, 499 when the client left first. With a
+/// [`UsageScanner`] it also reads the tokens from the chunks it passes on (without holding any
+/// back) and counts them in the row and the metrics; only a response relayed to its end has its
+/// usage recorded, as a cut one may not have reported it yet.
 pub struct LoggedBody<S> {
     inner: S,
     ctx: Option<LogContext>,
     attempt: AttemptInfo,
     status: i32,
     success: bool,
+    usage: Option<(UsageScanner, Arc<Metrics>)>,
+}
+
+impl<S> LoggedBody<S> {
+    /// Reads token usage from the relayed chunks and counts it in `metrics`.
+    pub fn scanning(mut self, scanner: UsageScanner, metrics: Arc<Metrics>) -> Self {
+        self.usage = Some((scanner, metrics));
+        self
+    }
+
+    /// The usage of a response that ended normally, counted in the metrics.
+    fn finished_usage(&mut self) -> TokenUsage {
+        let (Some((scanner, metrics)), Some(ctx)) = (self.usage.as_mut(), self.ctx.as_ref()) else {
+            return TokenUsage::default();
+        };
+        let usage = scanner.finish();
+        metrics.observe_tokens(&ctx.group_name, &ctx.model, &usage);
+        usage
+    }
 }
 
 impl<S, E> Stream for LoggedBody<S>
@@ -207,7 +241,13 @@ where
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_next(cx);
         match &polled {
+            Poll::Ready(Some(Ok(chunk))) => {
+                if let Some((scanner, _)) = this.usage.as_mut() {
+                    scanner.feed(chunk);
+                }
+            }
             Poll::Ready(None) => {
+                let usage = this.finished_usage();
                 if let Some(ctx) = this.ctx.take() {
                     ctx.send(
                         Some(&this.attempt),
@@ -215,6 +255,7 @@ where
                         this.status,
                         this.success,
                         String::new(),
+                        usage,
                     );
                 }
             }
@@ -227,10 +268,11 @@ where
                         this.status,
                         false,
                         message,
+                        TokenUsage::default(),
                     );
                 }
             }
-            _ => {}
+            Poll::Pending => {}
         }
         polled
     }
@@ -246,6 +288,7 @@ impl<S> Drop for LoggedBody<S> {
                 CLIENT_CLOSED,
                 false,
                 message,
+                TokenUsage::default(),
             );
         }
     }

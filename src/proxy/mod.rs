@@ -28,6 +28,7 @@ use crate::channel::{self, BodyProbe, Channel, InboundRequest};
 use crate::http::credentials;
 use crate::http::error::ApiError;
 use crate::state::AppState;
+use crate::usage::{UsageScanner, Wire};
 use log::{loggable_body, AttemptInfo, LogContext, RequestLog};
 use relay::{relay, transport_failure, Failure};
 use rewrite::{Redirect, RuleContext};
@@ -85,11 +86,18 @@ pub async fn proxy(
         .get(group_name)
         .cloned()
         .ok_or_else(|| ApiError::NotFound(format!("Group '{group_name}' not found")))?;
-    if !(credentials::matches_any(&credential, &requested.proxy_keys)
-        || credentials::matches_any(&credential, &snapshot.global_proxy_keys))
-    {
-        return Err(ApiError::Unauthorized);
-    }
+    let in_group = credentials::position(&credential, &requested.proxy_keys);
+    let in_global = credentials::position(&credential, &snapshot.global_proxy_keys);
+    let proxy_key = match (in_group, in_global) {
+        (Some(i), _) => ("group", i),
+        (None, Some(i)) => ("global", i),
+        (None, None) => return Err(ApiError::Unauthorized),
+    };
+    let proxy_key = credentials::identity(
+        proxy_key.0,
+        proxy_key.1,
+        &state.repo.codec.hash(&credential),
+    );
 
     let body = read_body(&req, payload, state.config.max_request_body_bytes).await?;
     let (group, first_lease) = serving_group(&state, &snapshot, &requested).await?;
@@ -114,7 +122,14 @@ pub async fn proxy(
     // Parsing JSON costs time in proportion to the body (long chats run to megabytes): only a
     // body the overrides changed is parsed again.
     let unchanged = body.clone();
-    let body = rewrite::apply_param_overrides(body, &group.record.param_overrides);
+    let mut body = rewrite::apply_param_overrides(body, &group.record.param_overrides);
+    if is_stream
+        && group.config.stream_include_usage
+        && tail.ends_with("/chat/completions")
+        && Wire::detect(channel.name(), tail) == Wire::OpenAiChat
+    {
+        body = rewrite::add_include_usage(body);
+    }
     let probe = if body.as_ptr() == unchanged.as_ptr() && body.len() == unchanged.len() {
         original.clone()
     } else {
@@ -174,6 +189,7 @@ pub async fn proxy(
         } else {
             String::new()
         },
+        proxy_key,
     });
     let (body, path) = match redirect {
         Redirect::Keep => (body, tail.to_string()),
@@ -222,11 +238,19 @@ pub async fn proxy(
             } else {
                 let headers = response.headers().clone();
                 let rest = response.take_payload();
-                let body = log.finish(
-                    attempt,
-                    status.as_u16(),
-                    futures_util::stream::iter(first.map(Ok)).chain(rest),
+                let scanner = UsageScanner::new(
+                    Wire::detect(channel.name(), &forward.path),
+                    headers
+                        .get(header::CONTENT_ENCODING)
+                        .and_then(|v| v.to_str().ok()),
                 );
+                let body = log
+                    .finish(
+                        attempt,
+                        status.as_u16(),
+                        futures_util::stream::iter(first.map(Ok)).chain(rest),
+                    )
+                    .scanning(scanner, Arc::clone(&state.metrics));
                 relay(status, &headers, body, is_stream)
             }
         }
