@@ -14,7 +14,6 @@ use gpt_load_actors::group_registry::{GroupRegistryActor, Snapshot};
 use gpt_load_actors::key_pool::{KeyPoolActor, LoadKeys};
 use gpt_load_actors::log_batcher::LogBatcherActor;
 use gpt_load_actors::settings::SETTINGS;
-use tokio::sync::Semaphore;
 
 use crate::admin;
 use crate::config::AppConfig;
@@ -22,8 +21,9 @@ use crate::crypto::KeyCodec;
 use crate::db::instance_lock::{InstanceLock, LockError, LockKind, LockTiming};
 use crate::db::repo::Repo;
 use crate::db::{Database, DbError};
+use crate::http::admission::Admission;
 use crate::http::error::ApiError;
-use crate::http::middleware::{access_log, concurrency_limit, security_headers};
+use crate::http::middleware::{access_log, body_deadline, security_headers, track_in_flight};
 use crate::key_encryption::startup::{open_codec, EncryptionMismatch};
 use crate::proxy::{self, upstream::UpstreamClients};
 use crate::state::AppState;
@@ -88,7 +88,7 @@ impl RunningApp {
             .store(true, std::sync::atomic::Ordering::SeqCst);
         // Hand leadership over first: the next leader need not wait out the TTL.
         self.resign().await;
-        self.handle.stop(true).await;
+        self.state.drain(&self.handle).await;
         self.state.tasks.shutdown();
         self.validator.shutdown();
         let _ = (&mut self.server).await;
@@ -113,7 +113,7 @@ impl RunningApp {
 /// over the singleton jobs while in-flight requests finish.
 fn handle_stop_signals(
     handle: ServerHandle,
-    draining: Arc<std::sync::atomic::AtomicBool>,
+    state: AppState,
     cluster: Option<actix::Addr<crate::cluster::ClusterActor>>,
 ) {
     use tokio::signal::unix::{signal, SignalKind};
@@ -132,11 +132,18 @@ fn handle_stop_signals(
             _ = quit.recv() => false,
         };
         tracing::info!(graceful, "Stop signal received; draining.");
-        draining.store(true, std::sync::atomic::Ordering::SeqCst);
+        state
+            .draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+
         if let Some(cluster) = cluster {
             let _ = cluster.send(crate::cluster::Resign).await;
         }
-        handle.stop(graceful).await;
+        if graceful {
+            state.drain(&handle).await;
+        } else {
+            handle.stop(false).await;
+        }
     });
 }
 
@@ -356,6 +363,15 @@ async fn start_locked(
         node_id: Arc::clone(&node_id),
         coordinator: Arc::clone(&coordinator),
         draining: Arc::default(),
+        in_flight: Default::default(),
+        admission: Admission::new(
+            config.max_concurrent_requests,
+            config.request_body_memory_bytes,
+        ),
+        stop_deadline: crate::proxy::cancel::StopDeadline::default(),
+        login_throttle: Arc::new(crate::http::throttle::LoginThrottle::new(
+            config.login_throttle.clone(),
+        )),
     };
     // Subscribed before the election starts, so no event after this point is missed.
     crate::cluster::sync::spawn_listener(state.clone());
@@ -380,13 +396,14 @@ async fn start_locked(
         config.validation_check_every,
         config.validation_minute,
     );
-    let limiter = Arc::new(Semaphore::new(config.max_concurrent_requests));
     let data = web::Data::new(state.clone());
     let cors_config = Arc::clone(&config);
     let json_limit = config.max_request_body_bytes;
     let proxy_route = config.proxy_route.clone();
+    let body_time = Duration::from_secs(config.server_read_timeout_secs);
+    let in_flight = state.in_flight.clone();
     let mut server = HttpServer::new(move || {
-        let limiter = Arc::clone(&limiter);
+        let in_flight = in_flight.clone();
         App::new()
             .app_data(data.clone())
             .app_data(web::Data::new(UpstreamClients::new(proxy_route.clone())))
@@ -408,7 +425,10 @@ async fn start_locked(
             )
             .wrap(security_headers())
             .wrap(from_fn(move |req, next: Next<BoxBody>| {
-                concurrency_limit(Arc::clone(&limiter), req, next)
+                body_deadline(body_time, req, next)
+            }))
+            .wrap(from_fn(move |req, next: Next<BoxBody>| {
+                track_in_flight(in_flight.clone(), req, next)
             }))
             .wrap(cors(&cors_config))
             .wrap(from_fn(access_log))
@@ -424,12 +444,10 @@ async fn start_locked(
     })
     .keep_alive(Duration::from_secs(config.server_idle_timeout_secs))
     .client_request_timeout(Duration::from_secs(config.server_read_timeout_secs))
-    .shutdown_timeout(
-        config
-            .graceful_shutdown_timeout_secs
-            .saturating_sub(5)
-            .max(5),
-    );
+    .on_connect(crate::proxy::cancel::on_connect)
+    // A graceful stop is `AppState::drain`, which waits for the requests in flight itself and
+    // then stops at once; this only bounds a stop that comes from elsewhere.
+    .shutdown_timeout(config.graceful_shutdown_timeout_secs + 1);
     if config.workers > 0 {
         server = server.workers(config.workers);
     }
@@ -454,7 +472,7 @@ async fn start_locked(
     let handle = server.handle();
     let server = actix_rt::spawn(server);
     if handle_signals {
-        handle_stop_signals(handle.clone(), Arc::clone(&state.draining), cluster.clone());
+        handle_stop_signals(handle.clone(), state.clone(), cluster.clone());
     }
     tracing::info!(%addr, node = %node_id, "Listening.");
     Ok(RunningApp {

@@ -87,6 +87,8 @@ pub struct AppConfig {
     pub cluster_leader_ttl_ms: u64,
     pub max_concurrent_requests: usize,
     pub max_request_body_bytes: usize,
+    /// Request bodies held in memory at once, all requests together (`REQUEST_BODY_MEMORY_MB`).
+    pub request_body_memory_bytes: usize,
     pub enable_cors: bool,
     pub allowed_origins: Vec<String>,
     pub allowed_methods: Vec<String>,
@@ -117,6 +119,11 @@ pub struct AppConfig {
     /// The unit of `key_validation_interval_minutes` (a minute). Not an environment variable:
     /// tests shrink it so an interval of 1 passes in milliseconds.
     pub validation_minute: std::time::Duration,
+    /// Proxies whose `X-Forwarded-For` / `X-Real-IP` name the client for login throttling
+    /// (`TRUSTED_PROXIES`); empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<crate::http::throttle::IpNet>,
+    /// Login throttling limits. Not environment variables: tests shorten them.
+    pub login_throttle: crate::http::throttle::ThrottleLimits,
 }
 
 const WEAK_PATTERNS: [&str; 5] = ["password", "sk-123456", "123456", "admin", "secret"];
@@ -232,6 +239,17 @@ impl AppConfig {
                 reason: "a follower needs REDIS_DSN: without Redis it cannot follow a leader or hear about changes made on other nodes".into(),
             });
         }
+        let max_body_mb = env.int("MAX_REQUEST_BODY_SIZE_MB", 32, 1, 4096)? as usize;
+        let body_memory_mb = env.int("REQUEST_BODY_MEMORY_MB", 128, 1, 65_536)? as usize;
+        if body_memory_mb < max_body_mb {
+            return Err(ConfigError::Invalid {
+                var: "REQUEST_BODY_MEMORY_MB",
+                value: body_memory_mb.to_string(),
+                reason: format!(
+                    "must be at least MAX_REQUEST_BODY_SIZE_MB ({max_body_mb}), or a body of the largest allowed size could never be taken"
+                ),
+            });
+        }
         let config = AppConfig {
             port,
             host: env.string("HOST", "0.0.0.0"),
@@ -248,9 +266,8 @@ impl AppConfig {
             cluster_leader_ttl_ms: env.int("CLUSTER_LEADER_TTL_MS", 15_000, 300, 600_000)? as u64,
             max_concurrent_requests: env.int("MAX_CONCURRENT_REQUESTS", 100, 1, 1_000_000)?
                 as usize,
-            max_request_body_bytes: env.int("MAX_REQUEST_BODY_SIZE_MB", 32, 1, 4096)? as usize
-                * 1024
-                * 1024,
+            max_request_body_bytes: max_body_mb * 1024 * 1024,
+            request_body_memory_bytes: body_memory_mb * 1024 * 1024,
             enable_cors,
             allowed_origins,
             allowed_methods: env.list(
@@ -278,6 +295,8 @@ impl AppConfig {
             },
             validation_check_every: crate::validation::background::CHECK_EVERY,
             validation_minute: std::time::Duration::from_secs(60),
+            trusted_proxies: networks("TRUSTED_PROXIES", env.list("TRUSTED_PROXIES", &[]))?,
+            login_throttle: crate::http::throttle::ThrottleLimits::default(),
         };
         Ok(config)
     }
@@ -323,6 +342,23 @@ impl AppConfig {
         };
         format!("http://{host}:{}", self.port)
     }
+}
+
+/// Parses a list of addresses and networks (`TRUSTED_PROXIES`).
+fn networks(
+    var: &'static str,
+    items: Vec<String>,
+) -> Result<Vec<crate::http::throttle::IpNet>, ConfigError> {
+    items
+        .into_iter()
+        .map(|item| {
+            crate::http::throttle::IpNet::parse(&item).ok_or_else(|| ConfigError::Invalid {
+                var,
+                value: item,
+                reason: "expected an IP address or a network such as 10.0.0.0/8".into(),
+            })
+        })
+        .collect()
 }
 
 struct Env<'a>(&'a HashMap<String, String>);
@@ -427,6 +463,7 @@ mod tests {
         assert_eq!(c.port, 3001);
         assert_eq!(c.host, "0.0.0.0");
         assert_eq!(c.max_concurrent_requests, 100);
+        assert_eq!(c.request_body_memory_bytes, 128 << 20);
         assert_eq!(c.database, DatabaseUrl::Sqlite("./data/gpt-load.db".into()));
         assert_eq!(c.default_app_url(), "http://localhost:3001");
         assert!(c.warnings().is_empty());
@@ -441,6 +478,7 @@ mod tests {
             ("IS_SLAVE", "maybe"),
             ("LOG_FORMAT", "xml"),
             ("MAX_CONCURRENT_REQUESTS", "0"),
+            ("REQUEST_BODY_MEMORY_MB", "16"),
         ] {
             let err = AppConfig::from_map(&vars(&[("AUTH_KEY", "k"), (var, value)]))
                 .unwrap_err()

@@ -183,11 +183,9 @@ pub async fn handler(req: actix_web::HttpRequest, state: web::Data<AppState>) ->
     }
     if state.config.metrics_require_auth {
         let given = crate::http::credentials::extract(req.headers(), req.query_string());
-        let expected = [state.config.auth_key.expose().to_string()];
-        if !given.is_some_and(|g| crate::http::credentials::matches_any(&g, &expected)) {
-            return actix_web::ResponseError::error_response(
-                &crate::http::error::ApiError::Unauthorized,
-            );
+        let outcome = crate::admin::weigh_admin_key(&state, &req, given.as_deref());
+        if let Err(err) = crate::admin::settle(outcome).await {
+            return actix_web::ResponseError::error_response(&err);
         }
     }
     let mut registry = Registry::with_prefix("gptload");

@@ -43,9 +43,45 @@ pub struct AppState {
     pub coordinator: Arc<dyn crate::store::Coordinator>,
     /// Set once a graceful stop began: `/health` answers 503 so load balancers move on.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
+    /// Concurrency slots and the request body memory budget, taken after authentication.
+    pub admission: crate::http::admission::Admission,
+    /// Passes when a graceful stop has lasted `SERVER_GRACEFUL_SHUTDOWN_TIMEOUT`: requests still
+    /// in flight are cut then, and recorded as cut by the server.
+    pub stop_deadline: crate::proxy::cancel::StopDeadline,
+    /// Requests being served: a graceful stop waits for these, not for idle connections.
+    pub in_flight: crate::http::admission::InFlight,
+    /// Failed admin-key attempts per client address (this node only).
+    pub login_throttle: Arc<crate::http::throttle::LoginThrottle>,
 }
 
 impl AppState {
+    /// Starts the graceful stop's countdown: requests still in flight when
+    /// `SERVER_GRACEFUL_SHUTDOWN_TIMEOUT` has passed are cut and recorded as cut by the server.
+    pub fn arm_stop_deadline(&self) {
+        self.stop_deadline.arm(std::time::Duration::from_secs(
+            self.config.graceful_shutdown_timeout_secs,
+        ));
+    }
+
+    /// A graceful stop of `server`: no new connection is accepted; requests in flight get the
+    /// whole `SERVER_GRACEFUL_SHUTDOWN_TIMEOUT`, then the stop deadline cuts what is left (each
+    /// answered and recorded as cut) and every connection closes, idle keep-alive ones included.
+    pub async fn drain(&self, server: &actix_web::dev::ServerHandle) {
+        /// Time for the requests cut at the deadline to send their answer and record their row.
+        const CUT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+        server.pause().await;
+        self.arm_stop_deadline();
+        let budget =
+            std::time::Duration::from_secs(self.config.graceful_shutdown_timeout_secs) + CUT_GRACE;
+        if !self.in_flight.until_idle(Instant::now() + budget).await {
+            tracing::warn!(
+                requests = self.in_flight.count(),
+                "Requests still in flight after the stop deadline; closing their connections."
+            );
+        }
+        server.stop(false).await;
+    }
+
     /// Applies an admin write to groups or settings: reloads them here (waiting until the new
     /// snapshot is published, so the next request on this node sees the write), then tells the
     /// other nodes of the cluster to do the same.

@@ -295,10 +295,19 @@ async fn client_auth_is_checked_before_the_group() {
             json!({"code": "UNAUTHORIZED", "message": "Authentication failed"})
         );
     }
-    let mut res = t
+    // A group's key does not tell which other groups exist; only a global key learns of a 404.
+    let res = t
         .client
         .post(t.url("/proxy/nope/v1/chat/completions"))
         .insert_header(("Authorization", format!("Bearer {PROXY_KEY}")))
+        .send_json(&json!({}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let mut res = t
+        .client
+        .post(t.url("/proxy/nope/v1/chat/completions"))
+        .insert_header(("Authorization", format!("Bearer {}", support::AUTH)))
         .send_json(&json!({}))
         .await
         .unwrap();

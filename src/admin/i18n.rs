@@ -178,6 +178,8 @@ messages! {
     KeysTextEmpty => ("Keys text cannot be empty", "密钥文本不能为空", "キーのテキストは空にできません"),
     NoValidKeys => ("No valid keys found in the input", "输入中没有有效的密钥", "入力に有効なキーがありません"),
     BatchTooLarge => ("Batch size exceeds the limit of {limit} keys; use the async import for more", "批量大小超过 {limit} 个密钥的限制，请使用异步导入", "バッチサイズが上限の {limit} キーを超えています。非同期インポートを使用してください"),
+    KeyUnfitOnLine => ("Line {line}: a key contains the character {char}; keys must be printable ASCII without spaces or control characters. Nothing was imported", "第 {line} 行：密钥包含字符 {char}；密钥只能由可打印的 ASCII 字符组成，不能含空白或控制字符。未导入任何密钥", "{line} 行目：キーに文字 {char} が含まれています。キーは空白や制御文字を含まない印字可能な ASCII 文字のみです。何もインポートされていません"),
+    KeyUnfitInEntry => ("Entry {entry}: a key contains the character {char}; keys must be printable ASCII without spaces or control characters. Nothing was imported", "第 {entry} 项：密钥包含字符 {char}；密钥只能由可打印的 ASCII 字符组成，不能含空白或控制字符。未导入任何密钥", "{entry} 番目の項目：キーに文字 {char} が含まれています。キーは空白や制御文字を含まない印字可能な ASCII 文字のみです。何もインポートされていません"),
     NotesTooLong => ("notes must be at most 255 characters", "备注最多 255 个字符", "メモは 255 文字以内である必要があります"),
     KeyNotInGroup => ("Key does not exist in this group or has been removed.", "密钥不存在于该分组或已被删除。", "キーはこのグループに存在しないか、削除されています。"),
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::i18n::{t, tf, Msg};
-use super::keys::{parse_keys_text, SYNC_BATCH_LIMIT};
+use super::keys::{first_unfit_key, parse_keys_text, UnfitKey, SYNC_BATCH_LIMIT};
 use super::require_group;
 use super::response::{done, ok, Envelope, ErrorBody, NoData, Reply};
 use crate::http::error::ApiError;
@@ -101,6 +101,24 @@ pub fn parse_batch(keys_text: &str, limit: Option<usize>) -> Result<Vec<String>,
     Ok(keys)
 }
 
+/// Refuses key text that would store an unusable key (see [`first_unfit_key`]), naming its line
+/// or entry and the character, never the key. The whole import is refused rather than the bad
+/// key skipped: a key broken by a stray CR usually means the rest of the paste is broken too.
+pub fn check_importable(keys_text: &str) -> Result<(), ApiError> {
+    let code = |c: char| format!("U+{:04X}", u32::from(c));
+    match first_unfit_key(keys_text) {
+        None => Ok(()),
+        Some(UnfitKey::OnLine(line, c)) => Err(ApiError::Validation(tf(
+            Msg::KeyUnfitOnLine,
+            &[("line", &line), ("char", &code(c))],
+        ))),
+        Some(UnfitKey::InEntry(entry, c)) => Err(ApiError::Validation(tf(
+            Msg::KeyUnfitInEntry,
+            &[("entry", &entry), ("char", &code(c))],
+        ))),
+    }
+}
+
 /// The group and the parsed keys of a synchronous bulk call: the group must exist and the list
 /// must hold 1 to 5,000 keys.
 async fn listed_keys(
@@ -131,6 +149,7 @@ pub async fn add_multiple(
     body: web::Json<KeysTextRequest>,
 ) -> Reply<AddKeysResult> {
     let (group_id, keys) = listed_keys(&state, &body).await?;
+    check_importable(&body.keys_text)?;
     let input_count = keys.len();
     let mut seen = HashSet::new();
     let unique: Vec<String> = keys

@@ -111,6 +111,35 @@ pub fn parse_keys_text(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Where in pasted key text an unusable key sits: its line in plain text, its position in a
+/// JSON array (1-based), and the first character that makes it unusable.
+#[derive(Debug, PartialEq, Eq)]
+pub enum UnfitKey {
+    OnLine(usize, char),
+    InEntry(usize, char),
+}
+
+/// The first key of `text` (read as [`parse_keys_text`] reads it) that holds a character other
+/// than printable ASCII: a CR, LF, NUL, tab or space inside a key (possible through a JSON
+/// array), a control character in plain text, or a non-ASCII letter. Such a key cannot be sent
+/// in an HTTP header, so it would go out without credentials and fail every request.
+pub fn first_unfit_key(text: &str) -> Option<UnfitKey> {
+    let unfit = |key: &str| key.chars().find(|c| !c.is_ascii_graphic());
+    if let Ok(list) = serde_json::from_str::<Vec<String>>(text.trim()) {
+        if !list.is_empty() {
+            return list
+                .iter()
+                .enumerate()
+                .find_map(|(i, k)| unfit(k.trim()).map(|c| UnfitKey::InEntry(i + 1, c)));
+        }
+    }
+    text.split('\n').enumerate().find_map(|(i, line)| {
+        line.split(|c: char| c.is_whitespace() || c == ',' || c == ';')
+            .find_map(unfit)
+            .map(|c| UnfitKey::OnLine(i + 1, c))
+    })
+}
+
 /// A required `group_id` query parameter.
 pub fn group_id_param(raw: Option<&str>) -> Result<i64, ApiError> {
     let raw = raw
@@ -393,6 +422,27 @@ mod tests {
         );
         assert!(parse_keys_text(" \n ").is_empty());
         assert_eq!(parse_keys_text("[]"), vec!["[]"]);
+    }
+
+    #[test]
+    fn keys_with_control_characters_or_inner_whitespace_are_found() {
+        assert_eq!(first_unfit_key("sk-a\nsk-b, sk-c\r\n"), None);
+        assert_eq!(
+            first_unfit_key("sk-a\nsk-b\0x\n"),
+            Some(UnfitKey::OnLine(2, '\0'))
+        );
+        assert_eq!(
+            first_unfit_key("sk-a\nsk-b\n sk-\u{e9}"),
+            Some(UnfitKey::OnLine(3, '\u{e9}'))
+        );
+        assert_eq!(
+            first_unfit_key(r#"["sk-a", " sk-b ", "sk-c\r\nInjected: 1"]"#),
+            Some(UnfitKey::InEntry(3, '\r'))
+        );
+        assert_eq!(
+            first_unfit_key(r#"["sk a"]"#),
+            Some(UnfitKey::InEntry(1, ' '))
+        );
     }
 
     #[test]

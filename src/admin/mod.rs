@@ -20,45 +20,91 @@ pub mod system;
 pub mod tasks;
 pub mod usage;
 
-use std::future::{ready, Ready};
+use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 use chrono::{NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use futures_util::future::LocalBoxFuture;
 
+use crate::http::admission::Slot;
 use crate::http::credentials;
 use crate::http::error::ApiError;
+use crate::http::throttle::{client_addr, Outcome};
 use crate::state::AppState;
 use i18n::{t, Msg};
 
 pub use routes::configure;
 
 /// Proof that a request carries the admin key (`AUTH_KEY`), taken from the same places a proxy
-/// key may be and compared in constant time. Every protected handler takes it as its first
-/// argument, so unknown paths still answer 404 without asking for credentials and a missing
-/// credential is reported before any body error.
-pub struct Admin;
+/// key may be and compared in constant time, through the login throttle. Every protected handler
+/// takes it as its first argument, so unknown paths still answer 404 without asking for
+/// credentials and a missing credential is reported before any body error. It holds one of the
+/// node's concurrency slots while the handler runs: only authenticated admin work takes one.
+pub struct Admin {
+    _slot: Slot,
+}
 
 impl FromRequest for Admin {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let authorized = match (
-            req.app_data::<web::Data<AppState>>(),
-            credentials::extract(req.headers(), req.query_string()),
-        ) {
-            (Some(state), Some(given)) => credentials::matches_any(
-                &given,
-                std::slice::from_ref(&state.config.auth_key.expose().to_string()),
+        let outcome = match req.app_data::<web::Data<AppState>>() {
+            Some(state) => weigh_admin_key(
+                state,
+                req,
+                credentials::extract(req.headers(), req.query_string()).as_deref(),
             ),
-            _ => false,
+            None => Outcome::Denied {
+                delay: Duration::ZERO,
+            },
         };
-        ready(if authorized {
-            Ok(Admin)
-        } else {
-            Err(ApiError::Unauthorized)
+        let admission = req
+            .app_data::<web::Data<AppState>>()
+            .map(|state| state.admission.clone());
+        Box::pin(async move {
+            settle(outcome).await?;
+            let admission = admission.ok_or(ApiError::Unauthorized)?;
+            admission.slot().map(|slot| Admin { _slot: slot })
         })
+    }
+}
+
+/// Weighs an admin key a request offers, through the login throttle of its client address. A
+/// missing key is refused at once and not counted: it guesses nothing.
+pub fn weigh_admin_key(state: &AppState, req: &HttpRequest, given: Option<&str>) -> Outcome {
+    let Some(given) = given.filter(|g| !g.is_empty()) else {
+        return Outcome::Denied {
+            delay: Duration::ZERO,
+        };
+    };
+    let addr = client_addr(
+        req.peer_addr().map(|a| a.ip()),
+        req.headers(),
+        &state.config.trusted_proxies,
+    );
+    let expected = [state.config.auth_key.expose().to_string()];
+    state
+        .login_throttle
+        .attempt(addr, given, || credentials::matches_any(given, &expected))
+}
+
+/// The answer an outcome calls for: a wrong key waits out its delay before its 401; a locked-out
+/// address gets 429 with the seconds left (rounded up).
+pub async fn settle(outcome: Outcome) -> Result<(), ApiError> {
+    match outcome {
+        Outcome::Granted => Ok(()),
+        Outcome::Denied { delay } => {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            Err(ApiError::Unauthorized)
+        }
+        Outcome::Locked { retry_after } => Err(ApiError::TooManyAttempts {
+            retry_after_secs: (retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0))
+                .max(1),
+        }),
     }
 }
 

@@ -1,13 +1,14 @@
 //! Login, health and channel types.
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::header::RETRY_AFTER;
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::response::{ok, Envelope, ErrorBody, Reply};
 use crate::channel::CHANNEL_TYPES;
-use crate::http::credentials;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 
 /// Body of `POST /api/auth/login`.
@@ -53,8 +54,9 @@ const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 #[utoipa::path(post, path = "/api/auth/login", tag = "system", security(()),
     request_body = LoginRequest,
     responses((status = 200, body = LoginResponse), (status = 400, body = LoginResponse),
-        (status = 401, body = LoginResponse)))]
-pub async fn login(state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+        (status = 401, body = LoginResponse),
+        (status = 429, description = "Too many failed attempts from this address", body = LoginResponse)))]
+pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let reply = |success: bool, message: &str| LoginResponse {
         success,
         message: message.to_string(),
@@ -62,11 +64,16 @@ pub async fn login(state: web::Data<AppState>, body: web::Bytes) -> HttpResponse
     let Ok(login) = serde_json::from_slice::<LoginRequest>(&body) else {
         return HttpResponse::BadRequest().json(reply(false, "Invalid request format"));
     };
-    let expected = [state.config.auth_key.expose().to_string()];
-    if !login.auth_key.is_empty() && credentials::matches_any(&login.auth_key, &expected) {
-        HttpResponse::Ok().json(reply(true, "Authentication successful"))
-    } else {
-        HttpResponse::Unauthorized().json(reply(false, "Authentication failed"))
+    let outcome = super::weigh_admin_key(&state, &req, Some(&login.auth_key));
+    match super::settle(outcome).await {
+        Ok(()) => HttpResponse::Ok().json(reply(true, "Authentication successful")),
+        Err(ApiError::TooManyAttempts { retry_after_secs }) => HttpResponse::TooManyRequests()
+            .insert_header((RETRY_AFTER, retry_after_secs.to_string()))
+            .json(reply(
+                false,
+                "Too many failed authentication attempts; retry later",
+            )),
+        Err(_) => HttpResponse::Unauthorized().json(reply(false, "Authentication failed")),
     }
 }
 

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::i18n::{t, tf, Msg};
-use super::key_ops::{body_group_id, parse_batch, KeysTextRequest};
+use super::key_ops::{body_group_id, check_importable, parse_batch, KeysTextRequest};
 use super::response::{ok, ok_with, Envelope, ErrorBody, Reply};
 use super::{parse_id, require_group};
 use crate::http::error::ApiError;
@@ -87,6 +87,7 @@ async fn start_import(state: &AppState, group_id: i64, keys_text: String) -> Rep
     let group_id = body_group_id(group_id)?;
     let group = require_group(state, group_id).await?;
     let keys = parse_batch(&keys_text, None)?;
+    check_importable(&keys_text)?;
     drop(keys_text);
     let task = state
         .tasks

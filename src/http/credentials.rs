@@ -1,5 +1,8 @@
 //! Where a client puts its credential (`?key=`, Bearer, `X-Api-Key`, `X-Goog-Api-Key`, in that
-//! order, as GPT-Load reads them) and constant-time comparison against the accepted keys.
+//! order, as GPT-Load reads them), constant-time comparison against the accepted keys, and the
+//! one definition of a credential query parameter that both finding and removing it use.
+
+use std::borrow::Cow;
 
 use actix_web::http::header::{HeaderMap, AUTHORIZATION};
 use subtle::ConstantTimeEq;
@@ -31,29 +34,88 @@ pub fn extract(headers: &HeaderMap, query: &str) -> Option<String> {
     None
 }
 
-fn query_key(query: &str) -> Option<String> {
-    if query.is_empty() {
-        return None;
-    }
-    url::form_urlencoded::parse(query.as_bytes())
-        .find(|(name, value)| name == "key" && !value.is_empty())
-        .map(|(_, value)| value.into_owned())
+/// One `name=value` pair of a query: the raw text as sent, and the name and value decoded the
+/// way `application/x-www-form-urlencoded` decodes them (`%6B` → `k`, `+` → space).
+struct Param<'a> {
+    raw: &'a str,
+    name: Cow<'a, str>,
+    value: Cow<'a, str>,
 }
 
-/// The query string without any `key` parameter. A query without one is returned unchanged,
-/// byte for byte.
+fn params(query: &str) -> impl Iterator<Item = Param<'_>> {
+    query.split('&').filter(|raw| !raw.is_empty()).map(|raw| {
+        let (name, value) = url::form_urlencoded::parse(raw.as_bytes())
+            .next()
+            .unwrap_or_default();
+        Param { raw, name, value }
+    })
+}
+
+/// The definition of a credential parameter: a name that decodes to `key` in any ASCII case
+/// (`key`, `KEY`, `k%65y`, `%4B%45%59`). Reading and stripping both ask this, so no spelling can
+/// authenticate and still be forwarded or logged.
+fn is_credential_name(decoded: &str) -> bool {
+    decoded.eq_ignore_ascii_case("key")
+}
+
+fn query_key(query: &str) -> Option<String> {
+    params(query)
+        .find(|p| is_credential_name(&p.name) && !p.value.is_empty())
+        .map(|p| p.value.into_owned())
+}
+
+/// The query string without any credential parameter (every spelling [`extract`] reads, empty
+/// values too). A query without one is returned unchanged, byte for byte.
 pub fn query_without_key(query: &str) -> String {
-    if !query
-        .split('&')
-        .any(|p| p == "key" || p.starts_with("key="))
-    {
+    if !params(query).any(|p| is_credential_name(&p.name)) {
         return query.to_string();
     }
-    query
-        .split('&')
-        .filter(|p| !(p.is_empty() || *p == "key" || p.starts_with("key=")))
+    params(query)
+        .filter(|p| !is_credential_name(&p.name))
+        .map(|p| p.raw)
         .collect::<Vec<_>>()
         .join("&")
+}
+
+/// What a redacted value reads as in a log line.
+pub const REDACTED: &str = "[redacted]";
+
+/// Fragments of parameter names whose values are secrets, or may be: `key`, `key_value`,
+/// `auth_key`, `api_key`, `access_token`, `password`… Matched against the decoded, lower-cased
+/// name, so `Key_Value` and `%6Bey_value` count too. Broad on purpose: a redacted harmless value
+/// costs a log reader little, a logged secret costs a rotation.
+const SECRET_NAME_PARTS: [&str; 7] = [
+    "key",
+    "token",
+    "secret",
+    "passw",
+    "auth",
+    "credential",
+    "signature",
+];
+
+fn is_secret_like_name(decoded: &str) -> bool {
+    let name = decoded.to_ascii_lowercase();
+    is_credential_name(&name) || SECRET_NAME_PARTS.iter().any(|part| name.contains(part))
+}
+
+/// The query string for a log line: every credential-like parameter keeps its name (as sent)
+/// with its value replaced by [`REDACTED`]; other parameters stay as sent.
+pub fn redacted_query(query: &str) -> Cow<'_, str> {
+    if !params(query).any(|p| is_secret_like_name(&p.name)) {
+        return Cow::Borrowed(query);
+    }
+    let parts: Vec<Cow<'_, str>> = params(query)
+        .map(|p| {
+            if is_secret_like_name(&p.name) {
+                let raw_name = p.raw.split_once('=').map_or(p.raw, |(n, _)| n);
+                Cow::Owned(format!("{raw_name}={REDACTED}"))
+            } else {
+                Cow::Borrowed(p.raw)
+            }
+        })
+        .collect();
+    Cow::Owned(parts.join("&"))
 }
 
 /// True when `candidate` equals one of `accepted`. Each comparison takes time independent of
@@ -132,6 +194,34 @@ mod tests {
         assert_eq!(query_without_key("alt=sse&key=abc&x=1"), "alt=sse&x=1");
         assert_eq!(query_without_key("key=abc"), "");
         assert_eq!(query_without_key("a=%20b&monkey=1"), "a=%20b&monkey=1");
+    }
+
+    #[test]
+    fn every_spelling_that_authenticates_is_stripped() {
+        for spelling in ["key", "KEY", "Key", "k%65y", "%6Bey", "%4B%45%59", "k%45Y"] {
+            let query = format!("alt=sse&{spelling}=secret&x=1");
+            assert_eq!(
+                extract(&headers(&[]), &query).as_deref(),
+                Some("secret"),
+                "{spelling}"
+            );
+            assert_eq!(query_without_key(&query), "alt=sse&x=1", "{spelling}");
+        }
+        // Empty values authenticate nothing but go too; near misses are other parameters.
+        assert_eq!(query_without_key("key=&KEY&a=1"), "a=1");
+        assert_eq!(query_without_key("key%20=1&keys=2"), "key%20=1&keys=2");
+        assert_eq!(extract(&headers(&[]), "keys=2&key%20=1"), None);
+    }
+
+    #[test]
+    fn logs_redact_credential_like_values_in_any_spelling() {
+        assert_eq!(redacted_query("page=2&status=ok"), "page=2&status=ok");
+        assert_eq!(
+            redacted_query("key_value=sk-1&page=2&Auth_Key=a&%6Bey=b&api%5Fkey=c&access_token=d"),
+            "key_value=[redacted]&page=2&Auth_Key=[redacted]&%6Bey=[redacted]\
+             &api%5Fkey=[redacted]&access_token=[redacted]"
+        );
+        assert_eq!(redacted_query("KEY"), "KEY=[redacted]");
     }
 
     #[test]

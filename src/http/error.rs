@@ -30,6 +30,18 @@ pub enum ApiError {
     NoKeysAvailable(String),
     #[error("Too many concurrent requests")]
     Overloaded,
+    /// Request bodies in memory fill `REQUEST_BODY_MEMORY_MB`.
+    #[error("Too much request body data in flight; retry shortly")]
+    BodyBudget,
+    /// The body did not arrive within `SERVER_READ_TIMEOUT`; the connection is closed.
+    #[error("Request body not received in time")]
+    RequestTimeout,
+    /// The graceful stop deadline passed before the answer was complete.
+    #[error("Server stopped before the response was complete")]
+    Stopping,
+    /// Too many failed admin-key attempts from this address; retry after this many seconds.
+    #[error("Too many failed authentication attempts; retry later")]
+    TooManyAttempts { retry_after_secs: u64 },
     /// A failure talking to the upstream, answered with the status it implies.
     #[error("{message}")]
     Upstream { status: StatusCode, message: String },
@@ -52,7 +64,11 @@ impl ApiError {
             ApiError::TaskInProgress(_) => "TASK_IN_PROGRESS",
             ApiError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             ApiError::NoKeysAvailable(_) => "NO_KEYS_AVAILABLE",
-            ApiError::Overloaded => "TOO_MANY_REQUESTS",
+            ApiError::Overloaded | ApiError::BodyBudget | ApiError::TooManyAttempts { .. } => {
+                "TOO_MANY_REQUESTS"
+            }
+            ApiError::RequestTimeout => "REQUEST_TIMEOUT",
+            ApiError::Stopping => "SERVICE_UNAVAILABLE",
             ApiError::Upstream { .. } => "UPSTREAM_ERROR",
             ApiError::Internal(_) => "INTERNAL_SERVER_ERROR",
             ApiError::Database(_) => "DATABASE_ERROR",
@@ -79,8 +95,13 @@ impl ResponseError for ApiError {
             ApiError::Duplicate(_) | ApiError::TaskInProgress(_) => StatusCode::CONFLICT,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::NoKeysAvailable(_) | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NoKeysAvailable(_)
+            | ApiError::Overloaded
+            | ApiError::BodyBudget
+            | ApiError::Stopping => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Upstream { status, .. } => *status,
             ApiError::Internal(_) | ApiError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -92,8 +113,18 @@ impl ResponseError for ApiError {
             tracing::error!(error = %err, "Database operation failed.");
         }
         let mut builder = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::Overloaded) {
-            builder.insert_header((header::RETRY_AFTER, "1"));
+        match self {
+            ApiError::Overloaded | ApiError::BodyBudget => {
+                builder.insert_header((header::RETRY_AFTER, "1"));
+            }
+            ApiError::TooManyAttempts { retry_after_secs } => {
+                builder.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            _ => {}
+        }
+        if matches!(self, ApiError::RequestTimeout) {
+            // The rest of the body may still come: the connection cannot carry another request.
+            builder.force_close();
         }
         builder.json(json!({"code": self.code(), "message": self.to_string()}))
     }

@@ -1,18 +1,110 @@
-//! What goes back to the client: the upstream's response streamed through, or, when every attempt
-//! failed, the last failure — with upstream keys masked wherever they appear.
+//! Relay and record phases: what goes back to the client (the upstream's response streamed
+//! through unbuffered, a model list rewritten, or the last failure) and what is recorded about it
+//! (the final log row, written when the body ends, and the request metrics).
 
 use actix_web::body::SizedStream;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::HttpResponse;
-use awc::error::SendRequestError;
+use actix_web::{HttpMessage, HttpResponse, ResponseError};
 use bytes::Bytes;
-use gpt_load_actors::domain::mask_secret;
+use futures_util::StreamExt;
+use gpt_load_actors::group_registry::GroupView;
 
-use super::classify::classify_status;
-use super::decode::decode;
+use super::attempt::Attempted;
+use super::context::RequestContext;
+use super::decode;
+use super::rewrite;
 use crate::http::error::ApiError;
-use gpt_load_actors::key_state::FailureClass;
+use crate::state::AppState;
+use crate::usage::{UsageScanner, Wire};
+
+/// Model lists are read whole to be rewritten.
+const MODEL_LIST_LIMIT: usize = 8 << 20;
+
+/// Turns the attempts' outcome into the client's answer, records it, and observes the metrics.
+pub async fn respond(
+    state: &AppState,
+    ctx: RequestContext,
+    outcome: Attempted,
+) -> Result<HttpResponse, ApiError> {
+    let RequestContext {
+        started,
+        group,
+        channel,
+        forward,
+        is_model_list,
+        mut log,
+        interrupts,
+        upstream_time,
+        ..
+    } = ctx;
+    let mut response = match outcome {
+        Attempted::Success(mut response, attempt, first) => {
+            let status = response.status();
+            if is_model_list {
+                let reply = rewrite_model_list(response, &group, &forward.query).await;
+                match &reply {
+                    Ok(_) => log.finished(&attempt, status.as_u16(), None),
+                    Err(err) => {
+                        log.finished(&attempt, err.status_code().as_u16(), Some(err.to_string()))
+                    }
+                }
+                reply?
+            } else {
+                let headers = response.headers().clone();
+                let rest = response.take_payload();
+                let scanner = UsageScanner::new(
+                    Wire::detect(channel.name(), &forward.path),
+                    headers
+                        .get(header::CONTENT_ENCODING)
+                        .and_then(|v| v.to_str().ok()),
+                );
+                let body = log
+                    .finish(
+                        attempt,
+                        status.as_u16(),
+                        futures_util::stream::iter(first.map(Ok)).chain(rest),
+                        interrupts,
+                    )
+                    .scanning(scanner, std::sync::Arc::clone(&state.metrics));
+                relay(status, &headers, body, forward.is_stream)
+            }
+        }
+        Attempted::Failed(failure, attempt) => {
+            log.attempt_failed(
+                &attempt,
+                failure.status().as_u16(),
+                &failure.message(),
+                true,
+            );
+            failure.into_response()
+        }
+        Attempted::NoKeys => {
+            let err =
+                ApiError::NoKeysAvailable("No active API keys available for this group".into());
+            log.failed_without_attempt(503, &err.to_string());
+            return Err(err);
+        }
+    };
+    // What the proxy itself added: everything but the time spent waiting on upstreams.
+    let overhead = started.elapsed().saturating_sub(upstream_time);
+    state.metrics.observe(
+        &group.record.name,
+        channel.name(),
+        response.status().as_u16(),
+        upstream_time,
+        overhead,
+    );
+    if state.config.overhead_header {
+        if let Ok(value) = HeaderValue::from_str(&format!("{:.3}", overhead.as_secs_f64() * 1000.0))
+        {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static("x-gptload-overhead-ms"), value);
+        }
+    }
+    Ok(response)
+}
 
 /// Upstream response headers that describe the upstream hop, not the content.
 const STRIPPED_RESPONSE_HEADERS: [&str; 6] = [
@@ -63,251 +155,40 @@ where
     }
 }
 
-/// Why an attempt failed.
-pub enum Failure {
-    /// The upstream answered with a failover status.
-    Status {
-        status: StatusCode,
-        content_type: Option<HeaderValue>,
-        encoding: Option<String>,
-        retry_after: Option<std::time::Duration>,
-        body: Bytes,
-    },
-    /// No usable answer: connect error, timeout, broken connection.
-    Transport { status: StatusCode, message: String },
-}
-
-/// Classifies a request that got no response.
-pub fn transport_failure(err: &SendRequestError) -> Failure {
-    match err {
-        SendRequestError::Timeout => Failure::Transport {
-            status: StatusCode::GATEWAY_TIMEOUT,
-            message: "Upstream did not answer in time".into(),
-        },
-        SendRequestError::Connect(e) => Failure::Transport {
+/// Replaces a model-list reply with one rewritten per the group's redirect rules.
+async fn rewrite_model_list(
+    mut response: awc::ClientResponse,
+    group: &GroupView,
+    query: &str,
+) -> Result<HttpResponse, ApiError> {
+    let encoding = response
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let raw = response
+        .body()
+        .limit(MODEL_LIST_LIMIT)
+        .await
+        .map_err(|e| ApiError::Upstream {
             status: StatusCode::BAD_GATEWAY,
-            message: format!("Could not connect to upstream: {e}"),
-        },
-        other => Failure::Transport {
+            message: format!("Failed to read response: {e}"),
+        })?;
+    let first_page = !url::form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "pageToken");
+    let rewritten = decode::decode(&raw, encoding.as_deref())
+        .and_then(|plain| {
+            rewrite::rewrite_model_list(
+                &plain,
+                &group.redirects,
+                group.record.model_redirect_strict,
+                first_page,
+            )
+        })
+        .ok_or_else(|| ApiError::Upstream {
             status: StatusCode::BAD_GATEWAY,
-            message: format!("Upstream request failed: {other}"),
-        },
-    }
-}
-
-impl Failure {
-    /// The status the attempt ended with.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Failure::Status { status, .. } | Failure::Transport { status, .. } => *status,
-        }
-    }
-
-    fn decoded_body(&self) -> Option<Vec<u8>> {
-        match self {
-            Failure::Status { body, encoding, .. } => decode(body, encoding.as_deref()),
-            Failure::Transport { .. } => None,
-        }
-    }
-
-    /// The failure's class, which decides what happens to the key.
-    pub fn class(&self) -> FailureClass {
-        match self {
-            Failure::Transport { .. } => FailureClass::UpstreamTrouble,
-            Failure::Status {
-                status,
-                retry_after,
-                ..
-            } => classify_status(
-                status.as_u16(),
-                *retry_after,
-                self.decoded_body().as_deref(),
-            ),
-        }
-    }
-
-    /// The upstream's error message, for logs.
-    pub fn message(&self) -> String {
-        match self {
-            Failure::Transport { message, .. } => message.clone(),
-            Failure::Status { status, .. } => match self.decoded_body() {
-                Some(body) if !body.is_empty() => parse_error_message(&body),
-                Some(_) => format!("upstream answered {status} with an empty body"),
-                None => format!("upstream answered {status} with an undecodable body"),
-            },
-        }
-    }
-
-    /// The same failure with every occurrence of the upstream key masked.
-    pub fn redacted(self, secret: &str) -> Self {
-        match self {
-            Failure::Status {
-                status,
-                content_type,
-                encoding,
-                retry_after,
-                body,
-            } => {
-                let plain = encoding
-                    .as_deref()
-                    .is_none_or(|e| e.eq_ignore_ascii_case("identity"));
-                if plain && contains(&body, secret.as_bytes()) {
-                    let body = Bytes::from(redact(&String::from_utf8_lossy(&body), secret));
-                    Failure::Status {
-                        status,
-                        content_type,
-                        encoding,
-                        retry_after,
-                        body,
-                    }
-                } else if !plain
-                    && decode(&body, encoding.as_deref())
-                        .is_some_and(|d| contains(&d, secret.as_bytes()))
-                {
-                    // Re-encoding is not worth it for an error body: send it decoded and masked.
-                    let decoded = decode(&body, encoding.as_deref()).unwrap_or_default();
-                    let body = Bytes::from(redact(&String::from_utf8_lossy(&decoded), secret));
-                    Failure::Status {
-                        status,
-                        content_type,
-                        encoding: None,
-                        retry_after,
-                        body,
-                    }
-                } else {
-                    Failure::Status {
-                        status,
-                        content_type,
-                        encoding,
-                        retry_after,
-                        body,
-                    }
-                }
-            }
-            Failure::Transport { status, message } => Failure::Transport {
-                status,
-                message: redact(&message, secret),
-            },
-        }
-    }
-
-    /// The answer a client gets when no attempt is left: the upstream's own status and body when
-    /// it sent a JSON one, else GPT-Load's `UPSTREAM_ERROR` envelope.
-    pub fn into_response(self) -> HttpResponse {
-        let status = self.status();
-        if let Failure::Status {
-            content_type,
-            encoding,
-            body,
-            ..
-        } = &self
-        {
-            if self.decoded_body().is_some_and(|d| is_json(&d)) {
-                let mut builder = HttpResponse::build(status);
-                builder.insert_header((
-                    header::CONTENT_TYPE,
-                    content_type
-                        .clone()
-                        .unwrap_or(HeaderValue::from_static("application/json")),
-                ));
-                if let Some(encoding) = encoding
-                    .as_deref()
-                    .and_then(|e| HeaderValue::from_str(e).ok())
-                {
-                    builder.insert_header((header::CONTENT_ENCODING, encoding));
-                }
-                return builder.body(body.clone());
-            }
-        }
-        let message = match self.decoded_body() {
-            Some(body) if !body.is_empty() => {
-                String::from_utf8_lossy(&body).chars().take(2048).collect()
-            }
-            _ => self.message(),
-        };
-        actix_web::ResponseError::error_response(&ApiError::Upstream { status, message })
-    }
-}
-
-fn is_json(body: &[u8]) -> bool {
-    serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Masks every occurrence of `secret` in `text`.
-pub fn redact(text: &str, secret: &str) -> String {
-    if secret.is_empty() || !text.contains(secret) {
-        return text.to_string();
-    }
-    text.replace(secret, &mask_secret(secret))
-}
-
-/// GPT-Load's order: `error.message`, `error_msg`, `error` (string), `message`, else the raw text;
-/// at most 2048 characters.
-pub fn parse_error_message(body: &[u8]) -> String {
-    let text = || {
-        String::from_utf8_lossy(body)
-            .trim()
-            .chars()
-            .take(2048)
-            .collect::<String>()
-    };
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return text();
-    };
-    let candidates = [
-        value.pointer("/error/message"),
-        value.get("error_msg"),
-        value.get("error"),
-        value.get("message"),
-    ];
-    let found: Option<String> = candidates
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str())
-        .map(str::trim)
-        .find(|s| !s.is_empty())
-        .map(|s| s.chars().take(2048).collect());
-    found.unwrap_or_else(text)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_messages_follow_gpt_load_order() {
-        assert_eq!(
-            parse_error_message(br#"{"error":{"message":" bad key "}}"#),
-            "bad key"
-        );
-        assert_eq!(
-            parse_error_message(br#"{"error_msg":"m1","message":"m2"}"#),
-            "m1"
-        );
-        assert_eq!(parse_error_message(br#"{"error":"plain"}"#), "plain");
-        assert_eq!(parse_error_message(br#"{"message":"top"}"#), "top");
-        assert_eq!(parse_error_message(b"oops"), "oops");
-    }
-
-    #[test]
-    fn keys_are_redacted_from_messages_and_bodies() {
-        assert_eq!(
-            redact("bad key sk-abcdefghijkl here", "sk-abcdefghijkl"),
-            "bad key sk-a****ijkl here"
-        );
-        let f = Failure::Status {
-            status: StatusCode::UNAUTHORIZED,
-            content_type: None,
-            encoding: None,
-            retry_after: None,
-            body: Bytes::from_static(br#"{"error":{"message":"key sk-abcdefghijkl is invalid"}}"#),
-        }
-        .redacted("sk-abcdefghijkl");
-        assert!(!f.message().contains("sk-abcdefghijkl"));
-        assert!(f.message().contains("sk-a****ijkl"));
-    }
+            message: "Failed to process response".into(),
+        })?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(rewritten))
 }

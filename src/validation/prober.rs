@@ -18,7 +18,7 @@ use gpt_load_actors::ports::{KeyProber, ProbeFailure};
 use crate::channel;
 use crate::http::error::ApiError;
 use crate::proxy::classify::{classify_status, retry_after};
-use crate::proxy::relay::{parse_error_message, redact};
+use crate::proxy::failure::{parse_error_message, redact};
 use crate::proxy::rewrite::{apply_header_rules, RuleContext};
 use crate::state::AppState;
 

@@ -115,6 +115,55 @@ pub(crate) fn on_connect(conn: &dyn std::any::Any, ext: &mut actix_web::dev::Ext
     let _ = (conn, ext);
 }
 
+/// Ends the close watch of a connection when actix drops the connection, so the watch's own
+/// socket handle never keeps a connection open.
+struct CloseWatch(#[allow(dead_code)] tokio::sync::oneshot::Sender<()>);
+
+/// `HttpServer::on_connect` hook: notes the moment the client closes its side of the connection
+/// (end of stream or reset) while it is open here, such as a proxy dropping a request whose
+/// answer is still pending.
+pub(crate) fn watch_close(
+    conn: &dyn std::any::Any,
+    ext: &mut actix_web::dev::Extensions,
+    state: &std::sync::Arc<State>,
+) {
+    #[cfg(unix)]
+    if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        use std::os::fd::AsFd;
+        let Ok(fd) = tcp.as_fd().try_clone_to_owned() else {
+            return;
+        };
+        let std = std::net::TcpStream::from(fd);
+        if std.set_nonblocking(true).is_err() {
+            return;
+        }
+        let Ok(stream) = tokio::net::TcpStream::from_std(std) else {
+            return;
+        };
+        let (dropped, mut on_drop) = tokio::sync::oneshot::channel();
+        ext.insert(CloseWatch(dropped));
+        let state = std::sync::Arc::clone(state);
+        actix_web::rt::spawn(async move {
+            let mut byte = [0u8; 1];
+            loop {
+                tokio::select! {
+                    _ = &mut on_drop => return,
+                    peeked = stream.peek(&mut byte) => match peeked {
+                        Ok(0) | Err(_) => {
+                            state.record_close();
+                            return;
+                        }
+                        // Bytes actix has yet to read: look again shortly.
+                        Ok(_) => tokio::time::sleep(Duration::from_millis(2)).await,
+                    },
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = (conn, ext, state);
+}
+
 /// Makes the eventual close of this request's connection a TCP reset (SO_LINGER 0), so that clients
 /// which treat a plain EOF as the end of the body (awc does) still see the abort as an error.
 fn arm_reset(req: &HttpRequest) {

@@ -87,9 +87,13 @@ impl MockUpstream {
                 .app_data(web::PayloadConfig::new(MAX_BODY))
                 .default_service(web::to(handlers::dispatch))
         })
-        .on_connect(move |conn, ext| {
-            if reset_support {
-                handlers::on_connect(conn, ext);
+        .on_connect({
+            let state = Arc::clone(&state);
+            move |conn, ext| {
+                if reset_support {
+                    handlers::on_connect(conn, ext);
+                    handlers::watch_close(conn, ext, &state);
+                }
             }
         })
         .workers(opts.workers.max(1))
@@ -167,6 +171,12 @@ impl MockUpstream {
     /// Number of requests received in total (also rejected ones and ones without a key).
     pub fn total_requests(&self) -> usize {
         self.state.total_requests()
+    }
+
+    /// When clients closed connections that were still open on the mock's side (a proxy giving
+    /// up on a pending answer, say), in order. Not recorded by [`MockUpstream::start_lean`].
+    pub fn connection_closes(&self) -> Vec<std::time::Instant> {
+        self.state.closes()
     }
 
     /// Forgets recorded requests and resets the request counters.

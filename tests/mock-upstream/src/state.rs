@@ -86,6 +86,8 @@ pub(crate) struct State {
     per_key: Mutex<HashMap<String, usize>>,
     total: AtomicUsize,
     chunks_sent: AtomicUsize,
+    /// When a client closed a connection while it was still open on this side.
+    closes: Mutex<Vec<std::time::Instant>>,
     next_id: AtomicU64,
 }
 
@@ -104,6 +106,7 @@ impl State {
             per_key: Mutex::new(HashMap::new()),
             total: AtomicUsize::new(0),
             chunks_sent: AtomicUsize::new(0),
+            closes: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
         }
     }
@@ -221,6 +224,14 @@ impl State {
 
     pub(crate) fn requests_for_key(&self, key: &str) -> usize {
         self.per_key.lock().get(key).copied().unwrap_or(0)
+    }
+
+    pub(crate) fn record_close(&self) {
+        self.closes.lock().push(std::time::Instant::now());
+    }
+
+    pub(crate) fn closes(&self) -> Vec<std::time::Instant> {
+        self.closes.lock().clone()
     }
 
     pub(crate) fn total_requests(&self) -> usize {

@@ -1,5 +1,6 @@
-//! The request log of one proxied request: a row per failed attempt, and one final row written
-//! when the response has been streamed to its end (or when the client left first).
+//! Record phase: the request log rows of one proxied request, a row per failed attempt and one
+//! final row written when the response has been streamed to its end, or when the client left or
+//! the server's stop deadline cut it first (each recorded with its own status and message).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,11 +15,11 @@ use gpt_load_actors::log_batcher::RecordQueue;
 use crate::metrics::Metrics;
 use crate::usage::UsageScanner;
 
+use super::cancel::{Interrupt, Interrupts, StopDeadline};
+use super::failure::interrupted;
+
 /// Request bodies are logged up to this many bytes.
 pub const BODY_LOG_LIMIT: usize = 65_000;
-
-/// Status recorded when the client went away before the response was complete.
-const CLIENT_CLOSED: i32 = 499;
 
 /// Fields shared by every row of one request.
 #[derive(Clone)]
@@ -36,6 +37,8 @@ pub struct LogContext {
     pub is_stream: bool,
     pub user_agent: String,
     pub request_body: String,
+    /// Tells a request dropped by the server's stop from one whose client left.
+    pub stop: StopDeadline,
     /// Non-secret identity of the proxy key that authenticated the request.
     pub proxy_key: String,
 }
@@ -67,7 +70,26 @@ pub fn loggable_body(body: &[u8]) -> String {
 }
 
 impl LogContext {
+    /// A row without token usage (failed attempts, cut responses).
     fn send(
+        &self,
+        attempt: Option<&AttemptInfo>,
+        request_type: RequestType,
+        status: i32,
+        success: bool,
+        error: String,
+    ) {
+        self.send_with_usage(
+            attempt,
+            request_type,
+            status,
+            success,
+            error,
+            TokenUsage::default(),
+        );
+    }
+
+    fn send_with_usage(
         &self,
         attempt: Option<&AttemptInfo>,
         request_type: RequestType,
@@ -109,30 +131,16 @@ impl LogContext {
 }
 
 /// Makes sure a request leaves exactly one final row: if it is dropped before [`RequestLog::finish`]
-/// (the client disconnected while the proxy waited on the upstream), it records a 499.
+/// (actix dropped the handler: the client's connection failed, or the server stopped), it records
+/// a 499, or the server's cut once the stop deadline has passed.
 pub struct RequestLog {
     ctx: Option<LogContext>,
-    /// Time spent waiting on upstreams, for the overhead figure.
-    upstream_time: std::time::Duration,
 }
 
 impl RequestLog {
     /// Starts the log of a request.
     pub fn new(ctx: LogContext) -> Self {
-        Self {
-            ctx: Some(ctx),
-            upstream_time: std::time::Duration::ZERO,
-        }
-    }
-
-    /// Adds time spent waiting on an upstream.
-    pub fn add_upstream_time(&mut self, spent: std::time::Duration) {
-        self.upstream_time += spent;
-    }
-
-    /// Total time spent waiting on upstreams so far.
-    pub fn upstream_time(&self) -> std::time::Duration {
-        self.upstream_time
+        Self { ctx: Some(ctx) }
     }
 
     /// A failed attempt; `last` marks the one whose failure is returned to the client.
@@ -149,7 +157,6 @@ impl RequestLog {
             i32::from(status),
             false,
             error.to_string(),
-            TokenUsage::default(),
         );
         if last {
             self.ctx = None;
@@ -165,19 +172,40 @@ impl RequestLog {
                 i32::from(status),
                 false,
                 error.to_string(),
-                TokenUsage::default(),
             );
         }
     }
 
-    /// The upstream answered; the final row is written when `body` ends.
-    pub fn finish<S>(mut self, attempt: AttemptInfo, status: u16, body: S) -> LoggedBody<S> {
+    /// The answer is complete already (a rewritten model list): the final row now.
+    pub fn finished(mut self, attempt: &AttemptInfo, status: u16, error: Option<String>) {
+        if let Some(ctx) = self.ctx.take() {
+            let success = status < 400 && error.is_none();
+            ctx.send(
+                Some(attempt),
+                RequestType::Final,
+                i32::from(status),
+                success,
+                error.unwrap_or_default(),
+            );
+        }
+    }
+
+    /// The upstream answered; the final row is written when `body` ends. The body ends early,
+    /// with an error, when the client leaves or the stop deadline passes while it streams.
+    pub fn finish<S>(
+        mut self,
+        attempt: AttemptInfo,
+        status: u16,
+        body: S,
+        interrupts: Interrupts,
+    ) -> LoggedBody<S> {
         LoggedBody {
             inner: body,
             ctx: self.ctx.take(),
             attempt,
             status: i32::from(status),
             success: status < 400,
+            interrupts,
             usage: None,
         }
     }
@@ -186,29 +214,44 @@ impl RequestLog {
 impl Drop for RequestLog {
     fn drop(&mut self) {
         if let Some(ctx) = self.ctx.take() {
+            let cause = if ctx.stop.passed() {
+                Interrupt::ServerCut
+            } else {
+                Interrupt::ClientGone
+            };
+            let (status, message) = interrupted(cause, false);
             ctx.send(
                 None,
                 RequestType::Final,
-                CLIENT_CLOSED,
+                i32::from(status),
                 false,
-                "client disconnected before the response".into(),
-                TokenUsage::default(),
+                message.into(),
             );
         }
     }
 }
 
+/// Why a relayed body ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("upstream response broke off: {0}")]
+    Upstream(String),
+    #[error("{0}")]
+    Interrupted(&'static str),
+}
+
 /// A response body that writes the request's final row when it ends: success when the upstream
-/// finished, a failure when the upstream broke off, 499 when the client left first. With a
-/// [`UsageScanner`] it also reads the tokens from the chunks it passes on (without holding any
-/// back) and counts them in the row and the metrics; only a response relayed to its end has its
-/// usage recorded, as a cut one may not have reported it yet.
+/// finished, a failure when the upstream broke off, 499 when the client left first, the server's
+/// cut when the stop deadline passed. With a [`UsageScanner`] it also reads the tokens from the
+/// chunks it passes on (holding none back) and records them in the row and the metrics; only a
+/// response relayed to its end has its usage recorded, as a cut one may not have reported it yet.
 pub struct LoggedBody<S> {
     inner: S,
     ctx: Option<LogContext>,
     attempt: AttemptInfo,
     status: i32,
     success: bool,
+    interrupts: Interrupts,
     usage: Option<(UsageScanner, Arc<Metrics>)>,
 }
 
@@ -235,10 +278,25 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    type Item = Result<Bytes, E>;
+    type Item = Result<Bytes, RelayError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        if let Poll::Ready(cause) = this.interrupts.poll_interrupt(cx) {
+            let (status, message) = interrupted(cause, true);
+            if let Some(ctx) = this.ctx.take() {
+                ctx.send(
+                    Some(&this.attempt),
+                    RequestType::Final,
+                    i32::from(status),
+                    false,
+                    message.into(),
+                );
+            }
+            // Ending with an error makes actix drop the connection; dropping this body drops
+            // the upstream response, whose connection then closes.
+            return Poll::Ready(Some(Err(RelayError::Interrupted(message))));
+        }
         let polled = Pin::new(&mut this.inner).poll_next(cx);
         match &polled {
             Poll::Ready(Some(Ok(chunk))) => {
@@ -249,7 +307,7 @@ where
             Poll::Ready(None) => {
                 let usage = this.finished_usage();
                 if let Some(ctx) = this.ctx.take() {
-                    ctx.send(
+                    ctx.send_with_usage(
                         Some(&this.attempt),
                         RequestType::Final,
                         this.status,
@@ -268,27 +326,30 @@ where
                         this.status,
                         false,
                         message,
-                        TokenUsage::default(),
                     );
                 }
             }
-            Poll::Pending => {}
+            _ => {}
         }
-        polled
+        polled.map(|item| item.map(|r| r.map_err(|e| RelayError::Upstream(e.to_string()))))
     }
 }
 
 impl<S> Drop for LoggedBody<S> {
     fn drop(&mut self) {
         if let Some(ctx) = self.ctx.take() {
-            let message = "client disconnected during the response".to_string();
+            let cause = if ctx.stop.passed() {
+                Interrupt::ServerCut
+            } else {
+                Interrupt::ClientGone
+            };
+            let (status, message) = interrupted(cause, true);
             ctx.send(
                 Some(&self.attempt),
                 RequestType::Final,
-                CLIENT_CLOSED,
+                i32::from(status),
                 false,
-                message,
-                TokenUsage::default(),
+                message.into(),
             );
         }
     }
