@@ -234,25 +234,6 @@ impl Repo {
         Ok(found)
     }
 
-    /// Running token totals of keys: `(id, input, output, total)`.
-    pub async fn key_token_totals(
-        &self,
-        ids: &[i64],
-    ) -> Result<Vec<(i64, i64, i64, i64)>, DbError> {
-        let mut found = Vec::new();
-        for chunk in ids.chunks(500) {
-            let rows: Vec<(i64, i64, i64, i64)> = with_conn!(&self.db, conn => {
-                api_keys::table
-                    .filter(api_keys::id.eq_any(chunk))
-                    .select((api_keys::id, api_keys::input_tokens, api_keys::output_tokens, api_keys::total_tokens))
-                    .load(conn)
-                    .await?
-            });
-            found.extend(rows);
-        }
-        Ok(found)
-    }
-
     /// Deletes hourly token sums older than `cutoff`; returns how many.
     pub async fn delete_usage_before(&self, cutoff: NaiveDateTime) -> Result<usize, DbError> {
         Ok(with_conn!(&self.db, conn => {
