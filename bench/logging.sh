@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What request logging costs: gpt-load at a fixed rate (default 500 req/s for 10 s, `hey -q`)
-# against the mock upstream, with request logging off (ENABLE_REQUEST_LOGS=false), on with the
-# default write interval (rows buffered, flushed every minute), and on with
+# against the mock upstream, with request logging off (ENABLE_REQUEST_LOGS=false), on with rows
+# held up to a minute (REQUEST_LOG_MAX_DELAY_MS=60000: the old default timing, flushed every 500
+# records or once a minute), on with the default delay (each row written within 1 s), and on with
 # request_log_write_interval_minutes=0 (each batch written to SQLite at once). The mock hit
 # directly at the same rate is the baseline. See bench/README.md.
 #
@@ -68,10 +69,11 @@ done
 [[ -n "$MOCK_URL" ]] || die "the mock upstream did not start"
 
 GL_PID=""
-start_gpt_load() {   # start_gpt_load NAME ENABLE_REQUEST_LOGS WRITE_INTERVAL_MINUTES
+start_gpt_load() {   # start_gpt_load NAME ENABLE_REQUEST_LOGS WRITE_INTERVAL_MINUTES MAX_DELAY_MS
     local port; port="$(free_port)"
     env -i PATH="$PATH" HOME="${HOME:-/}" AUTH_KEY="$ADMIN_KEY" PORT="$port" HOST=127.0.0.1 \
         DATABASE_DSN="$TMP/$1.db" LOG_LEVEL=warn MAX_CONCURRENT_REQUESTS=10000 ENABLE_REQUEST_LOGS="$2" \
+        REQUEST_LOG_MAX_DELAY_MS="$4" \
         "$GL_BIN" >"$TMP/$1.log" 2>&1 &
     GL_PID=$!; PIDS+=("$GL_PID")
     GL="http://127.0.0.1:$port"
@@ -115,13 +117,16 @@ PY
 }
 
 run_hey "mock upstream direct" "$MOCK_URL/v1/chat/completions" sk-direct "$MOCK_PID"
-start_gpt_load logs-off false 1
+start_gpt_load logs-off false 1 1000
 run_hey "gpt-load, request logs off" "$URL" "$PROXY_KEY" "$GL_PID"
 kill -TERM "$GL_PID"; wait "$GL_PID" 2>/dev/null || true
-start_gpt_load logs-on true 1
-run_hey "gpt-load, logs on (flush every minute)" "$URL" "$PROXY_KEY" "$GL_PID"
+start_gpt_load logs-minute true 1 60000
+run_hey "gpt-load, logs on (held up to a minute)" "$URL" "$PROXY_KEY" "$GL_PID"
 kill -TERM "$GL_PID"; wait "$GL_PID" 2>/dev/null || true
-start_gpt_load logs-immediate true 0
+start_gpt_load logs-on true 1 1000
+run_hey "gpt-load, logs on (within 1 s, default)" "$URL" "$PROXY_KEY" "$GL_PID"
+kill -TERM "$GL_PID"; wait "$GL_PID" 2>/dev/null || true
+start_gpt_load logs-immediate true 0 1000
 run_hey "gpt-load, logs on (written at once)" "$URL" "$PROXY_KEY" "$GL_PID"
 kill -TERM "$GL_PID"; wait "$GL_PID" 2>/dev/null || true
 # The rows of the last run must all be there: the logging we measured really happened.

@@ -9,7 +9,11 @@
 #
 # Knobs: ROWS, BACKENDS ("sqlite postgres"), SAMPLES per query (default 30), PG_URL (server URL
 # without database, default postgres://postgres@127.0.0.1:5432), CARGO_TARGET_DIR, SKIP_BUILD=1,
-# KEEP_TMP=1. The PostgreSQL database is created for the run and dropped afterwards.
+# KEEP_TMP=1, BIN (the binary to time, default the release build), COMPARE_BIN (a second binary,
+# e.g. an older build, timed on the same generated table after the first). The PostgreSQL
+# database is created for the run and dropped afterwards. After filling, the script also times
+# what an exact total costs in SQL: COUNT(*) over the table against the sum of the per-hour
+# counts the triggers keep (request_log_counts).
 set -euo pipefail
 
 ROWS="${ROWS:-10000000}"
@@ -18,7 +22,8 @@ SAMPLES="${SAMPLES:-30}"
 PG_URL="${PG_URL:-postgres://postgres@127.0.0.1:5432}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/gpt-load-target}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="$CARGO_TARGET_DIR/release/gpt-load"
+BIN="${BIN:-$CARGO_TARGET_DIR/release/gpt-load}"
+COMPARE_BIN="${COMPARE_BIN:-}"
 AUTH="bench-admin-key-0123456789"
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -48,9 +53,9 @@ fi
 
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 
-start_server() {   # start_server DSN
+start_server() {   # start_server DSN [BINARY]
     AUTH_KEY="$AUTH" DATABASE_DSN="$1" HOST=127.0.0.1 PORT="$PORT" LOG_LEVEL=warn \
-        "$BIN" >"$TMP/server.log" 2>&1 &
+        "${2:-$BIN}" >"$TMP/server.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 1 600); do
         curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && return 0
@@ -73,9 +78,10 @@ QUERIES=(
     "page=1&page_size=50&group_name=group-3"
     "page=1&page_size=50&status_code=500"
     "page=1&page_size=50&model=gpt-4o-mini"
+    "page=1&page_size=50&key_value=sk-bench-7"
 )
 
-measure() {   # measure BACKEND: prints one table row per query
+measure() {   # measure LABEL: prints one table row per query
     local backend="$1" q
     for q in "${QUERIES[@]}"; do
         # One untimed call warms the page cache the way a user's first click would not; we
@@ -151,6 +157,32 @@ VACUUM ANALYZE request_logs;
 SQL
 }
 
+# count_cost BACKEND DSN: the best of 3 runs of an exact COUNT(*) and of the counts-table sum.
+count_cost() {
+    local backend="$1" dsn="$2" q
+    for q in "SELECT COUNT(*) FROM request_logs" \
+             "SELECT SUM(log_count) FROM request_log_counts" \
+             "SELECT COUNT(*) FROM request_logs WHERE status_code = 500" \
+             "SELECT SUM(log_count) FROM request_log_counts WHERE status_code = 500"; do
+        local best="" n
+        for _ in 1 2 3; do
+            local s e
+            s=$(date +%s%N)
+            if [[ "$backend" == sqlite ]]; then n=$(sqlite3 "$dsn" "$q"); else n=$(psql -qtA "$dsn" -c "$q"); fi
+            e=$(date +%s%N)
+            local ms=$(( (e - s) / 1000000 ))
+            if [[ -z "$best" || "$ms" -lt "$best" ]]; then best=$ms; fi
+        done
+        echo "| $backend | \`$q\` | $n | $best |"
+    done
+}
+
+COUNTS="$TMP/counts.md"
+{
+    echo "| backend | query | result | best of 3, ms (client start included) |"
+    echo "|---|---|---:|---:|"
+} >"$COUNTS"
+
 RESULTS="$TMP/results.md"
 {
     echo "| backend | query | first call ms | p50 ms | p95 ms | max ms |"
@@ -178,10 +210,18 @@ for backend in $BACKENDS; do
             ;;
         *) die "unknown backend '$backend' (sqlite, postgres)";;
     esac
+    log "$backend: timing exact counts in SQL"
+    count_cost "$backend" "$dsn" >>"$COUNTS"
     start_server "$dsn"
     log "$backend: timing GET /api/logs ($SAMPLES samples per query)"
     measure "$backend" >>"$RESULTS"
     stop_server
+    if [[ -n "$COMPARE_BIN" ]]; then
+        start_server "$dsn" "$COMPARE_BIN"
+        log "$backend: timing GET /api/logs with $COMPARE_BIN"
+        measure "$backend ($(basename "$COMPARE_BIN"))" >>"$RESULTS"
+        stop_server
+    fi
     if [[ "$backend" == sqlite ]]; then rm -f "$TMP"/logs.db*; fi
     if [[ "$backend" == postgres ]]; then psql -q "$PG_URL/postgres" -c "DROP DATABASE $PG_DB" >/dev/null; PG_CREATED=""; fi
 done
@@ -189,3 +229,6 @@ done
 echo
 echo "GET /api/logs on $ROWS request_logs rows (through the service, curl time_total):"
 cat "$RESULTS"
+echo
+echo "An exact total in SQL on $ROWS rows:"
+cat "$COUNTS"

@@ -243,7 +243,9 @@ async fn start_serialized(
     node_id: Arc<str>,
     handle_signals: bool,
 ) -> Result<RunningApp, StartError> {
-    let db = Database::connect(&config.database, config.db_pool_size).await?;
+    let db =
+        Database::connect_with_timeout(&config.database, config.db_pool_size, config.db_timeout())
+            .await?;
     tracing::info!(backend = db.backend(), database = ?config.database, "Connected to the database.");
     // Taken before the encryption check, so a `migrate-keys` run cannot change the data between
     // the check and serving; released on any failure so it does not block that very run.
@@ -320,14 +322,7 @@ async fn start_locked(
     let batcher = LogBatcherActor::new(
         Arc::new(repo.clone()),
         config.request_log_buffer_size,
-        Duration::from_secs(
-            snapshot
-                .load()
-                .settings
-                .request_log_write_interval_minutes()
-                .max(0) as u64
-                * 60,
-        ),
+        crate::state::log_max_delay(&config, &snapshot.load().settings),
     );
     let log_counters = batcher.counters();
     let log_queue = batcher.queue();

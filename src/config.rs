@@ -83,7 +83,8 @@ pub struct AppConfig {
     pub redis_dsn: Secret,
     /// Prefix of every Redis key and channel (`REDIS_KEY_PREFIX`, default `gpt-load:`).
     pub redis_key_prefix: String,
-    /// Leader lock lifetime (`CLUSTER_LEADER_TTL_MS`); the leader renews at a third of it.
+    /// Leader lock lifetime (`CLUSTER_LEADER_TTL_MS`, 3 s); nodes try for it and the leader renews
+    /// it every sixth (see `cluster::actor` for the failover bounds).
     pub cluster_leader_ttl_ms: u64,
     pub max_concurrent_requests: usize,
     pub max_request_body_bytes: usize,
@@ -107,6 +108,13 @@ pub struct AppConfig {
     /// Request log records held in memory at most while the database is slow or down; beyond
     /// it the oldest are dropped and counted.
     pub request_log_buffer_size: usize,
+    /// The longest a request log record waits in memory before it is written
+    /// (`REQUEST_LOG_MAX_DELAY_MS`); the `request_log_write_interval_minutes` setting can only
+    /// shorten it. Bounds what a crash loses.
+    pub request_log_max_delay_ms: u64,
+    /// How long a database call may wait for a connection before it fails as unavailable
+    /// (`DB_TIMEOUT_MS`); also SQLite's busy timeout.
+    pub db_timeout_ms: u64,
     /// Require the admin key for `/metrics`.
     pub metrics_require_auth: bool,
     /// Add `X-GptLoad-Overhead-Ms` to proxied responses.
@@ -263,7 +271,7 @@ impl AppConfig {
             database,
             redis_dsn: Secret::new(redis_dsn),
             redis_key_prefix: env.string("REDIS_KEY_PREFIX", "gpt-load:"),
-            cluster_leader_ttl_ms: env.int("CLUSTER_LEADER_TTL_MS", 15_000, 300, 600_000)? as u64,
+            cluster_leader_ttl_ms: env.int("CLUSTER_LEADER_TTL_MS", 3_000, 300, 600_000)? as u64,
             max_concurrent_requests: env.int("MAX_CONCURRENT_REQUESTS", 100, 1, 1_000_000)?
                 as usize,
             max_request_body_bytes: max_body_mb * 1024 * 1024,
@@ -286,6 +294,9 @@ impl AppConfig {
             enable_request_logs: env.bool("ENABLE_REQUEST_LOGS", true)?,
             request_log_buffer_size: env.int("REQUEST_LOG_BUFFER_SIZE", 100_000, 10, 10_000_000)?
                 as usize,
+            request_log_max_delay_ms: env.int("REQUEST_LOG_MAX_DELAY_MS", 1000, 0, 3_600_000)?
+                as u64,
+            db_timeout_ms: env.int("DB_TIMEOUT_MS", 3000, 100, 600_000)? as u64,
             metrics_require_auth: env.bool("METRICS_REQUIRE_AUTH", true)?,
             overhead_header: env.bool("ENABLE_OVERHEAD_HEADER", true)?,
             proxy_route: ProxyRoute {
@@ -323,12 +334,22 @@ impl AppConfig {
         out
     }
 
+    /// See [`AppConfig::request_log_max_delay_ms`].
+    pub fn request_log_max_delay(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.request_log_max_delay_ms)
+    }
+
+    /// See [`AppConfig::db_timeout_ms`].
+    pub fn db_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.db_timeout_ms)
+    }
+
     /// How long the leader lock lives without renewal.
     pub fn leader_ttl(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.cluster_leader_ttl_ms)
     }
 
-    /// How often the leader renews its lock (and candidates try to take it): a third of the TTL.
+    /// How often the leader records its term in the journal: a third of the TTL.
     pub fn leader_renew_interval(&self) -> std::time::Duration {
         self.leader_ttl() / 3
     }

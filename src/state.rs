@@ -6,7 +6,7 @@ use std::time::Instant;
 use actix::Addr;
 use gpt_load_actors::group_registry::{GroupRegistryActor, Reload, SharedSnapshot};
 use gpt_load_actors::key_pool::{KeyPoolActor, UsableKeys};
-use gpt_load_actors::log_batcher::{LogBatcherActor, LogCounters, SetFlushInterval};
+use gpt_load_actors::log_batcher::{LogBatcherActor, LogCounters, SetMaxDelay};
 
 use crate::config::AppConfig;
 use crate::db::repo::Repo;
@@ -104,8 +104,7 @@ impl AppState {
             .await
             .map_err(|e| ApiError::Internal(format!("group registry unavailable: {e}")))?
             .map_err(|e| ApiError::Internal(format!("reloading groups failed: {e}")))?;
-        self.logs
-            .do_send(SetFlushInterval(self.log_flush_interval()));
+        self.logs.do_send(SetMaxDelay(self.log_max_delay()));
         Ok(())
     }
 
@@ -125,14 +124,21 @@ impl AppState {
         }
     }
 
-    /// The `request_log_write_interval_minutes` setting in force.
-    pub fn log_flush_interval(&self) -> std::time::Duration {
-        let minutes = self
-            .snapshot
-            .load()
-            .settings
-            .request_log_write_interval_minutes()
-            .max(0) as u64;
-        std::time::Duration::from_secs(minutes * 60)
+    /// The longest a request log record waits before it is written, with the settings in force.
+    pub fn log_max_delay(&self) -> std::time::Duration {
+        log_max_delay(&self.config, &self.snapshot.load().settings)
     }
+}
+
+/// `REQUEST_LOG_MAX_DELAY_MS`, shortened by `request_log_write_interval_minutes` when that is
+/// smaller: the setting (which GPT-Load's UI sets, 1 minute by default) is an upper bound on the
+/// delay, no longer the delay itself, so a crash never loses a minute of logs.
+pub fn log_max_delay(
+    config: &AppConfig,
+    settings: &gpt_load_actors::settings::SystemSettings,
+) -> std::time::Duration {
+    let minutes = settings.request_log_write_interval_minutes().max(0) as u64;
+    config
+        .request_log_max_delay()
+        .min(std::time::Duration::from_secs(minutes.saturating_mul(60)))
 }

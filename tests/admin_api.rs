@@ -127,9 +127,10 @@ async fn groups_crud_round_trip() {
 
     let (status, body) = t.get("/api/groups/list").await;
     assert_eq!(status, StatusCode::OK);
+    let brief = &body["data"][0];
     assert_eq!(
-        body["data"],
-        json!([{"id": id, "name": "alpha", "display_name": "Renamed"}])
+        (&brief["id"], &brief["name"], &brief["display_name"]),
+        (&json!(id), &json!("alpha"), &json!("Renamed"))
     );
 
     let (status, _) = t.delete(&format!("/api/groups/{id}")).await;
@@ -490,4 +491,147 @@ impl support::TestServer {
         self.create_group("lim", &["sk-slow"], json!({"response_header_timeout": 30}))
             .await
     }
+}
+
+/// Issue 18, point 4: gin's default `RedirectTrailingSlash` in GPT-Load sends a path with a
+/// trailing slash to the route without it: 301 for GET, 307 for other methods (so the body is
+/// sent again), the query kept, before any authentication. GPT-Load registers no HEAD route, so
+/// gin has nothing to redirect a HEAD to.
+#[actix_rt::test]
+async fn trailing_slashes_redirect_like_gin() {
+    let t = TestServer::start(&[]).await;
+    let id = t.create_group("slashy", &[], json!({})).await;
+    let client = awc::Client::builder().disable_redirects().finish();
+    for (method, path, status, location) in [
+        ("GET", "/api/groups/", 301, "/api/groups".to_string()),
+        (
+            "GET",
+            "/api/keys/?group_id=1&page=2",
+            301,
+            "/api/keys?group_id=1&page=2".to_string(),
+        ),
+        ("POST", "/api/groups/", 307, "/api/groups".to_string()),
+        (
+            "DELETE",
+            &format!("/api/groups/{id}/"),
+            307,
+            format!("/api/groups/{id}"),
+        ),
+        ("PUT", "/api/settings/", 307, "/api/settings".to_string()),
+    ] {
+        let mut res = client
+            .request(method.parse().unwrap(), t.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), status, "{method} {path}");
+        assert_eq!(
+            res.headers().get("location").unwrap().to_str().unwrap(),
+            location,
+            "{method} {path}"
+        );
+        assert!(res.body().await.unwrap().is_empty(), "{method} {path}");
+    }
+    // No route of that method without the slash: the usual JSON 404.
+    for (method, path) in [
+        ("PUT", "/api/groups/"),
+        ("GET", "/api/nope/"),
+        ("GET", "/api/"),
+    ] {
+        let mut res = client
+            .request(method.parse().unwrap(), t.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{method} {path}");
+        if method != "HEAD" {
+            assert_eq!(
+                res.json::<Value>().await.unwrap(),
+                json!({"error": "Not Found"})
+            );
+        }
+    }
+    // The group still exists: the redirected DELETE was not followed.
+    let (status, body) = t.get("/api/groups").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"].as_array().unwrap().len(), 1);
+    t.stop().await;
+}
+
+/// Issue 18, point 8: the smaller shapes GPT-Load's UI and scripts read. Aggregate members carry
+/// the model's `effective_config` and `api_keys`; a valid `test-multiple` result has no `error`;
+/// dashboard numbers print whole values as integers and leave out a zero `sub_value`; download
+/// names are not quoted.
+#[actix_rt::test]
+async fn smaller_shapes_match_gpt_load() {
+    let t = TestServer::start(&["sk-shape"]).await;
+    let member = t
+        .create_group("member", &["sk-shape"], json!({"max_retries": 7}))
+        .await;
+    let (status, body) = t
+        .post(
+            "/api/groups",
+            json!({"name": "agg", "group_type": "aggregate", "channel_type": "openai"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let agg = body["data"]["id"].as_i64().unwrap();
+    support::add_sub_groups(&t, agg, &[(member, 3)]).await;
+    let (status, body) = t.get(&format!("/api/groups/{agg}/sub-groups")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let group = &body["data"][0]["group"];
+    assert_eq!(group["name"], "member");
+    assert_eq!(group["api_keys"], Value::Null);
+    assert!(group.as_object().unwrap().contains_key("api_keys"));
+    assert_eq!(group["effective_config"]["max_retries"], 7, "the override");
+    assert_eq!(
+        group["effective_config"]["blacklist_threshold"], 3,
+        "the system value"
+    );
+    assert_eq!(body["data"][0]["weight"], 3);
+
+    let (status, body) = t
+        .post(
+            "/api/keys/test-multiple",
+            json!({"group_id": member, "keys_text": "sk-shape sk-stranger"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let results = body["data"]["results"].as_array().unwrap();
+    assert_eq!(
+        results[0],
+        json!({"key_value": "sk-shape", "is_valid": true}),
+        "no empty error field"
+    );
+    assert_eq!(results[1]["is_valid"], false);
+    assert!(results[1]["error"].as_str().unwrap().contains("group"));
+
+    let (status, body) = t.get("/api/dashboard/stats").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let keys = &body["data"]["key_count"];
+    assert!(keys["value"].is_u64(), "1, not 1.0: {keys}");
+    assert_eq!(keys["value"], 1);
+    assert!(keys.get("sub_value").is_none(), "no invalid keys: {keys}");
+    assert_eq!(keys["sub_value_tip"], "Invalid Keys");
+    for card in ["rpm", "request_count", "error_rate"] {
+        let card = &body["data"][card];
+        assert!(card["value"].is_u64() && card["trend"].is_i64(), "{card}");
+        assert!(card.get("sub_value").is_none(), "{card}");
+    }
+
+    let res = t
+        .send(
+            "GET",
+            &format!("/api/keys/export?group_id={member}&key={AUTH}"),
+            None,
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(
+        res.header("content-disposition").unwrap(),
+        "attachment; filename=keys-member-all.txt"
+    );
+    t.stop().await;
 }

@@ -348,6 +348,113 @@ async fn exercise(url: &DatabaseUrl) {
     assert_eq!(stats.len(), 1);
     assert_eq!((stats[0].success_count, stats[0].failure_count), (3, 1));
     assert_eq!(stats[0].time, hour);
+    exact_log_totals(&repo, g.id).await;
+}
+
+/// Issue 18, point 2: totals summed from `request_log_counts` (kept by the triggers on every
+/// backend) plus the partial hours at the edges of a time range equal a plain count, through
+/// inserts and deletes.
+async fn exact_log_totals(repo: &Repo, group_id: i64) {
+    let far = now() + Duration::days(1);
+    repo.delete_logs_before(far).await.unwrap();
+    assert_eq!(
+        repo.logs_page(&LogFilter::default(), 1, 1).await.unwrap().1,
+        LogTotal::Exact(0),
+        "the delete trigger took every row out"
+    );
+    let base = this_hour() - Duration::hours(5);
+    let rows: Vec<_> = (0..60)
+        .map(|k| {
+            let status = [200, 200, 500, 429][k % 4];
+            let mut row = log_row(
+                group_id,
+                "g",
+                "sk-00001",
+                base + Duration::minutes(7 * k as i64),
+                status,
+            );
+            if k % 5 == 0 {
+                row.request_type = "retry".into();
+            }
+            row
+        })
+        .collect();
+    repo.insert_request_logs(rows.clone()).await.unwrap();
+    let at = |minutes: i64| base + Duration::minutes(minutes);
+    let filters = vec![
+        LogFilter::default(),
+        LogFilter {
+            status_code: Some(500),
+            ..Default::default()
+        },
+        LogFilter {
+            is_success: Some(false),
+            ..Default::default()
+        },
+        LogFilter {
+            request_type: Some("retry".into()),
+            ..Default::default()
+        },
+        LogFilter {
+            request_type: Some("bogus".into()),
+            ..Default::default()
+        },
+        LogFilter {
+            start: Some(at(95)),
+            ..Default::default()
+        },
+        LogFilter {
+            end: Some(at(200)),
+            ..Default::default()
+        },
+        LogFilter {
+            start: Some(at(61)),
+            end: Some(at(299)),
+            status_code: Some(200),
+            ..Default::default()
+        },
+        LogFilter {
+            start: Some(at(60)),
+            end: Some(at(240)),
+            ..Default::default()
+        },
+        LogFilter {
+            start: Some(at(130)),
+            end: Some(at(150)),
+            ..Default::default()
+        },
+        LogFilter {
+            start: Some(at(100)),
+            end: Some(at(140)),
+            is_success: Some(true),
+            ..Default::default()
+        },
+    ];
+    let expected = |f: &LogFilter, rows: &[gpt_load::db::repo_logs::LogRow]| {
+        rows.iter()
+            .filter(|r| f.status_code.is_none_or(|v| r.status_code == v))
+            .filter(|r| f.is_success.is_none_or(|v| r.is_success == v))
+            .filter(|r| f.request_type.as_ref().is_none_or(|v| &r.request_type == v))
+            .filter(|r| f.start.is_none_or(|v| r.timestamp >= v))
+            .filter(|r| f.end.is_none_or(|v| r.timestamp <= v))
+            .count() as i64
+    };
+    for f in &filters {
+        assert!(f.counted_by_hour());
+        let total = repo.logs_page_counting_ahead(f, 1, 1, 0).await.unwrap().1;
+        assert_eq!(total, LogTotal::Exact(expected(f, &rows)), "{f:?}");
+    }
+    let cutoff = at(150);
+    repo.delete_logs_before(cutoff).await.unwrap();
+    let left: Vec<_> = rows.into_iter().filter(|r| r.timestamp >= cutoff).collect();
+    for f in &filters {
+        let total = repo.logs_page_counting_ahead(f, 1, 1, 0).await.unwrap().1;
+        assert_eq!(
+            total,
+            LogTotal::Exact(expected(f, &left)),
+            "after delete: {f:?}"
+        );
+    }
 }
 
 #[actix_rt::test]

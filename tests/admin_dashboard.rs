@@ -82,7 +82,7 @@ async fn stats_cards_count_keys_requests_and_errors() {
     let d = &body["data"];
     assert_eq!(
         d["key_count"],
-        json!({"value": 2.0, "sub_value": 1, "sub_value_tip": "Invalid Keys", "trend": 0.0, "trend_is_growth": true})
+        json!({"value": 2, "sub_value": 1, "sub_value_tip": "Invalid Keys", "trend": 0, "trend_is_growth": true})
     );
     assert_eq!(
         d["rpm"]["value"], 3.0,

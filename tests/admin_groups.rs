@@ -131,15 +131,18 @@ async fn reorder_sets_sort_in_one_transaction() {
         assert_eq!(body["code"], "VALIDATION_FAILED");
         assert!(body["message"].as_str().unwrap().contains(needle), "{body}");
     }
-    // An unknown id fails the whole request: nothing is written.
+    // Issue 18, point 6: an unknown id fails the whole request with GPT-Load's 400
+    // VALIDATION_FAILED, and nothing is written.
     let (status, body) = t
         .put(
             "/api/groups/reorder",
             json!({"items": [{"id": a, "sort": 99}, {"id": 424242, "sort": 1}]}),
         )
         .await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "VALIDATION_FAILED");
     assert!(body["message"].as_str().unwrap().contains("424242"));
+    assert_eq!(body.as_object().unwrap().len(), 2, "code and message only");
     let (_, body) = t.get("/api/groups").await;
     assert_eq!(body["data"][1]["name"], "a");
     assert_eq!(body["data"][1]["sort"], 20);
@@ -233,6 +236,113 @@ async fn key_values(t: &TestServer, id: i64) -> Vec<String> {
     keys
 }
 
+/// Issue 18, point 9: like GPT-Load, a copy's keys are imported by a background `KEY_IMPORT`
+/// task for the new group; when another task holds the slot GPT-Load drops them, and we copy
+/// them at once instead (docs/compatibility.md).
+#[actix_rt::test]
+async fn copy_imports_keys_with_a_task_or_at_once_when_one_runs() {
+    let t = TestServer::start(&["sk-c1", "sk-c2", "sk-hang"]).await;
+    let src = t.create_group("src", &["sk-c1", "sk-c2"], json!({})).await;
+    let (status, body) = t.post(&format!("/api/groups/{src}/copy"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["code"], 0);
+    assert_eq!(body["message"], "Success");
+    assert_eq!(body["data"]["group"]["name"], "src_copy");
+    let first = body["data"]["group"]["id"].as_i64().unwrap();
+    let done = t.wait_for_task(std::time::Duration::from_secs(30)).await;
+    assert_eq!(done["task_type"], "KEY_IMPORT");
+    assert_eq!(done["group_name"], "src_copy");
+    assert_eq!(done["total"], 2);
+    assert_eq!(
+        done["result"],
+        json!({"added_count": 2, "ignored_count": 0}),
+        "{done}"
+    );
+    assert_eq!(key_values(&t, first).await, vec!["sk-c1", "sk-c2"]);
+
+    // Hold the task slot with a validation that waits on a hanging upstream.
+    let slow = t
+        .create_group(
+            "slow",
+            &["sk-hang"],
+            json!({"key_validation_timeout_seconds": 3}),
+        )
+        .await;
+    t.mock
+        .script("sk-hang", gpt_load_mock_upstream::Behavior::Hang);
+    let (status, body) = t
+        .post("/api/keys/validate-group", json!({"group_id": slow}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = t.post(&format!("/api/groups/{src}/copy"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["message"], "Success");
+    let second = body["data"]["group"]["id"].as_i64().unwrap();
+    assert_eq!(
+        key_values(&t, second).await,
+        vec!["sk-c1", "sk-c2"],
+        "copied in the copy's own transaction, not lost"
+    );
+    let (_, status) = t.get("/api/tasks/status").await;
+    assert_eq!(status["data"]["task_type"], "KEY_VALIDATION");
+    let done = t.wait_for_task(std::time::Duration::from_secs(30)).await;
+    assert_eq!(done["task_type"], "KEY_VALIDATION");
+    t.stop().await;
+}
+
+/// Issue 18, point 5: `GET /api/groups/list` returns GPT-Load's whole group model with only
+/// `id`, `name` and `display_name` set (other fields at their zero values), in id order.
+#[actix_rt::test]
+async fn groups_list_returns_zeroed_models_in_id_order() {
+    let t = TestServer::start(&[]).await;
+    let a = t.create_group("a", &[], json!({"max_retries": 1})).await;
+    let b = t.create_group("b", &[], json!({})).await;
+    let (status, _) = t
+        .put(
+            "/api/groups/reorder",
+            json!({"items": [{"id": b, "sort": 1}, {"id": a, "sort": 5}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = t.get("/api/groups/list").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["code"].clone(), body["message"].clone()),
+        (json!(0), json!("Success"))
+    );
+    let list = body["data"].as_array().unwrap();
+    let ids: Vec<i64> = list.iter().map(|g| g["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, vec![a, b], "id order, not sort order");
+    let first = &list[0];
+    assert_eq!(first["name"], "a");
+    assert_eq!(first["display_name"], "");
+    for (field, zero) in [
+        ("endpoint", json!("")),
+        ("description", json!("")),
+        ("group_type", json!("")),
+        ("upstreams", json!(null)),
+        ("channel_type", json!("")),
+        ("sort", json!(0)),
+        ("test_model", json!("")),
+        ("validation_endpoint", json!("")),
+        ("param_overrides", json!(null)),
+        ("config", json!(null)),
+        ("header_rules", json!(null)),
+        ("proxy_keys", json!("")),
+        ("api_keys", json!(null)),
+        ("last_validated_at", json!(null)),
+        ("created_at", json!("0001-01-01T00:00:00Z")),
+        ("updated_at", json!("0001-01-01T00:00:00Z")),
+    ] {
+        assert_eq!(first[field], zero, "{field}");
+    }
+    let config = first["effective_config"].as_object().unwrap();
+    assert_eq!(config["max_retries"], 0, "zero values, not the group's");
+    assert_eq!(config["app_url"], "");
+    assert_eq!(config["enable_request_body_logging"], false);
+    t.stop().await;
+}
+
 #[actix_rt::test]
 async fn copy_duplicates_settings_and_keys_by_mode() {
     let t = TestServer::start(&["sk-good", "sk-other"]).await;
@@ -273,7 +383,8 @@ async fn copy_duplicates_settings_and_keys_by_mode() {
 
     let (status, body) = t.post(&format!("/api/groups/{src}/copy"), json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["message"], "Group copied successfully");
+    assert_eq!(body["message"], "Success");
+    t.wait_for_task(std::time::Duration::from_secs(30)).await;
     let copy = &body["data"]["group"];
     assert_eq!(copy["name"], "src_copy");
     assert_eq!(copy["display_name"], "Source Copy");
@@ -297,6 +408,7 @@ async fn copy_duplicates_settings_and_keys_by_mode() {
         )
         .await;
     assert_eq!(body["data"]["group"]["name"], "src_copy_2");
+    t.wait_for_task(std::time::Duration::from_secs(30)).await;
     let valid = body["data"]["group"]["id"].as_i64().unwrap();
     assert_eq!(key_values(&t, valid).await, vec!["sk-good", "sk-other"]);
 

@@ -291,6 +291,56 @@ async fn txt_upload_imports_keys() {
     t.stop().await;
 }
 
+/// Issue 18, point 7: GPT-Load answers task starts and group copies with its plain "Success",
+/// and a sub-group removal with "Sub group deleted successfully".
+#[actix_rt::test]
+async fn success_messages_match_gpt_load() {
+    let t = TestServer::start(&["sk-m1"]).await;
+    let gid = t.create_group("msgs", &["sk-m1"], json!({})).await;
+    let wait = || t.wait_for_task(Duration::from_secs(30));
+    for (route, body) in [
+        (
+            "add-async",
+            json!({"group_id": gid, "keys_text": "sk-m2 sk-m3"}),
+        ),
+        (
+            "delete-async",
+            json!({"group_id": gid, "keys_text": "sk-m3"}),
+        ),
+        ("validate-group", json!({"group_id": gid})),
+    ] {
+        let (status, res) = t.post(&format!("/api/keys/{route}"), body).await;
+        assert_eq!(status, StatusCode::OK, "{route}: {res}");
+        assert_eq!(res["code"], 0, "{route}");
+        assert_eq!(res["message"], "Success", "{route}");
+        assert_eq!(res["data"]["is_running"], true, "{route}: the task status");
+        wait().await;
+    }
+    let (status, res) = t.post(&format!("/api/groups/{gid}/copy"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{res}");
+    assert_eq!(res["message"], "Success");
+    assert!(res["data"]["group"].is_object());
+    wait().await;
+    let (status, res) = t
+        .post(
+            "/api/groups",
+            json!({"name": "agg", "group_type": "aggregate", "channel_type": "openai"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{res}");
+    let agg = res["data"]["id"].as_i64().unwrap();
+    support::add_sub_groups(&t, agg, &[(gid, 1)]).await;
+    let (status, res) = t
+        .delete(&format!("/api/groups/{agg}/sub-groups/{gid}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{res}");
+    assert_eq!(
+        res,
+        json!({"code": 0, "message": "Sub group deleted successfully"})
+    );
+    t.stop().await;
+}
+
 #[actix_rt::test]
 async fn only_one_task_runs_at_a_time() {
     let t = TestServer::start(&["sk-hang"]).await;
@@ -437,14 +487,16 @@ async fn validate_group_updates_keys_and_the_pool() {
         assert_eq!(got, status, "{body}: {res}");
         assert!(res["message"].as_str().unwrap().contains(needle), "{res}");
     }
+    // Issue 18, point 3: nothing to validate is a refused task start in GPT-Load (409
+    // TASK_IN_PROGRESS with the reason), which its UI shows as is.
     let empty = t.create_group("empty", &[], json!({})).await;
     let (status, res) = t
         .post("/api/keys/validate-group", json!({"group_id": empty}))
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(
         res,
-        json!({"code": "VALIDATION_FAILED", "message": "No keys to validate in group empty"})
+        json!({"code": "TASK_IN_PROGRESS", "message": "No keys to validate in group empty"})
     );
     t.stop().await;
 }

@@ -24,7 +24,13 @@ use serde_json::{json, Value};
 const K1: &str = "sk-cluster-key-one-0001";
 const K2: &str = "sk-cluster-key-two-0002";
 const K3: &str = "sk-cluster-key-three-03";
-const TTL_MS: u64 = 1500;
+/// The default `CLUSTER_LEADER_TTL_MS`: the nodes run with default timing, which is what the
+/// failover bounds below are about.
+const TTL_MS: u64 = 3000;
+/// Promised with default timing: a SIGKILLed leader is replaced within 5 s, a SIGTERMed one
+/// within 1 s.
+const KILL_FAILOVER_LIMIT: Duration = Duration::from_secs(5);
+const TERM_FAILOVER_LIMIT: Duration = Duration::from_secs(1);
 
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -163,8 +169,7 @@ impl Node {
             .env("WORKERS", "2")
             .env("DB_POOL_SIZE", "4")
             .env("LOG_LEVEL", "info")
-            .env("ENABLE_METRICS", "true")
-            .env("CLUSTER_LEADER_TTL_MS", TTL_MS.to_string());
+            .env("ENABLE_METRICS", "true");
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -693,7 +698,7 @@ async fn two_candidates_and_a_follower_elect_fail_over_and_stay_in_step() {
     let after_body: Value = after.json().await.unwrap();
     assert_eq!(after.status(), StatusCode::OK, "{after_body}");
 
-    // Kill -9 the leader under traffic: another candidate leads within TTL + renew interval.
+    // Kill -9 the leader under traffic: another candidate leads within TTL + TTL/6.
     let traffic = Traffic::start(vec![a.base(), b.base(), f.base()], "g");
     support::wait_until(Duration::from_secs(5), || async {
         traffic.ok.load(Ordering::SeqCst) >= 20
@@ -770,11 +775,14 @@ async fn two_candidates_and_a_follower_elect_fail_over_and_stay_in_step() {
     assert!(ok >= 60);
     for failover in &failovers {
         assert!(
-            *failover <= Duration::from_millis(TTL_MS + TTL_MS / 3 + 1000),
-            "failover within TTL + renew interval (+1 s of polling slack): {failover:?}"
+            *failover <= KILL_FAILOVER_LIMIT,
+            "a SIGKILLed leader is replaced within {KILL_FAILOVER_LIMIT:?} (bound TTL + TTL/6 = 3.5 s): {failover:?}"
         );
     }
-    assert!(handover < Duration::from_millis(TTL_MS), "{handover:?}");
+    assert!(
+        handover <= TERM_FAILOVER_LIMIT,
+        "a SIGTERMed leader is replaced within {TERM_FAILOVER_LIMIT:?}: {handover:?}"
+    );
 
     // The leader-only journal job never ran on two nodes at once.
     let terms = terms(redis_url, &prefix).await;

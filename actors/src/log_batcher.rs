@@ -1,6 +1,12 @@
 //! LogBatcherActor: buffers request records and writes them in batches, one transaction per
 //! flush, off the request path. The buffer is bounded: when the database cannot keep up the oldest
 //! records are shed and counted, so the proxy never waits on the database.
+//!
+//! Timing: a record waits at most the *maximum delay* (1 s by default) before its batch is
+//! written, whatever the request rate: the first record to enter an empty buffer arms a one-shot
+//! deadline and everything buffered when it fires goes out together (in [`BATCH_SIZE`] chunks).
+//! Under load batches fill first and go at once. What a crash (SIGKILL, OOM) can lose is therefore
+//! bounded by about one delay of traffic, not by a flush period or a batch size.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +23,12 @@ pub const BATCH_SIZE: usize = 500;
 
 /// How long the batcher lets records gather in the [`RecordQueue`] after the first one arrives.
 const QUEUE_COALESCE: Duration = Duration::from_millis(10);
+
+/// Taken off the maximum delay so a batch is not only started but committed within it.
+const WRITE_ALLOWANCE: Duration = Duration::from_millis(100);
+
+/// Pause before a failed write is tried again.
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// Where request handlers drop their records: a shared vector behind a mutex, drained by the
 /// batcher. A message per record woke the batcher's thread for every request (a futex wake and
@@ -67,10 +79,14 @@ pub struct LogBatcherActor {
     sink: Arc<dyn LogSink>,
     buffer: VecDeque<RequestRecord>,
     capacity: usize,
-    interval: Duration,
+    /// The longest a record may wait before its batch is written (zero: at once).
+    max_delay: Duration,
     flushing: bool,
     counters: Arc<LogCounters>,
-    timer: Option<SpawnHandle>,
+    /// The one-shot deadline of the oldest buffered record (or of a retry after a failure).
+    deadline: Option<SpawnHandle>,
+    /// Records at the front of the buffer whose deadline has passed: written back to back.
+    owed: usize,
     /// `FlushAll` callers, answered once the buffer is empty and no write is in flight (true),
     /// or when a write fails (false).
     waiters: Vec<tokio::sync::oneshot::Sender<bool>>,
@@ -78,17 +94,18 @@ pub struct LogBatcherActor {
 }
 
 impl LogBatcherActor {
-    /// A batcher writing to `sink`, holding at most `capacity` records, flushing every `interval`
-    /// (zero: as soon as records arrive).
-    pub fn new(sink: Arc<dyn LogSink>, capacity: usize, interval: Duration) -> Self {
+    /// A batcher writing to `sink`, holding at most `capacity` records, writing each record at
+    /// most `max_delay` after it arrives (zero: as soon as records arrive).
+    pub fn new(sink: Arc<dyn LogSink>, capacity: usize, max_delay: Duration) -> Self {
         Self {
             sink,
             buffer: VecDeque::new(),
             capacity: capacity.max(1),
-            interval,
+            max_delay,
             flushing: false,
             counters: Arc::new(LogCounters::default()),
-            timer: None,
+            deadline: None,
+            owed: 0,
             waiters: Vec::new(),
             queue: RecordQueue::default(),
         }
@@ -121,10 +138,21 @@ impl LogBatcherActor {
             return;
         }
         self.buffer.extend(records);
+        self.buffered(ctx);
+    }
+
+    /// After records entered the buffer: write now if due, else make sure a deadline is armed.
+    fn buffered(&mut self, ctx: &mut Context<Self>) {
         self.shed_overflow();
         self.publish_depth();
-        if self.interval.is_zero() || self.buffer.len() >= self.batch_size() {
+        if self.max_delay.is_zero() || self.buffer.len() >= self.batch_size() {
             self.start_flush(ctx);
+        }
+        if !self.buffer.is_empty() && self.deadline.is_none() {
+            let wait = self
+                .max_delay
+                .saturating_sub(QUEUE_COALESCE + WRITE_ALLOWANCE);
+            self.arm_deadline(ctx, wait);
         }
     }
 
@@ -133,13 +161,16 @@ impl LogBatcherActor {
         Arc::clone(&self.counters)
     }
 
-    fn arm_timer(&mut self, ctx: &mut Context<Self>) {
-        if let Some(handle) = self.timer.take() {
+    /// (Re)arms the one-shot deadline: when it fires, everything buffered then is owed.
+    fn arm_deadline(&mut self, ctx: &mut Context<Self>, wait: Duration) {
+        if let Some(handle) = self.deadline.take() {
             ctx.cancel_future(handle);
         }
-        if !self.interval.is_zero() {
-            self.timer = Some(ctx.run_interval(self.interval, |act, ctx| act.start_flush(ctx)));
-        }
+        self.deadline = Some(ctx.run_later(wait, |act, ctx| {
+            act.deadline = None;
+            act.owed = act.buffer.len();
+            act.start_flush(ctx);
+        }));
     }
 
     /// A full batch: [`BATCH_SIZE`], or the whole buffer when it is smaller than that.
@@ -172,6 +203,7 @@ impl LogBatcherActor {
         self.flushing = true;
         let take = self.buffer.len().min(BATCH_SIZE);
         let batch: Vec<RequestRecord> = self.buffer.drain(..take).collect();
+        self.owed = self.owed.saturating_sub(take);
         self.publish_depth();
         let sink = Arc::clone(&self.sink);
         ctx.spawn(
@@ -185,7 +217,8 @@ impl LogBatcherActor {
                 match result {
                     Ok(()) => {
                         act.counters.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                        if act.interval.is_zero()
+                        if act.max_delay.is_zero()
+                            || act.owed > 0
                             || act.buffer.len() >= act.batch_size()
                             || !act.waiters.is_empty()
                         {
@@ -202,10 +235,9 @@ impl LogBatcherActor {
                         for waiter in act.waiters.drain(..) {
                             let _ = waiter.send(false);
                         }
-                        if act.interval.is_zero() {
-                            // No timer when writing at once: retry after a pause instead.
-                            ctx.run_later(Duration::from_secs(1), |act, ctx| act.start_flush(ctx));
-                        }
+                        // Everything waits for the retry, which writes all of it back to back.
+                        act.owed = 0;
+                        act.arm_deadline(ctx, RETRY_PAUSE);
                     }
                 }
                 act.publish_depth();
@@ -237,7 +269,6 @@ impl Actor for LogBatcherActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         // Records arrive through the queue (or `do_send`), neither bounded; the buffer's own
         // bound (and shedding) applies instead.
-        self.arm_timer(ctx);
         self.arm_queue(ctx);
     }
 }
@@ -252,29 +283,27 @@ impl Handler<Record> for LogBatcherActor {
 
     fn handle(&mut self, msg: Record, ctx: &mut Self::Context) {
         self.buffer.push_back(msg.0);
-        self.shed_overflow();
-        self.publish_depth();
-        if self.interval.is_zero() || self.buffer.len() >= self.batch_size() {
-            self.start_flush(ctx);
-        }
+        self.buffered(ctx);
     }
 }
 
-/// Changes the flush interval (the `request_log_write_interval_minutes` setting).
+/// Changes the maximum delay (`REQUEST_LOG_MAX_DELAY_MS`, capped by the
+/// `request_log_write_interval_minutes` setting).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SetFlushInterval(pub Duration);
+pub struct SetMaxDelay(pub Duration);
 
-impl Handler<SetFlushInterval> for LogBatcherActor {
+impl Handler<SetMaxDelay> for LogBatcherActor {
     type Result = ();
 
-    fn handle(&mut self, msg: SetFlushInterval, ctx: &mut Self::Context) {
-        if msg.0 != self.interval {
-            self.interval = msg.0;
-            self.arm_timer(ctx);
-            if self.interval.is_zero() {
-                self.start_flush(ctx);
+    fn handle(&mut self, msg: SetMaxDelay, ctx: &mut Self::Context) {
+        if msg.0 != self.max_delay {
+            self.max_delay = msg.0;
+            // The pending deadline was computed from the old delay: start over with the new one.
+            if let Some(handle) = self.deadline.take() {
+                ctx.cancel_future(handle);
             }
+            self.buffered(ctx);
         }
     }
 }
@@ -448,5 +477,70 @@ mod tests {
         assert!(quiet.send(FlushAll).await.unwrap());
         assert_eq!(sink.batches.lock().iter().sum::<usize>(), 703);
         drop(addr);
+    }
+
+    #[actix_rt::test]
+    async fn every_record_is_written_within_the_maximum_delay_in_one_batch() {
+        let sink = Arc::new(Sink::default());
+        let max_delay = Duration::from_millis(400);
+        let actor = LogBatcherActor::new(sink.clone(), 10_000, max_delay);
+        let queue = actor.queue();
+        let counters = actor.counters();
+        let _addr = actor.start();
+        for round in 0..3u64 {
+            let pushed = std::time::Instant::now();
+            for i in 0..50 {
+                queue.push(record(i));
+            }
+            let want = 50 * (round + 1);
+            let deadline = pushed + Duration::from_secs(5);
+            while counters.written.load(Ordering::SeqCst) < want {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "records were not written"
+                );
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let took = pushed.elapsed();
+            // Not written record by record, nor held for longer than the delay (plus scheduling
+            // slack on a busy machine).
+            assert!(took >= max_delay / 2, "written after {took:?}: not batched");
+            assert!(
+                took < max_delay + Duration::from_millis(300),
+                "written after {took:?}"
+            );
+        }
+        assert_eq!(
+            *sink.batches.lock(),
+            vec![50, 50, 50],
+            "one write per delay"
+        );
+    }
+
+    #[actix_rt::test]
+    async fn a_failed_write_is_retried_without_being_asked() {
+        let sink = Arc::new(Sink::default());
+        sink.down.store(true, Ordering::SeqCst);
+        let actor = LogBatcherActor::new(sink.clone(), 10_000, Duration::from_millis(50));
+        let queue = actor.queue();
+        let counters = actor.counters();
+        let _addr = actor.start();
+        for i in 0..7 {
+            queue.push(record(i));
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while counters.failed_flushes.load(Ordering::SeqCst) == 0 {
+            assert!(std::time::Instant::now() < deadline, "no write was tried");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        sink.down.store(false, Ordering::SeqCst);
+        while counters.written.load(Ordering::SeqCst) < 7 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the failed batch was not retried"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert_eq!(sink.batches.lock().iter().sum::<usize>(), 7);
     }
 }

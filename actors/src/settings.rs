@@ -99,7 +99,7 @@ pub const SETTINGS: [SettingDef; 27] = [
     def!(
         "request_log_write_interval_minutes",
         "Log Write Interval",
-        "Minutes between request log flushes to the database; 0 writes at once.",
+        "Upper bound in minutes on how long a request log waits before it is written (the server writes within REQUEST_LOG_MAX_DELAY_MS, 1 s by default, anyway); 0 writes at once.",
         BASIC,
         Int,
         "1",

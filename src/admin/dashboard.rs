@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::group_ops::current_hour;
 use super::i18n::{t, Msg};
-use super::response::{ok, Envelope, ErrorBody, Reply};
+use super::response::{go_float, ok, zero_or_none, Envelope, ErrorBody, Reply};
 use super::security::{operational_warnings, warnings, SecurityWarning};
 use crate::db::repo_stats::HourlyStat;
 use crate::state::AppState;
@@ -21,13 +21,16 @@ use crate::state::AppState;
 /// One stat card.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StatCard {
+    #[serde(serialize_with = "go_float")]
     pub value: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Left out when zero, as GPT-Load does.
+    #[serde(skip_serializing_if = "zero_or_none")]
     pub sub_value: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sub_value_tip: Option<String>,
     /// Change against the previous period: a percentage for counts and rates, percentage
     /// points for the error rate.
+    #[serde(serialize_with = "go_float")]
     pub trend: f64,
     /// True when the change is good news.
     pub trend_is_growth: bool,

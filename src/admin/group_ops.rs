@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use actix_web::web;
 use chrono::{Duration, DurationRound, NaiveDateTime, Utc};
+use gpt_load_actors::domain::KeyStatus;
 use gpt_load_actors::key_pool::CountKeys;
 use gpt_load_actors::settings::{typed_value, SETTINGS};
 use serde::{Deserialize, Serialize};
@@ -13,7 +14,7 @@ use utoipa::ToSchema;
 
 use super::groups::{app_url, name_conflict, values_of, GroupResponse};
 use super::i18n::{t, tf, Msg};
-use super::response::{done, ok, ok_with, Envelope, ErrorBody, NoData, Reply};
+use super::response::{done, ok, Envelope, ErrorBody, NoData, Reply};
 use super::settings::setting_label;
 use super::{parse_id, require_group};
 use crate::db::repo::now;
@@ -22,6 +23,7 @@ use crate::db::repo_usage::TokenSums;
 use crate::http::error::ApiError;
 use crate::key_sync;
 use crate::state::AppState;
+use crate::tasks::{self, StartTaskError, TaskKind, TaskRun};
 
 /// A setting a group may override, with the current system value as its default.
 #[derive(Debug, Serialize, ToSchema)]
@@ -77,10 +79,10 @@ pub struct ReorderRequest {
     pub items: Vec<ReorderItem>,
 }
 
-/// Set `sort` of several groups in one transaction (all ids must exist).
+/// Set `sort` of several groups in one transaction (all ids must exist, else 400).
 #[utoipa::path(put, path = "/api/groups/reorder", tag = "groups", request_body = ReorderRequest,
     responses((status = 200, body = Envelope<NoData>), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 401, body = ErrorBody)))]
 pub async fn reorder(
     _admin: super::Admin,
     state: web::Data<AppState>,
@@ -113,7 +115,8 @@ pub async fn reorder(
         items.push((item.id, sort));
     }
     if let Some(missing) = state.repo.reorder_groups(&items).await? {
-        return Err(ApiError::NotFound(tf(
+        // An unknown id is a fault of the request as a whole: 400, as GPT-Load answers.
+        return Err(ApiError::Validation(tf(
             Msg::GroupIdNotFound,
             &[("id", &missing)],
         )));
@@ -141,6 +144,7 @@ pub struct RequestStats {
     pub total_requests: i64,
     pub failed_requests: i64,
     /// failed / total, a fraction rounded to 4 decimals (0 without requests).
+    #[serde(serialize_with = "super::response::go_float")]
     pub failure_rate: f64,
 }
 
@@ -261,8 +265,10 @@ pub struct CopyResponse {
 }
 
 /// Duplicate a group: every setting (not aggregate memberships) under `{name}_copy` (or
-/// `_copy_2` … `_copy_1000` when taken), with all, only active, or none of its keys copied in
-/// the same transaction.
+/// `_copy_2` … `_copy_1000` when taken), with all, only active, or none of its keys. As in
+/// GPT-Load the keys are imported into the copy by a background import task (follow it with
+/// `GET /api/tasks/status`); when another task holds the slot, GPT-Load drops the keys, while
+/// here they are copied at once in the same transaction (see docs/compatibility.md).
 #[utoipa::path(post, path = "/api/groups/{id}/copy", tag = "groups", request_body = CopyRequest,
     params(("id" = i64, Path, description = "Group id")),
     responses((status = 200, body = Envelope<CopyResponse>), (status = 400, body = ErrorBody),
@@ -284,15 +290,24 @@ pub async fn copy(
     let taken: HashSet<String> = state.repo.group_names().await?.into_iter().collect();
     let name = copy_name(&source.name, &taken)
         .ok_or_else(|| ApiError::Duplicate(t(Msg::CopyNameExhausted)))?;
+    let keys = source_keys(&state, id, mode).await?;
+    let import = claim_import(&state, &name, keys.len()).await?;
     let mut values = values_of(&source);
     values.name = name;
     if !values.display_name.is_empty() {
         values.display_name = format!("{} Copy", values.display_name);
     }
     values.updated_at = now();
+    // With the task slot ours the keys go through the import task; without it they are copied
+    // in the group's own transaction rather than lost.
+    let in_transaction = if import.is_some() {
+        CopyKeys::None
+    } else {
+        mode
+    };
     let (row, copied) = state
         .repo
-        .copy_group(id, values, mode)
+        .copy_group(id, values, in_transaction)
         .await
         .map_err(name_conflict)?;
     if copied > 0 {
@@ -300,13 +315,52 @@ pub async fn copy(
         key_sync::add(&state, state.repo.pool_keys(&keys)).await?;
     }
     state.reload_config().await?;
+    if let Some(task) = import {
+        let task_state = state.get_ref().clone();
+        let group_id = row.id;
+        state
+            .tasks
+            .spawn(move || tasks::import::run(task_state, task, group_id, keys));
+    }
     tracing::info!(source = %source.name, copy = %row.name, keys = copied, "Copied a group.");
-    ok_with(
-        t(Msg::GroupCopied),
-        CopyResponse {
-            group: GroupResponse::from_row(&row, &app_url(&state)),
-        },
-    )
+    ok(CopyResponse {
+        group: GroupResponse::from_row(&row, &app_url(&state)),
+    })
+}
+
+/// The plain text of the source keys a copy takes (undecryptable ones are skipped).
+async fn source_keys(state: &AppState, id: i64, mode: CopyKeys) -> Result<Vec<String>, ApiError> {
+    let status = match mode {
+        CopyKeys::None => return Ok(Vec::new()),
+        CopyKeys::All => None,
+        CopyKeys::ValidOnly => Some(KeyStatus::Active),
+    };
+    let rows = state.repo.group_keys(id, status).await?;
+    Ok(rows
+        .iter()
+        .filter_map(|k| state.repo.codec.decode(&k.key_value).ok())
+        .map(|plain| plain.expose().to_string())
+        .collect())
+}
+
+/// The import task for a copy's keys, or `None` when there are none or another task runs.
+async fn claim_import(
+    state: &AppState,
+    name: &str,
+    keys: usize,
+) -> Result<Option<TaskRun>, ApiError> {
+    if keys == 0 {
+        return Ok(None);
+    }
+    match state
+        .tasks
+        .start_task(TaskKind::KeyImport, name, keys)
+        .await
+    {
+        Ok(task) => Ok(Some(task)),
+        Err(StartTaskError::Busy(_)) => Ok(None),
+        Err(StartTaskError::Store(reason)) => Err(ApiError::Internal(reason)),
+    }
 }
 
 /// `{name}_copy`, else `{name}_copy_2` … `{name}_copy_1000`, the first not in `taken`. The base

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 
+use super::group_model::GroupModel;
 use super::i18n::{t, tf, Msg};
 use super::response::{done, ok, Envelope, ErrorBody, NoData, Reply};
 use super::settings::setting_error_text;
@@ -133,14 +134,6 @@ impl GroupResponse {
     }
 }
 
-/// Id and names of a group, for pickers.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct GroupBrief {
-    pub id: i64,
-    pub name: String,
-    pub display_name: String,
-}
-
 /// The current `app_url` setting.
 pub fn app_url(state: &AppState) -> String {
     state.snapshot.load().settings.app_url()
@@ -158,22 +151,14 @@ pub async fn list(_admin: super::Admin, state: web::Data<AppState>) -> Reply<Vec
         .collect())
 }
 
-/// List groups with ids and names only.
+/// List groups as GPT-Load's raw model with only `id`, `name` and `display_name` filled in (every
+/// other field at its zero value), in id order.
 #[utoipa::path(get, path = "/api/groups/list", tag = "groups",
-    responses((status = 200, body = Envelope<Vec<GroupBrief>>), (status = 401, body = ErrorBody)))]
-pub async fn list_brief(
-    _admin: super::Admin,
-    state: web::Data<AppState>,
-) -> Reply<Vec<GroupBrief>> {
-    let rows = state.repo.groups().await?;
-    ok(rows
-        .into_iter()
-        .map(|r| GroupBrief {
-            id: r.id,
-            name: r.name,
-            display_name: r.display_name,
-        })
-        .collect())
+    responses((status = 200, body = Envelope<Vec<GroupModel>>), (status = 401, body = ErrorBody)))]
+pub async fn list_brief(_admin: super::Admin, state: web::Data<AppState>) -> Reply<Vec<Value>> {
+    let mut rows = state.repo.groups().await?;
+    rows.sort_by_key(|r| r.id);
+    ok(rows.iter().map(GroupModel::brief).collect())
 }
 
 /// Create a group.

@@ -96,15 +96,13 @@ messages! {
     Success => ("Success", "操作成功", "成功"),
     GroupDeleted => ("Group and related keys deleted successfully", "分组及相关密钥删除成功", "グループと関連キーを削除しました"),
     GroupOrderSaved => ("Group order saved", "分组排序已保存", "グループの並び順を保存しました"),
-    GroupCopied => ("Group copied successfully", "分组复制成功", "グループをコピーしました"),
     SubGroupsAdded => ("Sub groups added successfully", "子分组添加成功", "サブグループを追加しました"),
     SubGroupWeightUpdated => ("Sub group weight updated successfully", "子分组权重更新成功", "サブグループの重みを更新しました"),
-    SubGroupRemoved => ("Sub group removed successfully", "子分组移除成功", "サブグループを削除しました"),
+    SubGroupRemoved => ("Sub group deleted successfully", "子分组删除成功", "サブグループを削除しました"),
     KeysRestored => ("{count} keys restored", "已恢复 {count} 个密钥", "{count} 個のキーを復元しました"),
     InvalidKeysCleared => ("{count} invalid keys cleared", "已清除 {count} 个无效密钥", "{count} 個の無効なキーを削除しました"),
     KeysCleared => ("{count} keys cleared", "已清除 {count} 个密钥", "{count} 個のキーを削除しました"),
     SettingsUpdated => ("Settings updated successfully. Configuration will be reloaded in the background across all instances.", "设置更新成功，配置将在后台于所有实例中重新加载。", "設定を更新しました。設定はすべてのインスタンスでバックグラウンドで再読み込みされます。"),
-    TaskStarted => ("Task started", "任务已启动", "タスクを開始しました"),
     KeyDisabled => ("Key disabled", "密钥已禁用", "キーを無効化しました"),
     KeyEnabled => ("Key enabled", "密钥已启用", "キーを有効化しました"),
     CooldownReset => ("Cooldown reset", "冷却已重置", "クールダウンをリセットしました"),
@@ -193,10 +191,6 @@ messages! {
     ProxyKeyRequired => ("Proxy key is required", "需要代理密钥", "プロキシキーが必要です"),
     ProxyKeyInvalid => ("Invalid or unauthorized proxy key", "代理密钥无效或未授权", "プロキシキーが無効か、権限がありません"),
 
-    QueryIntInvalid => ("{field} must be an integer", "{field} 必须是整数", "{field} は整数である必要があります"),
-    QueryBoolInvalid => ("{field} must be true or false", "{field} 必须是 true 或 false", "{field} は true または false である必要があります"),
-    QueryTimeInvalid => ("{field} must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z", "{field} 必须是 RFC 3339 时间，例如 2026-01-02T15:04:05Z", "{field} は RFC 3339 形式の時刻である必要があります（例：2026-01-02T15:04:05Z）"),
-    RequestTypeInvalid => ("request_type must be 'retry' or 'final'", "request_type 必须是 'retry' 或 'final'", "request_type は 'retry' または 'final' である必要があります"),
 
     InvalidKeysTip => ("Invalid Keys", "无效密钥", "無効なキー"),
     ChartSuccess => ("Success", "成功", "成功"),
@@ -271,11 +265,11 @@ pub fn setting_text(key: &str, lang: Lang) -> Option<(&'static str, &'static str
         "request_log_write_interval_minutes" => (
             (
                 "日志延迟写入周期（分钟）",
-                "请求日志写入数据库的间隔分钟数，0 为立即写入。",
+                "请求日志等待写入数据库的最长分钟数（服务器默认 1 秒内写入，见 REQUEST_LOG_MAX_DELAY_MS），0 为立即写入。",
             ),
             (
                 "ログ書き込み間隔（分）",
-                "リクエストログをデータベースに書き込む間隔（分）。0 は即時。",
+                "リクエストログが書き込みを待つ最長時間（分）。サーバーは既定で 1 秒以内に書き込む（REQUEST_LOG_MAX_DELAY_MS）。0 は即時。",
             ),
         ),
         "enable_request_body_logging" => (

@@ -63,7 +63,8 @@ pub struct RestoreKeysResult {
 pub struct KeyTestResult {
     pub key_value: String,
     pub is_valid: bool,
-    /// Why the key failed; empty when valid.
+    /// Why the key failed; left out when valid, as GPT-Load does.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub error: String,
 }
 

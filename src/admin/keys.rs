@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
 use actix_web::{web, HttpResponse};
 use bytes::Bytes;
 use chrono::SecondsFormat;
@@ -279,13 +278,10 @@ pub async fn export(
     });
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
-        .insert_header(ContentDisposition {
-            disposition: DispositionType::Attachment,
-            parameters: vec![DispositionParam::Filename(format!(
-                "keys-{}-{label}.txt",
-                group.name
-            ))],
-        })
+        .insert_header(super::attachment(&format!(
+            "keys-{}-{label}.txt",
+            group.name
+        )))
         .streaming(body))
 }
 

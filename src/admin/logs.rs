@@ -1,14 +1,12 @@
 //! Request logs: the filtered, paginated listing and the CSV export of the distinct keys that
 //! appear in the filtered rows.
 
-use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
 use actix_web::{web, HttpResponse};
 use bytes::Bytes;
 use chrono::{DateTime, Local, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::i18n::{t, tf, Msg};
 use super::response::{ok, page_params, Envelope, ErrorBody, Page, Reply};
 use super::timestamp;
 use crate::db::repo_logs::{LogFilter, LogRow, LogTotal};
@@ -30,18 +28,19 @@ pub struct LogQuery {
     pub key_value: Option<String>,
     /// Substring of the model.
     pub model: Option<String>,
-    /// `true` or `false`.
+    /// `true` or `false` (other values are ignored).
     pub is_success: Option<String>,
-    /// `retry` or `final`.
+    /// `retry` or `final`, matched as given.
     pub request_type: Option<String>,
+    /// An integer (other values are ignored).
     pub status_code: Option<String>,
     /// Exact client address.
     pub source_ip: Option<String>,
     /// Substring of the error message.
     pub error_contains: Option<String>,
-    /// RFC 3339; rows at or after it.
+    /// RFC 3339; rows at or after it (other values are ignored).
     pub start_time: Option<String>,
-    /// RFC 3339; rows at or before it.
+    /// RFC 3339; rows at or before it (other values are ignored).
     pub end_time: Option<String>,
     /// Page number, from 1 (listing only).
     pub page: Option<String>,
@@ -53,57 +52,40 @@ fn present(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
-fn parse_bool(field: &str, raw: &str) -> Result<bool, ApiError> {
+/// `strconv.ParseBool`'s spellings; anything else is no filter, as in GPT-Load.
+fn parse_bool(raw: &str) -> Option<bool> {
     match raw {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-        _ => Err(ApiError::Validation(tf(
-            Msg::QueryBoolInvalid,
-            &[("field", &field)],
-        ))),
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
     }
 }
 
-fn parse_time(field: &str, raw: &str) -> Result<NaiveDateTime, ApiError> {
+/// An RFC 3339 time; anything else (a bare date, `NaN`) is no filter, as in GPT-Load.
+fn parse_time(raw: &str) -> Option<NaiveDateTime> {
     DateTime::parse_from_rfc3339(raw)
+        .ok()
         .map(|t| t.naive_utc())
-        .map_err(|_| ApiError::Validation(tf(Msg::QueryTimeInvalid, &[("field", &field)])))
 }
 
 impl LogQuery {
-    /// The repository filter, or 400 naming the malformed parameter.
-    pub fn filter(&self, state: &AppState) -> Result<LogFilter, ApiError> {
-        let request_type = match present(&self.request_type) {
-            None => None,
-            Some(v @ ("retry" | "final")) => Some(v.to_string()),
-            Some(_) => return Err(ApiError::Validation(t(Msg::RequestTypeInvalid))),
-        };
-        let status_code = present(&self.status_code)
-            .map(|v| {
-                v.parse::<i32>().map_err(|_| {
-                    ApiError::Validation(tf(Msg::QueryIntInvalid, &[("field", &"status_code")]))
-                })
-            })
-            .transpose()?;
-        Ok(LogFilter {
+    /// The repository filter. Like GPT-Load, a filter value that does not parse (the original
+    /// UI sends `status_code=NaN` for letters typed in its box) is ignored rather than refused,
+    /// and `request_type` matches the raw value.
+    pub fn filter(&self, state: &AppState) -> LogFilter {
+        LogFilter {
             parent_group_name: present(&self.parent_group_name).map(str::to_string),
             group_name: present(&self.group_name).map(str::to_string),
             key_hash: present(&self.key_value).map(|k| state.repo.codec.hash(k)),
             model: present(&self.model).map(str::to_string),
-            is_success: present(&self.is_success)
-                .map(|v| parse_bool("is_success", v))
-                .transpose()?,
-            request_type,
-            status_code,
+            is_success: present(&self.is_success).and_then(parse_bool),
+            request_type: present(&self.request_type).map(str::to_string),
+            status_code: present(&self.status_code).and_then(|v| v.parse::<i32>().ok()),
             source_ip: present(&self.source_ip).map(str::to_string),
             error_contains: present(&self.error_contains).map(str::to_string),
-            start: present(&self.start_time)
-                .map(|v| parse_time("start_time", v))
-                .transpose()?,
-            end: present(&self.end_time)
-                .map(|v| parse_time("end_time", v))
-                .transpose()?,
-        })
+            start: present(&self.start_time).and_then(parse_time),
+            end: present(&self.end_time).and_then(parse_time),
+        }
     }
 }
 
@@ -195,14 +177,13 @@ impl LogResponse {
 
 /// Request logs matching the filters, newest first.
 #[utoipa::path(get, path = "/api/logs", tag = "logs", params(LogQuery),
-    responses((status = 200, body = Envelope<Page<LogResponse>>), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Envelope<Page<LogResponse>>), (status = 401, body = ErrorBody)))]
 pub async fn list(
     _admin: super::Admin,
     state: web::Data<AppState>,
     query: web::Query<LogQuery>,
 ) -> Reply<Page<LogResponse>> {
-    let filter = query.filter(&state)?;
+    let filter = query.filter(&state);
     let (page, size) = page_params(query.page.as_deref(), query.page_size.as_deref());
     let (rows, total) = state.repo.logs_page(&filter, page, size).await?;
     let items = rows
@@ -228,13 +209,13 @@ fn csv_field(value: &str) -> String {
 #[utoipa::path(get, path = "/api/logs/export", tag = "logs", params(LogQuery),
     responses((status = 200, content_type = "text/csv", body = String,
             description = "Attachment `log_keys_export_YYYYMMDDHHMMSS.csv`"),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+        (status = 401, body = ErrorBody)))]
 pub async fn export(
     _admin: super::Admin,
     state: web::Data<AppState>,
     query: web::Query<LogQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let filter = query.filter(&state)?;
+    let filter = query.filter(&state);
     let repo = state.repo.clone();
     let header = futures_util::stream::once(async {
         Ok::<_, ApiError>(Bytes::from_static(b"key_value,group_name,status_code\n"))
@@ -280,10 +261,7 @@ pub async fn export(
     );
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
-        .insert_header(ContentDisposition {
-            disposition: DispositionType::Attachment,
-            parameters: vec![DispositionParam::Filename(filename)],
-        })
+        .insert_header(super::attachment(&filename))
         .streaming(header.chain(rows)))
 }
 
@@ -300,10 +278,10 @@ mod tests {
 
     #[test]
     fn booleans_and_times_parse_like_go() {
-        assert!(parse_bool("x", "T").unwrap());
-        assert!(!parse_bool("x", "0").unwrap());
-        assert!(parse_bool("x", "yes").is_err());
-        assert!(parse_time("x", "2026-01-02T15:04:05+08:00").is_ok());
-        assert!(parse_time("x", "yesterday").is_err());
+        assert_eq!(parse_bool("T"), Some(true));
+        assert_eq!(parse_bool("0"), Some(false));
+        assert_eq!(parse_bool("yes"), None);
+        assert!(parse_time("2026-01-02T15:04:05+08:00").is_some());
+        assert!(parse_time("2026-01-02").is_none());
     }
 }

@@ -3,6 +3,7 @@
 //! read; this file holds the auth extractor and small shared helpers.
 
 pub mod dashboard;
+pub mod group_model;
 pub mod group_ops;
 pub mod groups;
 pub mod i18n;
@@ -117,6 +118,24 @@ pub fn timestamp(t: &NaiveDateTime) -> String {
 /// An optional stored time.
 pub fn timestamp_opt(t: &Option<NaiveDateTime>) -> Option<String> {
     t.as_ref().map(timestamp)
+}
+
+/// `Content-Disposition: attachment; filename=NAME` with the name unquoted, byte for byte what
+/// GPT-Load sends. Our file names are `[A-Za-z0-9._-]` (group names are restricted to that);
+/// anything else is quoted to keep the header valid.
+pub fn attachment(filename: &str) -> (actix_web::http::header::HeaderName, String) {
+    let plain = filename
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    let value = if plain {
+        format!("attachment; filename={filename}")
+    } else {
+        format!(
+            "attachment; filename=\"{}\"",
+            filename.replace(['"', '\\'], "_")
+        )
+    };
+    (actix_web::http::header::CONTENT_DISPOSITION, value)
 }
 
 /// A positive integer id from a path segment, or 400 with `msg`.

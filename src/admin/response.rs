@@ -103,6 +103,22 @@ impl<T> Page<T> {
     }
 }
 
+/// Serialises a float the way Go's `encoding/json` does for the values we send: a whole number
+/// without a fraction (`16`, not `16.0`), so scripts comparing GPT-Load's output see the same
+/// text.
+pub fn go_float<S: serde::Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    if value.is_finite() && value.fract() == 0.0 && value.abs() < 1e15 {
+        serializer.serialize_i64(*value as i64)
+    } else {
+        serializer.serialize_f64(*value)
+    }
+}
+
+/// Go's `omitempty` on an integer: absent when zero (or unset).
+pub fn zero_or_none(value: &Option<i64>) -> bool {
+    value.is_none_or(|v| v == 0)
+}
+
 /// Pagination as GPT-Load reads it: `page` ≥ 1 (else 1), `page_size` 1–1000 (≤ 0 or unparsable
 /// → 15, above 1000 → 1000).
 pub fn page_params(page: Option<&str>, page_size: Option<&str>) -> (i64, i64) {
@@ -133,6 +149,17 @@ mod tests {
             3
         );
         assert_eq!(Page::<i32>::new(vec![], 1, 15, 0).pagination.total_pages, 0);
+    }
+
+    #[test]
+    fn whole_floats_print_like_go() {
+        #[derive(Serialize)]
+        struct F(#[serde(serialize_with = "go_float")] f64);
+        let text = |v| serde_json::to_string(&F(v)).unwrap();
+        assert_eq!(text(16.0), "16");
+        assert_eq!(text(-3.0), "-3");
+        assert_eq!(text(0.0), "0");
+        assert_eq!(text(1.5), "1.5");
     }
 
     #[test]

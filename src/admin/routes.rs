@@ -1,9 +1,13 @@
 //! The route table of `/api`: one list that registers every handler and that the OpenAPI test
 //! compares with the generated document, so the two cannot drift apart.
 
-use actix_web::http::Method;
+use std::sync::OnceLock;
+
+use actix_web::dev::ResourceDef;
+use actix_web::http::header::LOCATION;
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::from_fn;
-use actix_web::{web, Route};
+use actix_web::{web, HttpRequest, HttpResponse, Route};
 
 use super::{
     dashboard, group_ops, groups, i18n, integration, key_ops, keys, logs, openapi, settings,
@@ -103,7 +107,45 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         }
         scope = scope.service(resource.default_service(web::to(not_found_handler)));
     }
-    cfg.service(scope.default_service(web::to(not_found_handler)));
+    cfg.service(scope.default_service(web::to(unmatched)));
+}
+
+/// Paths under `/api` that no route matches. Like gin's default `RedirectTrailingSlash` in
+/// GPT-Load, a path that matches a route of the same method once its trailing slash is dropped
+/// is redirected there (301 for GET, 307 otherwise so the body is sent again), query kept;
+/// anything else is the JSON 404. (No route takes HEAD, in GPT-Load either, so HEAD is a 404.)
+async fn unmatched(req: HttpRequest) -> HttpResponse {
+    match slashless_target(&req) {
+        Some(location) => {
+            let status = if req.method() == Method::GET {
+                StatusCode::MOVED_PERMANENTLY
+            } else {
+                StatusCode::TEMPORARY_REDIRECT
+            };
+            HttpResponse::build(status)
+                .insert_header((LOCATION, location))
+                .finish()
+        }
+        None => not_found(),
+    }
+}
+
+fn slashless_target(req: &HttpRequest) -> Option<String> {
+    static ROUTES: OnceLock<Vec<(Method, ResourceDef)>> = OnceLock::new();
+    let trimmed = req.path().strip_suffix('/').filter(|p| !p.is_empty())?;
+    let routes = ROUTES.get_or_init(|| {
+        api_routes()
+            .into_iter()
+            .map(|r| (r.method.clone(), ResourceDef::new(r.full_path())))
+            .collect()
+    });
+    routes
+        .iter()
+        .any(|(method, def)| method == req.method() && def.is_match(trimmed))
+        .then(|| match req.query_string() {
+            "" => trimmed.to_string(),
+            query => format!("{trimmed}?{query}"),
+        })
 }
 
 /// The group-scoped integration info route, which must be registered before the proxy's

@@ -8,7 +8,8 @@ use actix_web::web;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::groups::{app_url, GroupResponse};
+use super::group_model::GroupModel;
+use super::groups::app_url;
 use super::i18n::{t, tf, Msg};
 use super::response::{done, ok, Envelope, ErrorBody, NoData, Reply};
 use super::{parse_id, require_group};
@@ -23,7 +24,8 @@ pub const MAX_WEIGHT: i64 = 1000;
 /// A member of an aggregate with its key counts.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SubGroupResponse {
-    pub group: GroupResponse,
+    /// The member in GPT-Load's model shape (with `effective_config` and `api_keys`).
+    pub group: GroupModel,
     pub weight: i32,
     pub total_keys: i64,
     pub active_keys: i64,
@@ -94,13 +96,14 @@ pub async fn list(
     let groups = state.repo.groups_by_ids(&ids).await?;
     let counts = state.repo.key_counts(Some(&ids)).await?;
     let url = app_url(&state);
+    let snapshot = state.snapshot.load();
     ok(groups
         .iter()
         .filter_map(|g| {
             let weight = links.iter().find(|(id, _)| *id == g.id)?.1;
             let c = counts.get(&g.id).copied().unwrap_or_default();
             Some(SubGroupResponse {
-                group: GroupResponse::from_row(g, &url),
+                group: GroupModel::full(g, &url, &snapshot.settings),
                 weight,
                 total_keys: c.total,
                 active_keys: c.active,

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use super::i18n::{t, tf, Msg};
 use super::key_ops::{body_group_id, check_importable, parse_batch, KeysTextRequest};
-use super::response::{ok, ok_with, Envelope, ErrorBody, Reply};
+use super::response::{ok, Envelope, ErrorBody, Reply};
 use super::{parse_id, require_group};
 use crate::http::error::ApiError;
 use crate::state::AppState;
@@ -99,7 +99,7 @@ async fn start_import(state: &AppState, group_id: i64, keys_text: String) -> Rep
     state
         .tasks
         .spawn(move || tasks::import::run(task_state, task, group_id, keys));
-    ok_with(t(Msg::TaskStarted), status)
+    ok(status)
 }
 
 /// Reads the multipart form of `add-async`, refusing more than `limit` bytes in total.
@@ -175,7 +175,7 @@ pub async fn delete_async(
     state
         .tasks
         .spawn(move || tasks::delete::run(task_state, task, group_id, keys));
-    ok_with(t(Msg::TaskStarted), status)
+    ok(status)
 }
 
 /// Validate a group's keys (all but disabled ones, or only `active` / `invalid` ones) in the
@@ -184,9 +184,9 @@ pub async fn delete_async(
 /// group's usable-key floor.
 #[utoipa::path(post, path = "/api/keys/validate-group", tag = "tasks", request_body = ValidateGroupRequest,
     responses((status = 200, body = Envelope<TaskStatus>),
-        (status = 400, description = "Bad status, or no keys to validate", body = ErrorBody),
+        (status = 400, description = "Bad status", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, description = "Another task is running", body = ErrorBody)))]
+        (status = 409, description = "Another task is running, or no keys to validate", body = ErrorBody)))]
 pub async fn validate_group(
     _admin: super::Admin,
     state: web::Data<AppState>,
@@ -211,7 +211,8 @@ pub async fn validate_group(
     // Disabled keys are the operator's: validation never probes or changes them.
     keys.retain(|k| KeyStatus::parse(&k.status) != KeyStatus::Disabled);
     if keys.is_empty() {
-        return Err(ApiError::Validation(tf(
+        // GPT-Load reports this as a refused task start (409), and its UI expects that.
+        return Err(ApiError::TaskInProgress(tf(
             Msg::NoKeysToValidate,
             &[("name", &row.name)],
         )));
@@ -226,7 +227,7 @@ pub async fn validate_group(
     state
         .tasks
         .spawn(move || tasks::validate::run(task_state, task, group, keys));
-    ok_with(t(Msg::TaskStarted), status)
+    ok(status)
 }
 
 /// The current or last task: type, progress (`processed` of `total`), result or error.

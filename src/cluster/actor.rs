@@ -2,11 +2,18 @@
 //! the change to [`Leadership`], which starts and stops the singleton jobs) *before* the lock
 //! could expire under it.
 //!
-//! Timing, with TTL `t` and renew interval `t/3`: a candidate tries `SET NX PX t` every `t/3`;
-//! the leader renews every `t/3`. Every confirmed renewal (or the winning acquisition) moves the
-//! step-down deadline to `sent + t - t/6`, measured from when the command was *sent*, so the
-//! node always stops acting as leader before Redis can hand the lock to someone else, however
-//! late the answer came. A renewal the store denies steps down at once.
+//! Timing, with TTL `t` (3 s by default): every node acts every `t/6` — a candidate tries
+//! `SET NX PX t`, the leader renews — with one store call in flight at a time, given up after
+//! `t/3`. Every confirmed renewal (or the winning acquisition) moves the step-down deadline to
+//! `sent + t - t/6`, measured from when the command was *sent*, so the node always stops acting as
+//! leader before Redis can hand the lock to someone else, however late the answer came; a leader
+//! thus rides out about `t/2` of failed or slow renewals (any single round trip up to `t/3`). A
+//! renewal the store denies steps down at once.
+//!
+//! Failover bounds: a leader that dies without a word holds the lock at most `t` after its last
+//! renewal, and a candidate tries every `t/6`, so another node leads within `t + t/6` (3.5 s by
+//! default) plus one round trip; a leader that stops gracefully deletes the lock, so the next one
+//! leads within `t/6` (0.5 s).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +35,13 @@ pub struct ElectionConfig {
 }
 
 impl ElectionConfig {
-    fn renew_interval(&self) -> Duration {
+    /// How often a candidate tries for the lock and the leader renews it.
+    fn tick_every(&self) -> Duration {
+        self.ttl / 6
+    }
+
+    /// How long one store call may take before it counts as failed.
+    fn call_limit(&self) -> Duration {
         self.ttl / 3
     }
 
@@ -81,8 +94,8 @@ impl ClusterActor {
         let store = Arc::clone(&self.store);
         let node = Arc::clone(&self.config.node);
         let ttl = self.config.ttl;
-        // A call that cannot answer within a renew interval is treated as failed.
-        let limit = self.config.renew_interval();
+        // A call that cannot answer in time is treated as failed; the next tick tries again.
+        let limit = self.config.call_limit();
         let sent = Instant::now();
         match self.term.as_ref().map(|t| t.epoch) {
             Some(epoch) => {
@@ -178,7 +191,7 @@ impl ClusterActor {
     fn release(&mut self, epoch: u64, ctx: &mut Context<Self>) {
         let store = Arc::clone(&self.store);
         let node = Arc::clone(&self.config.node);
-        let limit = self.config.renew_interval();
+        let limit = self.config.call_limit();
         ctx.spawn(
             async move {
                 let _ = tokio::time::timeout(limit, store.resign(&node, epoch)).await;
@@ -198,7 +211,7 @@ impl Actor for ClusterActor {
         }
         self.leadership.set(Role::Candidate);
         self.tick(ctx);
-        ctx.run_interval(self.config.renew_interval(), Self::tick);
+        ctx.run_interval(self.config.tick_every(), Self::tick);
     }
 }
 
@@ -222,7 +235,7 @@ impl Handler<Resign> for ClusterActor {
         }
         let store = Arc::clone(&self.store);
         let node = Arc::clone(&self.config.node);
-        let limit = self.config.renew_interval();
+        let limit = self.config.call_limit();
         Box::pin(
             async move {
                 if let Some(term) = term {

@@ -6,6 +6,7 @@
 //! are stored as they are. Lookups never compare stored values (they differ on every write); they
 //! compare [`KeyCodec::hash`]: HMAC-SHA256 under a derived key, or plain SHA-256 when off.
 
+pub mod gptload;
 pub mod kdf;
 
 use std::fmt;
@@ -35,13 +36,42 @@ pub struct KeyCodec {
     sealer: Option<Arc<Sealer>>,
 }
 
-struct Sealer {
+enum Sealer {
+    Own(OwnSealer),
+    /// Data GPT-Load encrypted, read and written in its format until `migrate-keys` converts it.
+    GptLoad(gptload::GptLoadCipher),
+}
+
+struct OwnSealer {
     kdf_id: String,
     /// `v1$<kdf id>$`: the prefix of every value and its associated data.
     header: String,
     cipher: Aes256GcmSiv,
     hasher: Hmac<Sha256>,
     verifier: String,
+}
+
+impl Sealer {
+    fn kdf_id(&self) -> &str {
+        match self {
+            Sealer::Own(own) => &own.kdf_id,
+            Sealer::GptLoad(_) => gptload::KDF_ID,
+        }
+    }
+
+    fn verifier(&self) -> &str {
+        match self {
+            Sealer::Own(own) => &own.verifier,
+            Sealer::GptLoad(theirs) => &theirs.verifier,
+        }
+    }
+
+    fn hasher(&self) -> &Hmac<Sha256> {
+        match self {
+            Sealer::Own(own) => &own.hasher,
+            Sealer::GptLoad(theirs) => &theirs.hasher,
+        }
+    }
 }
 
 /// A stored key value could not be turned back into a key. Never carries the value itself.
@@ -62,7 +92,7 @@ pub enum DecodeError {
 /// A key could not be encrypted.
 #[derive(Debug, thiserror::Error)]
 #[error("key encryption failed: {0}")]
-pub struct EncodeError(String);
+pub struct EncodeError(pub(crate) String);
 
 impl KeyCodec {
     /// Keys stored as plain text (no `ENCRYPTION_KEY`).
@@ -80,14 +110,37 @@ impl KeyCodec {
         let hasher = <Hmac<Sha256>>::new_from_slice(keys.hash_key.as_ref())
             .map_err(|e| KdfError::Derive(e.to_string()))?;
         Ok(Self {
-            sealer: Some(Arc::new(Sealer {
+            sealer: Some(Arc::new(Sealer::Own(OwnSealer {
                 header: format!("{VERSION}${kdf_id}$"),
                 kdf_id,
                 cipher,
                 hasher,
                 verifier: keys.verifier,
-            })),
+            }))),
         })
+    }
+
+    /// Keys in GPT-Load's format under `password` (PBKDF2: slow by design, call it once per
+    /// process and off the async threads).
+    pub fn derive_gptload(password: &str) -> Result<Self, KdfError> {
+        let cipher = gptload::GptLoadCipher::derive(password)
+            .map_err(|e| KdfError::Derive(e.to_string()))?;
+        Ok(Self {
+            sealer: Some(Arc::new(Sealer::GptLoad(cipher))),
+        })
+    }
+
+    /// The codec of `password` under a recorded key-derivation id, whichever format it names.
+    pub fn derive_recorded(password: &str, kdf_id: &str) -> Result<Self, KdfError> {
+        if kdf_id == gptload::KDF_ID {
+            return Self::derive_gptload(password);
+        }
+        Self::derive(password, &KdfSpec::parse(kdf_id)?)
+    }
+
+    /// True when values are written in GPT-Load's format.
+    pub fn is_gptload_format(&self) -> bool {
+        matches!(self.sealer.as_deref(), Some(Sealer::GptLoad(_)))
     }
 
     /// True when values are encrypted.
@@ -97,12 +150,12 @@ impl KeyCodec {
 
     /// The key-derivation id written into every value, when encrypting.
     pub fn kdf_id(&self) -> Option<&str> {
-        self.sealer.as_deref().map(|s| s.kdf_id.as_str())
+        self.sealer.as_deref().map(Sealer::kdf_id)
     }
 
     /// The public check value of the derived key, when encrypting.
     pub fn verifier(&self) -> Option<&str> {
-        self.sealer.as_deref().map(|s| s.verifier.as_str())
+        self.sealer.as_deref().map(Sealer::verifier)
     }
 
     /// The lookup hash: HMAC-SHA256 hex under the derived hash key when encrypting, else SHA-256
@@ -113,7 +166,7 @@ impl KeyCodec {
         }
         match self.sealer.as_deref() {
             Some(sealer) => {
-                let mut mac = sealer.hasher.clone();
+                let mut mac = sealer.hasher().clone();
                 mac.update(plain.as_bytes());
                 hex::encode(mac.finalize().into_bytes())
             }
@@ -124,12 +177,12 @@ impl KeyCodec {
     /// The value to store for a plain key: a fresh random nonce each time, so two encodings of
     /// one key differ. Empty stays empty (a log row that used no key).
     pub fn encode(&self, plain: &str) -> Result<String, EncodeError> {
-        let Some(sealer) = self.sealer.as_deref() else {
-            return Ok(plain.to_string());
+        let sealer = match self.sealer.as_deref() {
+            None => return Ok(plain.to_string()),
+            Some(_) if plain.is_empty() => return Ok(String::new()),
+            Some(Sealer::GptLoad(theirs)) => return theirs.encode(plain),
+            Some(Sealer::Own(own)) => own,
         };
-        if plain.is_empty() {
-            return Ok(String::new());
-        }
         let nonce = Nonce::try_generate().map_err(|e| EncodeError(e.to_string()))?;
         let sealed = sealer
             .cipher
@@ -152,13 +205,12 @@ impl KeyCodec {
         if stored.is_empty() {
             return Ok(KeySecret::new(String::new()));
         }
-        let Some(sealer) = self.sealer.as_deref() else {
+        let sealer = match self.sealer.as_deref() {
             // Never hand ciphertext to the pool as if it were a key.
-            return if is_encrypted_value(stored) {
-                Err(DecodeError::Encrypted)
-            } else {
-                Ok(KeySecret::new(stored))
-            };
+            None if is_encrypted_value(stored) => return Err(DecodeError::Encrypted),
+            None => return Ok(KeySecret::new(stored)),
+            Some(Sealer::GptLoad(theirs)) => return theirs.decode(stored).map(KeySecret::new),
+            Some(Sealer::Own(own)) => own,
         };
         let Some(kdf_id) = kdf_id_of(stored) else {
             return Err(DecodeError::NotEncrypted);
@@ -224,7 +276,8 @@ pub fn kdf_id_of(stored: &str) -> Option<&str> {
 impl fmt::Debug for KeyCodec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.sealer.as_deref() {
-            Some(sealer) => write!(f, "KeyCodec(aes-256-gcm-siv, {})", sealer.kdf_id),
+            Some(Sealer::Own(sealer)) => write!(f, "KeyCodec(aes-256-gcm-siv, {})", sealer.kdf_id),
+            Some(Sealer::GptLoad(_)) => write!(f, "KeyCodec(aes-256-gcm, {})", gptload::KDF_ID),
             None => f.write_str("KeyCodec(plaintext)"),
         }
     }

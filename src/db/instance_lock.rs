@@ -5,8 +5,10 @@
 //! Why rows with a heartbeat rather than an advisory lock: SQLite has none, and PostgreSQL's and
 //! MySQL's are tied to one session, which a connection pool recycles. The trade-off: a process that
 //! dies without cleaning up leaves a row that blocks the other side until its heartbeat is
-//! [`LockTiming::stale_after`] old. Heartbeats use the database's clock (every backend session
-//! runs in UTC), so hosts with skewed clocks still agree on freshness.
+//! [`LockTiming::stale_after`] old — except on its own host: each row names its host (host name,
+//! kernel boot and pid namespace, so a process id means the same thing) and process id, and a row
+//! of this host whose process is gone is taken over at once. Heartbeats use the database's clock
+//! (every backend session runs in UTC), so hosts with skewed clocks still agree on freshness.
 //!
 //! Acquiring is "insert my row, then look for conflicting fresh rows; if any, delete mine and
 //! refuse". Two processes racing can both refuse, but they can never both proceed.
@@ -133,6 +135,8 @@ impl InstanceLock {
     ) -> Result<Self, LockError> {
         let id = uuid::Uuid::new_v4().to_string();
         let holder = holder_name();
+        let host = process::host_identity();
+        let pid = i64::from(std::process::id());
         with_conn!(db, conn => {
             diesel::insert_into(instance_locks::table)
                 .values((
@@ -141,6 +145,8 @@ impl InstanceLock {
                     instance_locks::holder.eq(&holder),
                     instance_locks::started_at.eq(diesel::dsl::now),
                     instance_locks::heartbeat_at.eq(diesel::dsl::now),
+                    instance_locks::host.eq(&host),
+                    instance_locks::pid.eq(Some(pid)),
                 ))
                 .execute(conn)
                 .await
@@ -151,7 +157,7 @@ impl InstanceLock {
             id,
             heartbeat: None,
         };
-        let holders = match fresh_holders(db, timing.stale_after).await {
+        let holders = match take_over_dead_rows(db, timing.stale_after).await {
             Ok(rows) => rows,
             Err(err) => {
                 lock.release().await;
@@ -214,15 +220,63 @@ impl Drop for InstanceLock {
     }
 }
 
-/// id, kind, holder, started_at, heartbeat_at.
-type LockRow = (String, String, String, NaiveDateTime, NaiveDateTime);
+/// id, kind, holder, started_at, heartbeat_at, host, pid.
+type LockRow = (
+    String,
+    String,
+    String,
+    NaiveDateTime,
+    NaiveDateTime,
+    String,
+    Option<i64>,
+);
 
-/// Processes with a fresh heartbeat, by row id (this process included). Rows gone stale are
-/// left alone: they only tell an operator that something crashed.
+/// A row with a fresh heartbeat, and whether its process is known to be gone.
+struct FreshRow {
+    id: String,
+    holder: Holder,
+    dead: bool,
+}
+
+/// Processes with a fresh heartbeat that are still alive, by row id (this process included).
+/// Rows gone stale, or of a process of this host that is gone, are left alone: they only tell
+/// an operator that something crashed.
 pub async fn fresh_holders(
     db: &Database,
     stale_after: Duration,
 ) -> Result<Vec<(String, Holder)>, DbError> {
+    Ok(fresh_rows(db, stale_after)
+        .await?
+        .into_iter()
+        .filter(|row| !row.dead)
+        .map(|row| (row.id, row.holder))
+        .collect())
+}
+
+/// [`fresh_holders`], after deleting the fresh rows of processes of this host that are gone
+/// (killed, crashed): they must not block anyone for the rest of their heartbeat.
+async fn take_over_dead_rows(
+    db: &Database,
+    stale_after: Duration,
+) -> Result<Vec<(String, Holder)>, DbError> {
+    let mut live = Vec::new();
+    for row in fresh_rows(db, stale_after).await? {
+        if !row.dead {
+            live.push((row.id, row.holder));
+            continue;
+        }
+        with_conn!(db, conn => {
+            diesel::delete(instance_locks::table.find(&row.id)).execute(conn).await?
+        });
+        tracing::warn!(
+            holder = %row.holder,
+            "Took over the instance lock of a process of this host that is gone."
+        );
+    }
+    Ok(live)
+}
+
+async fn fresh_rows(db: &Database, stale_after: Duration) -> Result<Vec<FreshRow>, DbError> {
     let (now, rows): (NaiveDateTime, Vec<LockRow>) = with_conn!(db, conn => {
         let now: NaiveDateTime = diesel::select(diesel::dsl::now).get_result(conn).await?;
         let rows = instance_locks::table
@@ -232,25 +286,29 @@ pub async fn fresh_holders(
                 instance_locks::holder,
                 instance_locks::started_at,
                 instance_locks::heartbeat_at,
+                instance_locks::host,
+                instance_locks::pid,
             ))
             .load(conn)
             .await?;
         (now, rows)
     });
     let stale = stale_after.as_secs() as i64;
+    let here = process::host_identity();
     Ok(rows
         .into_iter()
-        .filter_map(|(id, kind, holder, started_at, heartbeat_at)| {
+        .filter_map(|(id, kind, holder, started_at, heartbeat_at, host, pid)| {
             let age = (now - heartbeat_at).num_seconds();
-            (age < stale).then_some((
+            (age < stale).then(|| FreshRow {
                 id,
-                Holder {
+                dead: process::is_gone(&here, &host, pid),
+                holder: Holder {
                     kind,
                     holder,
                     started_at,
                     heartbeat_age_secs: age.max(0),
                 },
-            ))
+            })
         })
         .collect())
 }
@@ -276,18 +334,94 @@ async fn beat(db: Database, id: String, every: Duration) {
 }
 
 fn holder_name() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_string())
-                .filter(|h| !h.is_empty())
-        })
-        .unwrap_or_else(|| "unknown host".to_string());
+    let host = process::host_name().unwrap_or_else(|| "unknown host".to_string());
     format!("{host}, pid {}", std::process::id())
         .chars()
         .take(255)
         .collect()
+}
+
+/// This host as lock rows name it: host name, kernel boot id and pid namespace (empty where
+/// unknown). A row carrying it was written by a process whose id this process can check.
+pub fn host_identity() -> String {
+    process::host_identity()
+}
+
+/// Whether a lock row's process still runs, judged only where a process id means something.
+mod process {
+    use std::path::Path;
+
+    pub(super) fn host_name() -> Option<String> {
+        std::env::var("HOSTNAME")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .or_else(|| read_trimmed("/etc/hostname"))
+    }
+
+    /// Host name, kernel boot id and pid namespace: two processes with the same identity see
+    /// the same process ids. Empty when any part is unknown (no `/proc`): such rows are only
+    /// ever judged by their heartbeat.
+    pub(super) fn host_identity() -> String {
+        let parts = (
+            host_name(),
+            read_trimmed("/proc/sys/kernel/random/boot_id"),
+            std::fs::read_link("/proc/self/ns/pid")
+                .ok()
+                .map(|p| p.display().to_string()),
+        );
+        match parts {
+            (Some(host), Some(boot), Some(ns)) => {
+                format!("{host} {boot} {ns}").chars().take(255).collect()
+            }
+            _ => String::new(),
+        }
+    }
+
+    /// True only when the row is of this host and its process is certainly gone (no such
+    /// process, or a zombie waiting to be reaped). A reused pid keeps the row: it then waits
+    /// for its heartbeat to go stale, the safe side.
+    pub(super) fn is_gone(here: &str, host: &str, pid: Option<i64>) -> bool {
+        let Some(pid) = pid else { return false };
+        if here.is_empty() || host != here || pid == i64::from(std::process::id()) || pid <= 0 {
+            return false;
+        }
+        let dir = format!("/proc/{pid}");
+        if !Path::new(&dir).exists() {
+            return true;
+        }
+        // The state follows the command name, which may itself hold spaces or parentheses.
+        std::fs::read_to_string(format!("{dir}/stat"))
+            .ok()
+            .and_then(|stat| {
+                let rest = &stat[stat.rfind(')')? + 1..];
+                rest.split_whitespace().next().map(|state| state == "Z")
+            })
+            .unwrap_or(false)
+    }
+
+    fn read_trimmed(path: &str) -> Option<String> {
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn only_a_gone_process_of_this_host_is_gone() {
+            let here = host_identity();
+            assert!(!here.is_empty(), "this test runs on Linux with /proc");
+            let me = i64::from(std::process::id());
+            assert!(!is_gone(&here, &here, Some(me)));
+            // pid 1 always runs; an id above the kernel's maximum never does.
+            assert!(!is_gone(&here, &here, Some(1)));
+            assert!(is_gone(&here, &here, Some(1 << 30)));
+            assert!(!is_gone(&here, "another host", Some(1 << 30)));
+            assert!(!is_gone(&here, &here, None));
+            assert!(!is_gone("", "", Some(1 << 30)));
+        }
+    }
 }

@@ -289,7 +289,7 @@ impl LogSink for Repo {
         let result: Result<(), DbError> = async {
             match &self.db {
                 Database::Sqlite(pool) => {
-                    let mut conn = pool.get().await.map_err(|e| DbError::Pool(e.to_string()))?;
+                    let mut conn = crate::db::checkout(pool).await?;
                     conn.spawn_blocking(move |c| {
                         use diesel::RunQueryDsl;
                         diesel::Connection::transaction(c, |c| statements!(c,))
@@ -298,12 +298,12 @@ impl LogSink for Repo {
                 }
                 Database::Postgres(pool) => {
                     use diesel_async::RunQueryDsl;
-                    let mut conn = pool.get().await.map_err(|e| DbError::Pool(e.to_string()))?;
+                    let mut conn = crate::db::checkout(pool).await?;
                     conn.transaction(async |c| statements!(c, .await)).await?;
                 }
                 Database::Mysql(pool) => {
                     use diesel_async::RunQueryDsl;
-                    let mut conn = pool.get().await.map_err(|e| DbError::Pool(e.to_string()))?;
+                    let mut conn = crate::db::checkout(pool).await?;
                     conn.transaction(async |c| statements!(c, .await)).await?;
                 }
             }

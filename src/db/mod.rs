@@ -4,6 +4,8 @@
 //! and compiled for each backend by [`with_conn!`]; backend-specific SQL stays in the function
 //! that needs it.
 
+pub mod adopt;
+pub mod compat;
 pub mod dsn;
 pub mod instance_lock;
 pub mod key_encryption;
@@ -48,8 +50,14 @@ pub enum DbError {
     Connect(String),
     #[error("database pool error: {0}")]
     Pool(String),
+    /// No working connection within `DB_TIMEOUT_MS`, the server refused or dropped the
+    /// connection, or (SQLite) another process held the write lock that long.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     #[error("migration failed: {0}")]
     Migration(String),
+    #[error("the database schema is not one this server can use: {0}")]
+    ForeignSchema(String),
     #[error("a row with the same unique value already exists")]
     Duplicate,
     #[error("row not found")]
@@ -68,14 +76,58 @@ impl From<diesel::result::Error> for DbError {
         match err {
             Error::NotFound => DbError::NotFound,
             Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => DbError::Duplicate,
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+                DbError::Unavailable(info.message().to_string())
+            }
+            // SQLite's SQLITE_BUSY after the busy timeout: diesel gives it no kind of its own,
+            // only SQLite's fixed message.
+            Error::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if info.message() == SQLITE_BUSY_MESSAGE =>
+            {
+                DbError::Unavailable(info.message().to_string())
+            }
             other => DbError::Query(other),
         }
+    }
+}
+
+/// What SQLite reports when the write lock stayed taken past the busy timeout.
+const SQLITE_BUSY_MESSAGE: &str = "database is locked";
+
+impl DbError {
+    /// Whether the database itself is out of reach (as opposed to a bad query or data).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            DbError::Unavailable(_) | DbError::Pool(_) | DbError::Connect(_)
+        )
     }
 }
 
 impl DbError {
     fn pool(err: impl std::fmt::Display) -> Self {
         DbError::Pool(err.to_string())
+    }
+}
+
+/// Takes a connection from `pool`, all of it (waiting for a free slot, checking an idle
+/// connection, opening a new one) bounded by the pool's wait timeout (`DB_TIMEOUT_MS`): a hung or
+/// unreachable database fails here, fast, instead of after deadpool's per-step timeouts added up.
+pub async fn checkout<C>(
+    pool: &Pool<C>,
+) -> Result<diesel_async::pooled_connection::deadpool::Object<C>, DbError>
+where
+    AsyncDieselConnectionManager<C>: deadpool::managed::Manager<Type = C>,
+    <AsyncDieselConnectionManager<C> as deadpool::managed::Manager>::Error: std::fmt::Display,
+{
+    let limit = pool.timeouts().wait.unwrap_or(DEFAULT_TIMEOUT);
+    match tokio::time::timeout(limit, pool.get()).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(err)) => Err(DbError::Unavailable(err.to_string())),
+        Err(_) => Err(DbError::Unavailable(format!(
+            "no working connection within {} ms",
+            limit.as_millis()
+        ))),
     }
 }
 
@@ -94,26 +146,17 @@ macro_rules! with_conn {
     ($db:expr, $conn:ident => $body:expr) => {
         match $db {
             $crate::db::Database::Sqlite(pool) => {
-                let mut guard = pool
-                    .get()
-                    .await
-                    .map_err(|e| $crate::db::DbError::Pool(e.to_string()))?;
+                let mut guard = $crate::db::checkout(pool).await?;
                 let $conn = &mut *guard;
                 $body
             }
             $crate::db::Database::Postgres(pool) => {
-                let mut guard = pool
-                    .get()
-                    .await
-                    .map_err(|e| $crate::db::DbError::Pool(e.to_string()))?;
+                let mut guard = $crate::db::checkout(pool).await?;
                 let $conn = &mut *guard;
                 $body
             }
             $crate::db::Database::Mysql(pool) => {
-                let mut guard = pool
-                    .get()
-                    .await
-                    .map_err(|e| $crate::db::DbError::Pool(e.to_string()))?;
+                let mut guard = $crate::db::checkout(pool).await?;
                 let $conn = &mut *guard;
                 $body
             }
@@ -130,10 +173,7 @@ macro_rules! insert_batch {
         let rows = $rows;
         match $db {
             $crate::db::Database::Sqlite(pool) => {
-                let mut conn = pool
-                    .get()
-                    .await
-                    .map_err(|e| $crate::db::DbError::Pool(e.to_string()))?;
+                let mut conn = $crate::db::checkout(pool).await?;
                 conn.spawn_blocking(move |c| {
                     diesel::RunQueryDsl::execute(diesel::insert_into($table).values(&rows), c)
                 })
@@ -141,10 +181,7 @@ macro_rules! insert_batch {
                 .map_err($crate::db::DbError::from)
             }
             $crate::db::Database::Postgres(pool) => {
-                let mut conn = pool
-                    .get()
-                    .await
-                    .map_err(|e| $crate::db::DbError::Pool(e.to_string()))?;
+                let mut conn = $crate::db::checkout(pool).await?;
                 diesel::insert_into($table)
                     .values(&rows)
                     .execute(&mut *conn)
@@ -152,10 +189,7 @@ macro_rules! insert_batch {
                     .map_err($crate::db::DbError::from)
             }
             $crate::db::Database::Mysql(pool) => {
-                let mut conn = pool
-                    .get()
-                    .await
-                    .map_err(|e| $crate::db::DbError::Pool(e.to_string()))?;
+                let mut conn = $crate::db::checkout(pool).await?;
                 diesel::insert_into($table)
                     .values(&rows)
                     .execute(&mut *conn)
@@ -166,15 +200,18 @@ macro_rules! insert_batch {
     }};
 }
 
-const POOL_WAIT: Duration = Duration::from_secs(15);
+/// `DB_TIMEOUT_MS` by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// A pool with explicit limits: deadpool waits forever by default when exhausted.
+/// A pool with explicit limits: deadpool waits forever by default when exhausted. The wait
+/// timeout doubles as the bound of a whole [`checkout`].
 macro_rules! build_pool {
-    ($manager:expr, $size:expr) => {
+    ($manager:expr, $size:expr, $timeout:expr) => {
         Pool::builder($manager)
             .max_size($size.max(1))
-            .wait_timeout(Some(POOL_WAIT))
-            .create_timeout(Some(POOL_WAIT))
+            .wait_timeout(Some($timeout))
+            .create_timeout(Some($timeout))
+            .recycle_timeout(Some($timeout))
             .runtime(deadpool::Runtime::Tokio1)
             .build()
             .map_err(DbError::pool)
@@ -182,17 +219,29 @@ macro_rules! build_pool {
 }
 
 impl Database {
-    /// Applies pending migrations, then opens a pool.
+    /// Applies pending migrations, then opens a pool with the default [`DEFAULT_TIMEOUT`].
     pub async fn connect(url: &DatabaseUrl, pool_size: usize) -> Result<Self, DbError> {
+        Self::connect_with_timeout(url, pool_size, DEFAULT_TIMEOUT).await
+    }
+
+    /// Applies pending migrations, then opens a pool whose calls fail as
+    /// [`DbError::Unavailable`] when they get no working connection within `timeout`.
+    pub async fn connect_with_timeout(
+        url: &DatabaseUrl,
+        pool_size: usize,
+        timeout: Duration,
+    ) -> Result<Self, DbError> {
         migrate(url).await?;
         let db = match url {
             DatabaseUrl::Sqlite(path) => {
                 let mut config = ManagerConfig::<SqliteConn>::default();
-                config.custom_setup = Box::new(|url| {
+                let pragmas = sqlite_pragmas(timeout);
+                config.custom_setup = Box::new(move |url| {
                     let url = url.to_string();
+                    let pragmas = pragmas.clone();
                     async move {
                         let mut conn = SqliteConn::establish(&url).await?;
-                        conn.batch_execute(SQLITE_PRAGMAS)
+                        conn.batch_execute(&pragmas)
                             .await
                             .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                         Ok(conn)
@@ -200,15 +249,17 @@ impl Database {
                     .boxed()
                 });
                 let manager = AsyncDieselConnectionManager::new_with_config(path.clone(), config);
-                Database::Sqlite(build_pool!(manager, pool_size)?)
+                Database::Sqlite(build_pool!(manager, pool_size, timeout)?)
             }
             DatabaseUrl::Postgres(dsn) => Database::Postgres(build_pool!(
                 AsyncDieselConnectionManager::new(dsn.clone()),
-                pool_size
+                pool_size,
+                timeout
             )?),
             DatabaseUrl::Mysql(dsn) => Database::Mysql(build_pool!(
                 AsyncDieselConnectionManager::new(dsn.clone()),
-                pool_size
+                pool_size,
+                timeout
             )?),
         };
         db.ping().await?;
@@ -231,10 +282,18 @@ impl Database {
 }
 
 /// WAL lets readers proceed while the log batcher writes; the busy timeout makes writers queue
-/// instead of failing with "database is locked". The timeout comes first: switching to WAL
-/// takes a lock too, and fails at once without it while another process closes its connections.
-const SQLITE_PRAGMAS: &str =
-    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;";
+/// instead of failing with "database is locked" (until `DB_TIMEOUT_MS`: then the database counts
+/// as unavailable). The timeout comes first: switching to WAL takes a lock too, and fails at once
+/// without it while another process closes its connections.
+fn sqlite_pragmas(busy: Duration) -> String {
+    format!(
+        "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;",
+        busy.as_millis()
+    )
+}
+
+/// Migrations may wait longer for the lock than a request would: they run once, at start.
+const MIGRATION_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Applies every pending migration of the backend. Runs on a blocking thread because diesel's
 /// migration harness is synchronous.
@@ -252,19 +311,25 @@ pub async fn migrate(url: &DatabaseUrl) -> Result<usize, DbError> {
                 }
                 let mut conn = diesel::SqliteConnection::establish(path)
                     .map_err(|e| DbError::Connect(e.to_string()))?;
-                diesel::connection::SimpleConnection::batch_execute(&mut conn, SQLITE_PRAGMAS)?;
+                diesel::connection::SimpleConnection::batch_execute(
+                    &mut conn,
+                    &sqlite_pragmas(MIGRATION_BUSY_TIMEOUT),
+                )?;
+                adopt::prepare(&mut conn)?;
                 run(&mut conn, SQLITE_MIGRATIONS)?
             }
             DatabaseUrl::Postgres(dsn) => {
                 let mut conn =
                     <AsyncConnectionWrapper<AsyncPgConnection> as Connection>::establish(dsn)
                         .map_err(|e| DbError::Connect(e.to_string()))?;
+                adopt::prepare(&mut conn)?;
                 run(&mut conn, POSTGRES_MIGRATIONS)?
             }
             DatabaseUrl::Mysql(dsn) => {
                 let mut conn =
                     <AsyncConnectionWrapper<AsyncMysqlConnection> as Connection>::establish(dsn)
                         .map_err(|e| DbError::Connect(e.to_string()))?;
+                adopt::prepare(&mut conn)?;
                 run(&mut conn, MYSQL_MIGRATIONS)?
             }
         };

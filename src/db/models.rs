@@ -3,6 +3,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::compat::{Int32, Json, TextOrEmpty};
 use super::schema::{api_keys, groups, system_settings};
 
 /// A `groups` row.
@@ -11,13 +12,19 @@ use super::schema::{api_keys, groups, system_settings};
 pub struct GroupRow {
     pub id: i64,
     pub name: String,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub display_name: String,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub proxy_keys: String,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub description: String,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub group_type: String,
     pub upstreams: String,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub validation_endpoint: String,
     pub channel_type: String,
+    #[diesel(deserialize_as = Int32)]
     pub sort: i32,
     pub test_model: String,
     pub param_overrides: String,
@@ -39,14 +46,19 @@ pub struct GroupValues {
     pub proxy_keys: String,
     pub description: String,
     pub group_type: String,
+    #[diesel(serialize_as = Json)]
     pub upstreams: String,
     pub validation_endpoint: String,
     pub channel_type: String,
     pub sort: i32,
     pub test_model: String,
+    #[diesel(serialize_as = Json)]
     pub param_overrides: String,
+    #[diesel(serialize_as = Json)]
     pub config: String,
+    #[diesel(serialize_as = Json)]
     pub header_rules: String,
+    #[diesel(serialize_as = Json)]
     pub model_redirect_rules: String,
     pub model_redirect_strict: bool,
     pub updated_at: NaiveDateTime,
@@ -58,9 +70,11 @@ pub struct GroupValues {
 pub struct KeyRow {
     pub id: i64,
     pub key_value: String,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub key_hash: String,
     pub group_id: i64,
     pub status: String,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub notes: String,
     pub request_count: i64,
     pub failure_count: i64,

@@ -460,7 +460,7 @@ impl ConfigRepo for Repo {
     }
 
     async fn load_sub_groups(&self) -> Result<Vec<SubGroupLink>, PortError> {
-        let rows: Vec<(i64, i64, i32)> = async {
+        let rows: Vec<(i64, i64, super::compat::Int32)> = async {
             Ok::<_, DbError>(with_conn!(&self.db, conn => {
                 group_sub_groups::table
                     .select((group_sub_groups::group_id, group_sub_groups::sub_group_id, group_sub_groups::weight))
@@ -475,7 +475,7 @@ impl ConfigRepo for Repo {
             .map(|(group_id, sub_group_id, weight)| SubGroupLink {
                 group_id,
                 sub_group_id,
-                weight: i64::from(weight),
+                weight: i64::from(weight.0),
             })
             .collect())
     }

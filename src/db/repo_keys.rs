@@ -191,13 +191,13 @@ impl Repo {
             .collect::<Result<_, _>>()?;
         let ids: Vec<(KeyId, String)> = match &self.db {
             Database::Sqlite(pool) => {
-                let mut conn = pool.get().await.map_err(|e| DbError::Pool(e.to_string()))?;
+                let mut conn = crate::db::checkout(pool).await?;
                 conn.spawn_blocking(move |c| sqlite_import::import_sync(c, group_id, rows))
                     .await
                     .map_err(DbError::from)?
             }
             Database::Postgres(pool) => {
-                let mut conn = pool.get().await.map_err(|e| DbError::Pool(e.to_string()))?;
+                let mut conn = crate::db::checkout(pool).await?;
                 let ids = import_async!(conn, group_id, rows)?;
                 // A bulk import grows the table faster than autovacuum re-reads its statistics;
                 // planned on an "empty" table, the next chunk's hash lookups became sequential
@@ -209,7 +209,7 @@ impl Repo {
                 ids
             }
             Database::Mysql(pool) => {
-                let mut conn = pool.get().await.map_err(|e| DbError::Pool(e.to_string()))?;
+                let mut conn = crate::db::checkout(pool).await?;
                 import_async!(conn, group_id, rows)?
             }
         };

@@ -1,13 +1,17 @@
 //! Request log reads for the logs page, its CSV export and the dashboard's RPM, plus a batch
 //! insert (used by tests now and by the log writer).
 
-use chrono::NaiveDateTime;
+use std::ops::Bound;
+
+use chrono::{DurationRound, NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
+use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
 
+use super::compat::{BigIntOrZero, Int32, TextOrEmpty};
 use super::repo::Repo;
-use super::schema::request_logs;
-use super::DbError;
+use super::schema::{request_log_counts, request_logs};
+use super::{Database, DbError};
 use crate::{insert_batch, with_conn};
 
 /// A `request_logs` row (read and insert).
@@ -17,22 +21,36 @@ pub struct LogRow {
     pub id: String,
     pub timestamp: NaiveDateTime,
     pub group_id: i64,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub group_name: String,
+    #[diesel(deserialize_as = BigIntOrZero)]
     pub parent_group_id: i64,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub parent_group_name: String,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub key_value: String,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub key_hash: String,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub model: String,
     pub is_success: bool,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub source_ip: String,
+    #[diesel(deserialize_as = Int32)]
     pub status_code: i32,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub request_path: String,
     pub duration: i64,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub error_message: String,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub user_agent: String,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub request_type: String,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub upstream_addr: String,
     pub is_stream: bool,
+    #[diesel(deserialize_as = TextOrEmpty)]
     pub request_body: String,
     pub input_tokens: Option<i64>,
     pub output_tokens: Option<i64>,
@@ -68,8 +86,41 @@ pub struct LogFilter {
     pub end: Option<NaiveDateTime>,
 }
 
-/// How far past the current page the logs page counts matching rows exactly.
+/// How far past the current page the logs page counts rows exactly for filters no index serves
+/// (substrings, client address).
 pub const LOG_COUNT_AHEAD: i64 = 10_000;
+
+/// How far past the current page the logs page counts rows exactly for a key filter, whose rows
+/// the (key_hash, timestamp) index reaches directly.
+pub const KEY_COUNT_AHEAD: i64 = 1_000_000;
+
+impl LogFilter {
+    /// True when `request_log_counts` holds the answer: no filter beyond the request type,
+    /// success, status code and a time range.
+    pub fn counted_by_hour(&self) -> bool {
+        self.parent_group_name.is_none()
+            && self.group_name.is_none()
+            && self.key_hash.is_none()
+            && self.model.is_none()
+            && self.source_ip.is_none()
+            && self.error_contains.is_none()
+    }
+}
+
+/// The start of the hour holding `t`.
+fn floor_hour(t: NaiveDateTime) -> NaiveDateTime {
+    t.duration_trunc(TimeDelta::hours(1)).unwrap_or(t)
+}
+
+/// The first hour boundary at or after `t`.
+fn ceil_hour(t: NaiveDateTime) -> NaiveDateTime {
+    let floor = floor_hour(t);
+    if floor == t {
+        t
+    } else {
+        floor + TimeDelta::hours(1)
+    }
+}
 
 /// How many log rows match a filter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,23 +202,32 @@ impl Repo {
 
     /// A page of logs matching `filter`, newest first, and how many rows match.
     ///
-    /// The count is exact up to [`LOG_COUNT_AHEAD`] rows past the end of the page; beyond that
-    /// it stops counting and says so ([`LogTotal::AtLeast`]). An exact `COUNT(*)` of a
-    /// 10-million-row table costs ~170 ms on SQLite and ~400 ms on PostgreSQL on every page
-    /// view, while "is there a row N positions further" reads at most N / selectivity rows
-    /// (measured with bench/logs_page.sh; a 100k horizon cost ~450 ms on PostgreSQL for a filter
-    /// matching 5 % of the rows, 10k costs a tenth of that).
+    /// The total is exact whenever an index or the hourly counts serve the filter: with no filter
+    /// or only `request_type` / `is_success` / `status_code` / a time range it is summed from
+    /// `request_log_counts` (kept by triggers; a few thousand rows for a month of logs) plus
+    /// an indexed count of the partial hours at the edges of the time range; with a key filter
+    /// the (key_hash, timestamp) index is counted up to [`KEY_COUNT_AHEAD`] rows past the page.
+    /// Substring and client-address filters no index serves are counted exactly up to
+    /// [`LOG_COUNT_AHEAD`] rows past the page, and beyond that the total is a lower bound
+    /// ([`LogTotal::AtLeast`]): an exact `COUNT(*)` over 10 million rows costs ~170 ms on SQLite
+    /// and ~400 ms on PostgreSQL on every page view (bench/logs_page.sh).
     pub async fn logs_page(
         &self,
         filter: &LogFilter,
         page: i64,
         page_size: i64,
     ) -> Result<(Vec<LogRow>, LogTotal), DbError> {
-        self.logs_page_counting_ahead(filter, page, page_size, LOG_COUNT_AHEAD)
+        let ahead = if filter.key_hash.is_some() {
+            KEY_COUNT_AHEAD
+        } else {
+            LOG_COUNT_AHEAD
+        };
+        self.logs_page_counting_ahead(filter, page, page_size, ahead)
             .await
     }
 
-    /// [`Repo::logs_page`] with the counting horizon as a parameter (tests use a small one).
+    /// [`Repo::logs_page`] with the counting horizon of unindexed filters as a parameter (tests
+    /// use a small one).
     pub async fn logs_page_counting_ahead(
         &self,
         filter: &LogFilter,
@@ -176,15 +236,107 @@ impl Repo {
         count_ahead: i64,
     ) -> Result<(Vec<LogRow>, LogTotal), DbError> {
         let offset = (page - 1).max(0) * page_size;
-        let horizon = offset + page_size + count_ahead.max(0);
-        Ok(with_conn!(&self.db, conn => {
-            let rows = filtered!(request_logs::table.into_boxed(), filter)
+        let rows = with_conn!(&self.db, conn => {
+            filtered!(request_logs::table.into_boxed(), filter)
                 .select(LogRow::as_select())
                 .order((request_logs::timestamp.desc(), request_logs::id.desc()))
                 .limit(page_size)
                 .offset(offset)
                 .load(conn)
+                .await?
+        });
+        let total = if filter.counted_by_hour() {
+            LogTotal::Exact(self.counted_total(filter).await?)
+        } else {
+            self.bounded_total(filter, offset + page_size + count_ahead.max(0))
+                .await?
+        };
+        Ok((rows, total))
+    }
+
+    /// The exact number of rows matching a filter the hourly counts hold: whole hours from
+    /// `request_log_counts`, the partial hours at the edges of the time range from the table.
+    async fn counted_total(&self, filter: &LogFilter) -> Result<i64, DbError> {
+        let dims = LogFilter {
+            start: None,
+            end: None,
+            ..filter.clone()
+        };
+        // Whole hours h with start <= h and h + 1 h <= end.
+        let first = filter.start.map(ceil_hour);
+        let past = filter.end.map(floor_hour);
+        if let (Some(start), Some(end), Some(first), Some(past)) =
+            (filter.start, filter.end, first, past)
+        {
+            if first >= past {
+                return self.count_between(&dims, start, Bound::Included(end)).await;
+            }
+        }
+        // Summed in SQL: with retention off the table grows by a few dozen rows an hour.
+        let sum = if matches!(self.db, Database::Mysql(_)) {
+            "CAST(COALESCE(SUM(log_count), 0) AS SIGNED)"
+        } else {
+            "CAST(COALESCE(SUM(log_count), 0) AS BIGINT)"
+        };
+        let mut total: i64 = with_conn!(&self.db, conn => {
+            let mut q = request_log_counts::table
+                .select(diesel::dsl::sql::<BigInt>(sum))
+                .into_boxed();
+            if let Some(v) = &dims.request_type {
+                q = q.filter(request_log_counts::request_type.eq(v.clone()));
+            }
+            if let Some(v) = dims.is_success {
+                q = q.filter(request_log_counts::is_success.eq(v));
+            }
+            if let Some(v) = dims.status_code {
+                q = q.filter(request_log_counts::status_code.eq(v));
+            }
+            if let Some(v) = first {
+                q = q.filter(request_log_counts::hour.ge(v));
+            }
+            if let Some(v) = past {
+                q = q.filter(request_log_counts::hour.lt(v));
+            }
+            q.get_result(conn).await?
+        });
+        if let (Some(start), Some(first)) = (filter.start, first) {
+            if start < first {
+                total += self
+                    .count_between(&dims, start, Bound::Excluded(first))
+                    .await?;
+            }
+        }
+        if let (Some(end), Some(past)) = (filter.end, past) {
+            total += self
+                .count_between(&dims, past, Bound::Included(end))
                 .await?;
+        }
+        Ok(total)
+    }
+
+    /// Rows matching `dims` with `from <= timestamp` and `timestamp` below or at `to`.
+    async fn count_between(
+        &self,
+        dims: &LogFilter,
+        from: NaiveDateTime,
+        to: Bound<NaiveDateTime>,
+    ) -> Result<i64, DbError> {
+        Ok(with_conn!(&self.db, conn => {
+            let mut q = filtered!(request_logs::table.into_boxed(), dims)
+                .filter(request_logs::timestamp.ge(from));
+            q = match to {
+                Bound::Included(to) => q.filter(request_logs::timestamp.le(to)),
+                Bound::Excluded(to) => q.filter(request_logs::timestamp.lt(to)),
+                Bound::Unbounded => q,
+            };
+            q.count().get_result(conn).await?
+        }))
+    }
+
+    /// The number of matching rows when it is below `horizon`, else "at least `horizon + 1`":
+    /// asking for the row `horizon` positions in reads at most that many rows.
+    async fn bounded_total(&self, filter: &LogFilter, horizon: i64) -> Result<LogTotal, DbError> {
+        Ok(with_conn!(&self.db, conn => {
             // `timestamp` rather than `id`: the filter indexes hold it, so the walk stays in
             // the index.
             let beyond: Option<NaiveDateTime> = filtered!(request_logs::table.into_boxed(), filter)
@@ -194,7 +346,7 @@ impl Repo {
                 .first(conn)
                 .await
                 .optional()?;
-            let total = if beyond.is_some() {
+            if beyond.is_some() {
                 LogTotal::AtLeast(horizon + 1)
             } else {
                 let n: i64 = filtered!(request_logs::table.into_boxed(), filter)
@@ -202,8 +354,7 @@ impl Repo {
                     .get_result(conn)
                     .await?;
                 LogTotal::Exact(n)
-            };
-            (rows, total)
+            }
         }))
     }
 
@@ -215,7 +366,7 @@ impl Repo {
         offset: i64,
         limit: i64,
     ) -> Result<Vec<ExportedKey>, DbError> {
-        let rows: Vec<(String, String, String, i32)> = with_conn!(&self.db, conn => {
+        let rows: Vec<(String, TextOrEmpty, TextOrEmpty, Int32)> = with_conn!(&self.db, conn => {
             filtered!(request_logs::table.into_boxed(), filter)
                 .filter(request_logs::key_hash.ne(""))
                 .select((
@@ -239,9 +390,9 @@ impl Repo {
             .map(
                 |(key_hash, key_value, group_name, status_code)| ExportedKey {
                     key_hash,
-                    key_value,
-                    group_name,
-                    status_code,
+                    key_value: key_value.0,
+                    group_name: group_name.0,
+                    status_code: status_code.0,
                 },
             )
             .collect())
@@ -268,6 +419,27 @@ impl Repo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hours_round_both_ways() {
+        let t = |s: &str| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").unwrap();
+        assert_eq!(
+            floor_hour(t("2026-01-02 10:30:00")),
+            t("2026-01-02 10:00:00")
+        );
+        assert_eq!(
+            ceil_hour(t("2026-01-02 10:30:00")),
+            t("2026-01-02 11:00:00")
+        );
+        assert_eq!(
+            ceil_hour(t("2026-01-02 10:00:00")),
+            t("2026-01-02 10:00:00")
+        );
+        assert_eq!(
+            ceil_hour(t("2026-01-02 10:00:00.001")),
+            t("2026-01-02 11:00:00")
+        );
+    }
 
     #[test]
     fn like_patterns_escape_wildcards() {

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use gpt_load_actors::domain::GroupId;
 
+use super::compat::Int32;
 use super::models::GroupRow;
 use super::repo::{now, Repo};
 use super::schema::{group_sub_groups, groups};
@@ -17,26 +18,34 @@ impl Repo {
         &self,
         aggregate: GroupId,
     ) -> Result<Vec<(GroupId, i32)>, DbError> {
-        Ok(with_conn!(&self.db, conn => {
+        let rows: Vec<(GroupId, Int32)> = with_conn!(&self.db, conn => {
             group_sub_groups::table
                 .filter(group_sub_groups::group_id.eq(aggregate))
                 .select((group_sub_groups::sub_group_id, group_sub_groups::weight))
                 .order(group_sub_groups::id.asc())
                 .load(conn)
                 .await?
-        }))
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(id, weight)| (id, weight.0))
+            .collect())
     }
 
     /// `(aggregate id, weight)` of every aggregate that lists this group.
     pub async fn parent_links(&self, member: GroupId) -> Result<Vec<(GroupId, i32)>, DbError> {
-        Ok(with_conn!(&self.db, conn => {
+        let rows: Vec<(GroupId, Int32)> = with_conn!(&self.db, conn => {
             group_sub_groups::table
                 .filter(group_sub_groups::sub_group_id.eq(member))
                 .select((group_sub_groups::group_id, group_sub_groups::weight))
                 .order(group_sub_groups::id.asc())
                 .load(conn)
                 .await?
-        }))
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(id, weight)| (id, weight.0))
+            .collect())
     }
 
     /// Groups by id, in the order of `ids` (unknown ids are skipped).

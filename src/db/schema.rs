@@ -12,6 +12,9 @@ diesel::table! {
 }
 
 diesel::table! {
+    use diesel::sql_types::*;
+    use crate::db::compat::JsonText;
+
     groups (id) {
         id -> BigInt,
         name -> Text,
@@ -19,15 +22,15 @@ diesel::table! {
         proxy_keys -> Text,
         description -> Text,
         group_type -> Text,
-        upstreams -> Text,
+        upstreams -> JsonText,
         validation_endpoint -> Text,
         channel_type -> Text,
         sort -> Integer,
         test_model -> Text,
-        param_overrides -> Text,
-        config -> Text,
-        header_rules -> Text,
-        model_redirect_rules -> Text,
+        param_overrides -> JsonText,
+        config -> JsonText,
+        header_rules -> JsonText,
+        model_redirect_rules -> JsonText,
         model_redirect_strict -> Bool,
         last_validated_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
@@ -150,6 +153,19 @@ diesel::table! {
         holder -> Text,
         started_at -> Timestamp,
         heartbeat_at -> Timestamp,
+        host -> Text,
+        pid -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    /// `request_logs` rows per hour and equality-filter values, kept by database triggers.
+    request_log_counts (hour, request_type, is_success, status_code) {
+        hour -> Timestamp,
+        request_type -> Text,
+        is_success -> Bool,
+        status_code -> Integer,
+        log_count -> BigInt,
     }
 }
 
@@ -159,6 +175,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     group_sub_groups,
     api_keys,
     request_logs,
+    request_log_counts,
     group_hourly_stats,
     usage_hourly_stats,
     key_encryption,

@@ -11,24 +11,15 @@ macro_rules! with_write_tx {
     ($db:expr, $conn:ident => $body:expr) => {
         match $db {
             $crate::db::Database::Sqlite(pool) => {
-                let mut guard = pool
-                    .get()
-                    .await
-                    .map_err(|e| $crate::db::DbError::Pool(e.to_string()))?;
+                let mut guard = $crate::db::checkout(pool).await?;
                 guard.immediate_transaction(async |$conn| $body).await
             }
             $crate::db::Database::Postgres(pool) => {
-                let mut guard = pool
-                    .get()
-                    .await
-                    .map_err(|e| $crate::db::DbError::Pool(e.to_string()))?;
+                let mut guard = $crate::db::checkout(pool).await?;
                 diesel_async::AsyncConnection::transaction(&mut *guard, async |$conn| $body).await
             }
             $crate::db::Database::Mysql(pool) => {
-                let mut guard = pool
-                    .get()
-                    .await
-                    .map_err(|e| $crate::db::DbError::Pool(e.to_string()))?;
+                let mut guard = $crate::db::checkout(pool).await?;
                 diesel_async::AsyncConnection::transaction(&mut *guard, async |$conn| $body).await
             }
         }

@@ -49,6 +49,9 @@ pub enum ApiError {
     Internal(String),
     #[error("Database operation failed")]
     Database(#[source] DbError),
+    /// The database is out of reach (down, hung, locked past `DB_TIMEOUT_MS`): worth a retry.
+    #[error("The database is unavailable; try again shortly")]
+    DatabaseUnavailable(#[source] DbError),
 }
 
 impl ApiError {
@@ -72,6 +75,7 @@ impl ApiError {
             ApiError::Upstream { .. } => "UPSTREAM_ERROR",
             ApiError::Internal(_) => "INTERNAL_SERVER_ERROR",
             ApiError::Database(_) => "DATABASE_ERROR",
+            ApiError::DatabaseUnavailable(_) => "DATABASE_UNAVAILABLE",
         }
     }
 }
@@ -81,6 +85,7 @@ impl From<DbError> for ApiError {
         match err {
             DbError::Duplicate => ApiError::Duplicate("Resource already exists".into()),
             DbError::NotFound => ApiError::NotFound("Resource not found".into()),
+            other if other.is_unavailable() => ApiError::DatabaseUnavailable(other),
             other => ApiError::Database(other),
         }
     }
@@ -100,7 +105,8 @@ impl ResponseError for ApiError {
             ApiError::NoKeysAvailable(_)
             | ApiError::Overloaded
             | ApiError::BodyBudget
-            | ApiError::Stopping => StatusCode::SERVICE_UNAVAILABLE,
+            | ApiError::Stopping
+            | ApiError::DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Upstream { status, .. } => *status,
             ApiError::Internal(_) | ApiError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -108,13 +114,17 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let ApiError::Database(err) = self {
+        match self {
             // The cause goes to the log; the client gets the generic text (it may name tables).
-            tracing::error!(error = %err, "Database operation failed.");
+            ApiError::Database(err) => tracing::error!(error = %err, "Database operation failed."),
+            ApiError::DatabaseUnavailable(err) => {
+                tracing::warn!(error = %err, "The database is unavailable.")
+            }
+            _ => {}
         }
         let mut builder = HttpResponse::build(self.status_code());
         match self {
-            ApiError::Overloaded | ApiError::BodyBudget => {
+            ApiError::Overloaded | ApiError::BodyBudget | ApiError::DatabaseUnavailable(_) => {
                 builder.insert_header((header::RETRY_AFTER, "1"));
             }
             ApiError::TooManyAttempts { retry_after_secs } => {

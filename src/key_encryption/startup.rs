@@ -6,7 +6,8 @@ use std::time::Instant;
 use zeroize::Zeroizing;
 
 use super::{is_plain, SAMPLE_SIZE};
-use crate::crypto::{is_encrypted_value, KdfError, KdfSpec, KeyCodec};
+use crate::crypto::gptload::{self, is_gptload_value};
+use crate::crypto::{is_encrypted_value, plain_hash, KdfError, KdfSpec, KeyCodec};
 use crate::db::key_encryption::{
     insert_kdf_record, kdf_record, stored_key_sample, stored_log_key_sample, KdfRecord,
 };
@@ -29,8 +30,12 @@ pub enum EncryptionMismatch {
     },
     #[error("The stored upstream keys are encrypted ({encrypted} of {sampled} sampled), but the key_encryption record that says how is missing, e.g. api_keys was restored from another backup than key_encryption. Restore both tables from the same backup.")]
     RecordMissing { encrypted: usize, sampled: usize },
-    #[error("{foreign} of {sampled} sampled upstream keys are in a format this version does not know (neither plain text nor its own encryption), as GPT-Load's own encryption would leave them. Decrypt them with the tool that encrypted them (GPT-Load: `migrate-keys --from <key>`), then start this server and encrypt again with `gpt-load migrate-keys --to <key>`.")]
+    #[error("{foreign} of {sampled} sampled upstream keys are in a format this version does not know (neither plain text, its own encryption nor GPT-Load's). Decrypt them with the tool that encrypted them, then start this server and encrypt again with `gpt-load migrate-keys --to <key>`.")]
     UnknownFormat { foreign: usize, sampled: usize },
+    #[error("The stored upstream keys are encrypted in GPT-Load's format, but ENCRYPTION_KEY is not set. Start with the ENCRYPTION_KEY GPT-Load used (the same .env).")]
+    GptLoadKeyNotConfigured,
+    #[error("ENCRYPTION_KEY is not the key GPT-Load encrypted the stored upstream keys with (they are in GPT-Load's format). Start with the ENCRYPTION_KEY GPT-Load used (the same .env).")]
+    GptLoadKeyMismatch,
     #[error("the key_encryption record is unreadable ({0}); restore it from a backup")]
     BadRecord(KdfError),
     #[error("could not derive the encryption key: {0}")]
@@ -53,6 +58,9 @@ pub async fn open_codec(
     // With no keys left, request logs still tell how data was stored.
     let sample = if keys.is_empty() { &logs } else { &keys };
     let record = kdf_record(db).await?;
+    if record.is_none() && is_gptload_sample(sample) {
+        return open_gptload_codec(db, encryption_key, &keys, &logs).await;
+    }
     if record.is_none() {
         check_unrecorded(sample)?;
     }
@@ -92,6 +100,53 @@ pub async fn open_codec(
             "Some request logs hold key values this ENCRYPTION_KEY cannot read; the logs page shows them as failed-to-decrypt."
         );
     }
+    Ok(codec)
+}
+
+/// Every sampled value has the shape of GPT-Load's ciphertext: a database it encrypted, adopted.
+pub fn is_gptload_sample(sample: &[(String, String)]) -> bool {
+    // A plain key that happens to be long lowercase hex carries its plain SHA-256 hash.
+    !sample.is_empty()
+        && sample
+            .iter()
+            .all(|(v, h)| is_gptload_value(v) && plain_hash(v) != *h)
+}
+
+/// First start with `encryption_key` on keys GPT-Load encrypted: they must all read with its
+/// derivation of the key; then that format is recorded, so every later start (and every other
+/// node) checks the key against the record like for our own format.
+async fn open_gptload_codec(
+    db: &Database,
+    encryption_key: &str,
+    keys: &[(String, String)],
+    logs: &[(String, String)],
+) -> Result<KeyCodec, EncryptionMismatch> {
+    if encryption_key.is_empty() {
+        return Err(EncryptionMismatch::GptLoadKeyNotConfigured);
+    }
+    let codec = derive_with(encryption_key, gptload::KDF_ID).await?;
+    let sample = if keys.is_empty() { logs } else { keys };
+    let unreadable = sample.iter().filter(|(v, h)| !codec.reads(v, h)).count();
+    if unreadable == sample.len() {
+        return Err(EncryptionMismatch::GptLoadKeyMismatch);
+    }
+    if unreadable > 0 {
+        return Err(EncryptionMismatch::Inconsistent {
+            unreadable,
+            sampled: sample.len(),
+            state: "encrypted in GPT-Load's format",
+        });
+    }
+    let verifier = codec.verifier().unwrap_or_default().to_string();
+    match insert_kdf_record(db, gptload::KDF_ID, &verifier).await {
+        Ok(()) | Err(DbError::Duplicate) => {}
+        Err(err) => return Err(err.into()),
+    }
+    match kdf_record(db).await? {
+        Some(record) if record.kdf_id == gptload::KDF_ID && record.verifier == verifier => {}
+        _ => return Err(EncryptionMismatch::GptLoadKeyMismatch),
+    }
+    tracing::info!("The stored upstream keys are in GPT-Load's encrypted format: they are read and written in that format (convert them with `gpt-load migrate-keys` when you choose).");
     Ok(codec)
 }
 
@@ -145,8 +200,26 @@ async fn record_new_derivation(
 
 /// The codec of `password` under the recorded derivation.
 pub async fn derive(password: &str, record: &KdfRecord) -> Result<KeyCodec, EncryptionMismatch> {
-    let spec = KdfSpec::parse(&record.kdf_id).map_err(EncryptionMismatch::BadRecord)?;
-    derive_spec(password, spec).await
+    if record.kdf_id != gptload::KDF_ID {
+        KdfSpec::parse(&record.kdf_id).map_err(EncryptionMismatch::BadRecord)?;
+    }
+    derive_with(password, &record.kdf_id).await
+}
+
+/// Key stretching on a blocking thread: it takes tens of milliseconds of CPU by design.
+async fn derive_with(password: &str, kdf_id: &str) -> Result<KeyCodec, EncryptionMismatch> {
+    let password = Zeroizing::new(password.to_string());
+    let kdf_id = kdf_id.to_string();
+    let started = Instant::now();
+    let codec = tokio::task::spawn_blocking(move || KeyCodec::derive_recorded(&password, &kdf_id))
+        .await
+        .map_err(|e| EncryptionMismatch::Kdf(KdfError::Derive(e.to_string())))?
+        .map_err(EncryptionMismatch::Kdf)?;
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "Derived the key-encryption key."
+    );
+    Ok(codec)
 }
 
 /// Argon2id on a blocking thread: it takes tens of milliseconds of CPU by design.
@@ -162,4 +235,23 @@ pub async fn derive_spec(password: &str, spec: KdfSpec) -> Result<KeyCodec, Encr
         "Derived the key-encryption key."
     );
     Ok(codec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_hex_key_is_not_taken_for_gptload_ciphertext() {
+        let hex_key = "0123456789abcdef".repeat(4);
+        assert!(is_gptload_value(&hex_key), "it has the shape");
+        assert!(!is_gptload_sample(&[(
+            hex_key.clone(),
+            plain_hash(&hex_key)
+        )]));
+        let cipher = crate::crypto::gptload::GptLoadCipher::derive("k").unwrap();
+        let stored = cipher.encode("sk-1").unwrap();
+        assert!(is_gptload_sample(&[(stored, "a-keyed-hash".into())]));
+        assert!(!is_gptload_sample(&[]));
+    }
 }

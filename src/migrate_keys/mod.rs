@@ -25,14 +25,17 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use zeroize::Zeroizing;
 
+use crate::crypto::gptload;
 use crate::crypto::{EncodeError, KdfError, KdfSpec, KeyCodec};
 use crate::db::instance_lock::{
     fresh_holders, Holder, InstanceLock, LockError, LockKind, LockTiming,
 };
-use crate::db::key_encryption::{kdf_record, KdfRecord, RECORD_ID};
+use crate::db::key_encryption::{kdf_record, stored_key_sample, KdfRecord, RECORD_ID};
 use crate::db::repo::now;
 use crate::db::schema::{api_keys, key_encryption, request_logs};
 use crate::db::{Database, DbError};
+use crate::key_encryption::startup::is_gptload_sample;
+use crate::key_encryption::SAMPLE_SIZE;
 use crate::with_conn;
 use tables::{KeyTable, Keys, Logs};
 
@@ -205,9 +208,8 @@ fn direction(options: &MigrateOptions) -> Result<Direction, MigrateError> {
         )),
         (None, Some(_)) => Ok(Direction::Enable),
         (Some(_), None) => Ok(Direction::Disable),
-        (Some(from), Some(to)) if from == to => Err(MigrateError::Usage(
-            "--from and --to are the same key: there is nothing to change".into(),
-        )),
+        // The same key is refused later unless the data is in GPT-Load's format (then this
+        // converts it to ours under the same key).
         (Some(_), Some(_)) => Ok(Direction::Rotate),
     }
 }
@@ -220,7 +222,21 @@ async fn migrate(
 ) -> Result<Report, MigrateError> {
     let batch = options.batch_size.clamp(1, MAX_BATCH) as i64;
     let record = kdf_record(db).await?;
-    let source = source_codec(options, record.as_ref()).await?;
+    let sample = stored_key_sample(db, SAMPLE_SIZE).await?;
+    let gptload_data = record.as_ref().map_or_else(
+        || is_gptload_sample(&sample),
+        |r| r.kdf_id == gptload::KDF_ID,
+    );
+    if options.from.is_some() && options.from == options.to && !gptload_data {
+        return Err(MigrateError::Usage(
+            "--from and --to are the same key: there is nothing to change".into(),
+        ));
+    }
+    let source = if record.is_none() && gptload_data {
+        gptload_source(options, &sample).await?
+    } else {
+        source_codec(options, record.as_ref()).await?
+    };
     let source_name = if source.is_encrypting() {
         "with the --from key"
     } else {
@@ -321,8 +337,7 @@ async fn source_codec(
             "the stored keys are in plain text (there is no key_encryption record), so there is nothing to decrypt with --from. To encrypt them pass only --to <key>.".into(),
         )),
         (Some(from), Some(record)) => {
-            let spec = KdfSpec::parse(&record.kdf_id)?;
-            let codec = derive(from, spec).await?;
+            let codec = derive_recorded(from, &record.kdf_id).await?;
             if codec.verifier() == Some(record.verifier.as_str()) {
                 return Ok(codec);
             }
@@ -353,9 +368,40 @@ fn describe(record: &KdfRecord) -> String {
     )
 }
 
+/// Keys GPT-Load encrypted, on a database no server of ours has started on with the key yet:
+/// `--from` must be GPT-Load's `ENCRYPTION_KEY`.
+async fn gptload_source(
+    options: &MigrateOptions,
+    sample: &[(String, String)],
+) -> Result<KeyCodec, MigrateError> {
+    let Some(from) = &options.from else {
+        return Err(MigrateError::WrongState(
+            "the stored keys are encrypted in GPT-Load's format: pass --from <the ENCRYPTION_KEY GPT-Load used>, and --to <key> to encrypt them in this server's format (the same key is fine) or no --to for plain text.".into(),
+        ));
+    };
+    let codec = derive_recorded(from, gptload::KDF_ID).await?;
+    if sample.iter().all(|(v, h)| codec.reads(v, h)) {
+        Ok(codec)
+    } else {
+        Err(MigrateError::WrongState(
+            "--from is not the key the stored keys are encrypted with (GPT-Load's format).".into(),
+        ))
+    }
+}
+
 async fn matches_record(password: &str, record: &KdfRecord) -> Result<bool, MigrateError> {
-    let codec = derive(password, KdfSpec::parse(&record.kdf_id)?).await?;
+    let codec = derive_recorded(password, &record.kdf_id).await?;
     Ok(codec.verifier() == Some(record.verifier.as_str()))
+}
+
+/// The codec of a recorded derivation (ours or GPT-Load's), off the async threads.
+async fn derive_recorded(password: &str, kdf_id: &str) -> Result<KeyCodec, MigrateError> {
+    let password = Zeroizing::new(password.to_string());
+    let kdf_id = kdf_id.to_string();
+    tokio::task::spawn_blocking(move || KeyCodec::derive_recorded(&password, &kdf_id))
+        .await
+        .map_err(|e| MigrateError::Kdf(KdfError::Derive(e.to_string())))?
+        .map_err(MigrateError::from)
 }
 
 /// Argon2id off the async threads.

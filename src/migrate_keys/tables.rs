@@ -4,6 +4,7 @@
 use diesel::prelude::*;
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 
+use crate::db::compat::TextOrEmpty;
 use crate::db::schema::{api_keys, request_logs};
 use crate::db::{Database, DbError};
 use crate::{insert_batch, with_conn};
@@ -88,7 +89,7 @@ impl KeyTable for Keys {
         limit: i64,
     ) -> Result<Vec<Row<i64>>, DbError> {
         let after = after.copied().unwrap_or(i64::MIN);
-        Ok(with_conn!(db, conn => {
+        let rows: Vec<(i64, TextOrEmpty, TextOrEmpty)> = with_conn!(db, conn => {
             api_keys::table
                 .filter(api_keys::id.gt(after))
                 .select((api_keys::id, api_keys::key_value, api_keys::key_hash))
@@ -96,17 +97,19 @@ impl KeyTable for Keys {
                 .limit(limit)
                 .load(conn)
                 .await?
-        }))
+        });
+        Ok(nullable_rows(rows))
     }
 
     async fn by_ids(db: &Database, ids: &[i64]) -> Result<Vec<Row<i64>>, DbError> {
-        Ok(with_conn!(db, conn => {
+        let rows: Vec<(i64, TextOrEmpty, TextOrEmpty)> = with_conn!(db, conn => {
             api_keys::table
                 .filter(api_keys::id.eq_any(ids))
                 .select((api_keys::id, api_keys::key_value, api_keys::key_hash))
                 .load(conn)
                 .await?
-        }))
+        });
+        Ok(nullable_rows(rows))
     }
 
     async fn staged_batch(
@@ -154,7 +157,7 @@ impl KeyTable for Logs {
         limit: i64,
     ) -> Result<Vec<Row<String>>, DbError> {
         let after = after.cloned();
-        Ok(with_conn!(db, conn => {
+        let rows: Vec<(String, TextOrEmpty, TextOrEmpty)> = with_conn!(db, conn => {
             let mut query = request_logs::table
                 .select((request_logs::id, request_logs::key_value, request_logs::key_hash))
                 .order(request_logs::id.asc())
@@ -164,17 +167,19 @@ impl KeyTable for Logs {
                 query = query.filter(request_logs::id.gt(after.clone()));
             }
             query.load(conn).await?
-        }))
+        });
+        Ok(nullable_rows(rows))
     }
 
     async fn by_ids(db: &Database, ids: &[String]) -> Result<Vec<Row<String>>, DbError> {
-        Ok(with_conn!(db, conn => {
+        let rows: Vec<(String, TextOrEmpty, TextOrEmpty)> = with_conn!(db, conn => {
             request_logs::table
                 .filter(request_logs::id.eq_any(ids))
                 .select((request_logs::id, request_logs::key_value, request_logs::key_hash))
                 .load(conn)
                 .await?
-        }))
+        });
+        Ok(nullable_rows(rows))
     }
 
     async fn staged_batch(
@@ -265,4 +270,11 @@ pub async fn compact(db: &Database) -> Result<(), DbError> {
         with_conn!(db, conn => conn.batch_execute(sql).await.map_err(DbError::from)?);
     }
     Ok(())
+}
+
+/// Rows whose value or hash GPT-Load left NULL (logs older than its key hashes) read as empty.
+fn nullable_rows<T>(rows: Vec<(T, TextOrEmpty, TextOrEmpty)>) -> Vec<Row<T>> {
+    rows.into_iter()
+        .map(|(id, value, hash)| (id, value.0, hash.0))
+        .collect()
 }

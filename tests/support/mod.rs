@@ -3,6 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod gptload;
 pub mod proxies;
 
 use std::collections::HashMap;

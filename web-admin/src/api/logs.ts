@@ -1,4 +1,5 @@
-// Request logs and their CSV export (reference §4.9).
+// Request logs and their CSV export (reference §4.9; how totals are counted, and when they are
+// lower bounds: docs/compatibility.md).
 
 import { downloadUrl, get, type Query } from "./http";
 import type { LogFilters, Page, RequestLog } from "./types";

@@ -1,4 +1,5 @@
-// The JSON shapes of GPT-Load's admin API (reference §4), as the server sends them.
+// The JSON shapes of GPT-Load's admin API (reference §4), as the server sends them; where the
+// server deliberately differs from GPT-Load 1.4.9, docs/compatibility.md says so.
 
 /** `{"code": 0, "message", "data"}` */
 export interface Envelope<T> {
@@ -170,7 +171,8 @@ export interface RestoreKeysResult {
 export interface KeyTestResult {
   key_value: string;
   is_valid: boolean;
-  error: string;
+  /** Absent when the key is valid, as in GPT-Load. */
+  error?: string;
 }
 
 export interface KeyTestResponse {

@@ -1,0 +1,1 @@
+ALTER TABLE `instance_locks` DROP COLUMN `pid`, DROP COLUMN `host`;

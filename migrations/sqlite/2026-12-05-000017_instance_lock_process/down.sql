@@ -1,0 +1,2 @@
+ALTER TABLE "instance_locks" DROP COLUMN "pid";
+ALTER TABLE "instance_locks" DROP COLUMN "host";
