@@ -20,4 +20,5 @@ pub mod retention;
 pub mod state;
 pub mod store;
 pub mod tasks;
+pub mod usage;
 pub mod validation;

@@ -1,11 +1,14 @@
 //! Prometheus metrics (`GET /metrics`, off unless `ENABLE_METRICS=true`): request counts, upstream
 //! latency, the proxy's own overhead, key states per group, the log buffer, and the leader flag.
 //! Labels are bounded: group names, channel types and status classes — never keys or paths.
+//! Token counters carry the model too, but only the first [`MAX_MODEL_LABELS`] models seen get
+//! their own label (clients choose model names); later ones count under `other`.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
+use gpt_load_actors::domain::TokenUsage;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -29,6 +32,26 @@ pub struct RequestLabels {
 pub struct GroupLabels {
     pub group: String,
 }
+
+/// Labels of token counters; `kind` is input, output, total, cached, cache_write or reasoning.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    pub group: String,
+    pub model: String,
+    pub kind: String,
+}
+
+/// Labels of the answered-requests-by-usage counter; `usage` is `known` or `unknown`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UsageLabels {
+    pub group: String,
+    pub usage: String,
+}
+
+/// Distinct model labels on token counters before the rest count as `other`.
+pub const MAX_MODEL_LABELS: usize = 100;
+/// Model labels are cut to this many characters.
+const MODEL_LABEL_CHARS: usize = 64;
 
 /// Labels of key-state series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -56,6 +79,9 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub upstream_seconds: Family<GroupLabels, Histogram>,
     pub overhead_seconds: Histogram,
+    pub tokens: Family<TokenLabels, Counter>,
+    pub usage_requests: Family<UsageLabels, Counter>,
+    models: parking_lot::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Default for Metrics {
@@ -64,6 +90,9 @@ impl Default for Metrics {
             requests: Family::default(),
             upstream_seconds: Family::new_with_constructor(|| Histogram::new(latency_buckets())),
             overhead_seconds: Histogram::new(overhead_buckets()),
+            tokens: Family::default(),
+            usage_requests: Family::default(),
+            models: parking_lot::Mutex::new(std::collections::HashSet::new()),
         }
     }
 }
@@ -95,6 +124,57 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    /// Counts the tokens of one answered request (and whether its usage was known).
+    pub fn observe_tokens(&self, group: &str, model: &str, usage: &TokenUsage) {
+        let known = if usage.is_known() { "known" } else { "unknown" };
+        self.usage_requests
+            .get_or_create(&UsageLabels {
+                group: group.to_string(),
+                usage: known.to_string(),
+            })
+            .inc();
+        if !usage.is_known() {
+            return;
+        }
+        let model = self.model_label(model);
+        let kinds = [
+            ("input", usage.input),
+            ("output", usage.output),
+            ("total", usage.total),
+            ("cached", usage.cached),
+            ("cache_write", usage.cache_write),
+            ("reasoning", usage.reasoning),
+        ];
+        for (kind, count) in kinds {
+            let Some(count) = count.and_then(|c| u64::try_from(c).ok()) else {
+                continue;
+            };
+            self.tokens
+                .get_or_create(&TokenLabels {
+                    group: group.to_string(),
+                    model: model.clone(),
+                    kind: kind.to_string(),
+                })
+                .inc_by(count);
+        }
+    }
+
+    /// The label of `model`: itself (cut) while fewer than [`MAX_MODEL_LABELS`] are in use.
+    fn model_label(&self, model: &str) -> String {
+        let model: String = model.chars().take(MODEL_LABEL_CHARS).collect();
+        let mut models = self.models.lock();
+        if models.contains(&model) {
+            return model;
+        }
+        if models.len() < MAX_MODEL_LABELS {
+            models.insert(model.clone());
+            return model;
+        }
+        "other".to_string()
+    }
+}
+
 /// `GET /metrics` in the Prometheus text format.
 pub async fn handler(req: actix_web::HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     if !state.config.enable_metrics {
@@ -123,6 +203,17 @@ pub async fn handler(req: actix_web::HttpRequest, state: web::Data<AppState>) ->
         "proxy_overhead_seconds",
         "Time the proxy itself added to a request",
         m.overhead_seconds.clone(),
+    );
+
+    registry.register(
+        "tokens",
+        "Tokens reported by upstreams for answered requests, by group, model and kind",
+        m.tokens.clone(),
+    );
+    registry.register(
+        "usage_requests",
+        "Answered requests by whether the upstream reported their token usage",
+        m.usage_requests.clone(),
     );
 
     let keys: Family<KeyLabels, Gauge> = Family::default();

@@ -1,5 +1,7 @@
 //! Request-log retention: deletes rows older than `request_log_retention_days` (0 keeps them
-//! forever). Hourly statistics are never deleted. Runs on the leader only.
+//! forever). Hourly request statistics are never deleted; hourly token sums follow the same
+//! setting but are kept at least [`USAGE_MIN_DAYS`] days, so the 30-day group totals stay whole.
+//! Runs on the leader only.
 
 use std::time::Duration;
 
@@ -8,13 +10,21 @@ use crate::state::AppState;
 /// How often the cleanup runs (and once at start).
 pub const RETENTION_INTERVAL: Duration = Duration::from_secs(2 * 3600);
 
+/// The fewest days of hourly token sums kept, whatever the log retention.
+pub const USAGE_MIN_DAYS: i64 = 31;
+
 /// Deletes expired request logs once; returns how many rows went.
 pub async fn run_once(state: &AppState) -> usize {
     let days = state.snapshot.load().settings.request_log_retention_days();
     if days <= 0 {
         return 0;
     }
-    let cutoff = chrono::Utc::now().naive_utc() - chrono::Duration::days(days);
+    let now = chrono::Utc::now().naive_utc();
+    let usage_cutoff = now - chrono::Duration::days(days.max(USAGE_MIN_DAYS));
+    if let Err(err) = state.repo.delete_usage_before(usage_cutoff).await {
+        tracing::warn!(error = %err, "Deleting expired token sums failed.");
+    }
+    let cutoff = now - chrono::Duration::days(days);
     match state.repo.delete_logs_before(cutoff).await {
         Ok(n) => {
             if n > 0 {

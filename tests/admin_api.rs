@@ -335,7 +335,7 @@ async fn settings_list_and_validated_update() {
         .iter()
         .flat_map(|c| c["settings"].as_array().unwrap())
         .collect();
-    assert_eq!(all.len(), 27);
+    assert_eq!(all.len(), 28);
     let find = |key: &str| {
         all.iter()
             .find(|s| s["key"] == key)

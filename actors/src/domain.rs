@@ -223,6 +223,47 @@ pub struct RequestRecord {
     pub upstream_addr: String,
     pub is_stream: bool,
     pub request_body: String,
+    /// Tokens the upstream reported for this attempt (all unknown for failed attempts).
+    pub usage: TokenUsage,
+    /// Non-secret identity of the proxy key that authenticated the request ("global #2 · 1a2b3c4d").
+    pub proxy_key: String,
+}
+
+/// Tokens of one answered request, the same meaning on every channel. `None` = the upstream
+/// did not report it (never guessed).
+///
+/// - `input`: every prompt token, cached ones included (Anthropic's uncached, cache-read and
+///   cache-write counts added up).
+/// - `output`: every generated token, reasoning/thinking included (Gemini's candidates plus
+///   thoughts).
+/// - `total`: as reported, else `input + output` when both are known.
+/// - `cached`: prompt tokens read from a cache; `cache_write`: prompt tokens written to one
+///   (Anthropic only); `reasoning`: the reasoning/thinking share of `output`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    pub input: Option<i64>,
+    pub output: Option<i64>,
+    pub total: Option<i64>,
+    pub cached: Option<i64>,
+    pub cache_write: Option<i64>,
+    pub reasoning: Option<i64>,
+}
+
+impl TokenUsage {
+    /// True when the upstream reported anything at all.
+    pub fn is_known(&self) -> bool {
+        self.input.is_some() || self.output.is_some() || self.total.is_some()
+    }
+
+    /// Fills a missing total with `input + output` when both were reported.
+    pub fn with_total(mut self) -> Self {
+        if self.total.is_none() {
+            if let (Some(i), Some(o)) = (self.input, self.output) {
+                self.total = Some(i + o);
+            }
+        }
+        self
+    }
 }
 
 /// Splits a comma-separated credential list, trimming and dropping empties.

@@ -382,6 +382,8 @@ mod tests {
             upstream_addr: String::new(),
             is_stream: false,
             request_body: String::new(),
+            usage: Default::default(),
+            proxy_key: String::new(),
         }
     }
 

@@ -62,7 +62,7 @@ macro_rules! def {
 }
 
 /// All settings, in the order the API and UI list them.
-pub const SETTINGS: [SettingDef; 27] = [
+pub const SETTINGS: [SettingDef; 28] = [
     def!(
         "app_url",
         "Project URL",
@@ -270,6 +270,7 @@ pub const SETTINGS: [SettingDef; 27] = [
     def!("upstream_error_blacklist", "Blacklist On Upstream Errors", "Count 5xx, connect errors and timeouts toward the blacklist threshold.", KEY, Bool, "false", None, false, true),
     def!("min_usable_keys_percent", "Usable Key Floor", "Percent of a group's keys (at least one) that automatic blacklisting never takes out of rotation; a kept key that fails as dead is leased only when no other key is left.", KEY, Int, "10", Some(0), false, true),
     def!("first_byte_timeout_seconds", "First Byte Timeout", "Seconds to wait for an upstream's first response bytes before retrying with another key; 0 disables.", REQUEST, Int, "0", Some(0), false, true),
+    def!("stream_include_usage", "Always Report Stream Usage", "Add stream_options.include_usage to streamed OpenAI chat requests that lack it, so token usage is always known. Clients then receive one more chunk before [DONE], with an empty choices list and the usage.", REQUEST, Bool, "false", None, false, true),
 ];
 
 /// Looks a setting up by key.
@@ -506,6 +507,7 @@ impl SystemSettings {
             },
             min_usable_keys_percent: int("min_usable_keys_percent"),
             first_byte_timeout_secs: int("first_byte_timeout_seconds"),
+            stream_include_usage: get("stream_include_usage").as_bool().unwrap_or(false),
         }
     }
 }
@@ -532,6 +534,8 @@ pub struct EffectiveConfig {
     pub min_usable_keys_percent: i64,
     /// 0 = off.
     pub first_byte_timeout_secs: i64,
+    /// Ask OpenAI chat streams for their usage when the client did not.
+    pub stream_include_usage: bool,
 }
 
 fn secs(n: i64) -> std::time::Duration {

@@ -18,6 +18,7 @@ use super::settings::setting_label;
 use super::{parse_id, require_group};
 use crate::db::repo::now;
 use crate::db::repo_groups::CopyKeys;
+use crate::db::repo_usage::TokenSums;
 use crate::http::error::ApiError;
 use crate::key_sync;
 use crate::state::AppState;
@@ -153,6 +154,10 @@ pub struct GroupStats {
     pub stats_24_hour: RequestStats,
     pub stats_7_day: RequestStats,
     pub stats_30_day: RequestStats,
+    /// Token sums of the group's answered requests over the same periods.
+    pub tokens_24_hour: TokenSums,
+    pub tokens_7_day: TokenSums,
+    pub tokens_30_day: TokenSums,
 }
 
 /// The start of the current UTC hour.
@@ -221,11 +226,26 @@ pub async fn stats(
             },
         }
     };
+    let usage = state
+        .repo
+        .usage_hours(end - Duration::days(30), end, Some(&[id]))
+        .await?;
+    let tokens = |hours: i64| {
+        let from = end - Duration::hours(hours);
+        let mut sums = TokenSums::default();
+        for row in usage.iter().filter(|r| r.time >= from) {
+            sums.add(&row.sums);
+        }
+        sums
+    };
     ok(GroupStats {
         key_stats,
         stats_24_hour: period(24),
         stats_7_day: period(24 * 7),
         stats_30_day: period(24 * 30),
+        tokens_24_hour: tokens(24),
+        tokens_7_day: tokens(24 * 7),
+        tokens_30_day: tokens(24 * 30),
     })
 }
 

@@ -406,6 +406,10 @@ pub fn setting_text(key: &str, lang: Lang) -> Option<(&'static str, &'static str
             ("首字节超时（秒）", "等待上游首个响应字节的秒数，超时后换用其他密钥重试；0 为关闭。"),
             ("最初のバイトのタイムアウト（秒）", "上流の最初の応答バイトを待つ秒数。超えると別のキーで再試行します。0 で無効。"),
         ),
+        "stream_include_usage" => (
+            ("始终统计流式用量", "为未携带 stream_options.include_usage 的 OpenAI 流式对话请求加上该参数，使 Token 用量始终可知。客户端会在 [DONE] 之前多收到一个 choices 为空、带有用量的数据块。"),
+            ("ストリームの使用量を常に取得", "stream_options.include_usage のない OpenAI のストリーミングチャット要求にそれを追加し、トークン使用量を常に把握します。クライアントは [DONE] の前に、choices が空で使用量を含むチャンクを 1 つ余分に受け取ります。"),
+        ),
         _ => return None,
     };
     match lang {

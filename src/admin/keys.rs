@@ -54,6 +54,11 @@ pub struct KeyResponse {
     pub last_used_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// Prompt tokens of the key's answered requests, as upstreams reported them.
+    pub input_tokens: i64,
+    /// Generated tokens of the key's answered requests.
+    pub output_tokens: i64,
+    pub total_tokens: i64,
 }
 
 /// A key's rest for one model.
@@ -105,6 +110,9 @@ impl KeyResponse {
             last_used_at: timestamp_opt(&row.last_used_at),
             created_at: timestamp(&row.created_at),
             updated_at: timestamp(&row.updated_at),
+            input_tokens: row.input_tokens,
+            output_tokens: row.output_tokens,
+            total_tokens: row.total_tokens,
         }
     }
 }

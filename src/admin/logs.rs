@@ -116,6 +116,19 @@ pub struct LogResponse {
     pub upstream_addr: String,
     pub is_stream: bool,
     pub request_body: String,
+    /// Prompt tokens the upstream reported (cached ones included); null when not reported.
+    pub input_tokens: Option<i64>,
+    /// Generated tokens (reasoning included); null when not reported.
+    pub output_tokens: Option<i64>,
+    pub total_tokens: Option<i64>,
+    /// Prompt tokens read from the provider's cache.
+    pub cached_tokens: Option<i64>,
+    /// Prompt tokens written to the provider's cache (Anthropic).
+    pub cache_write_tokens: Option<i64>,
+    /// Reasoning/thinking share of `output_tokens`.
+    pub reasoning_tokens: Option<i64>,
+    /// Which proxy key authenticated the request (`global #2 · 1a2b3c4d`), never the key.
+    pub proxy_key: String,
 }
 
 impl LogResponse {
@@ -151,6 +164,13 @@ impl LogResponse {
             upstream_addr: row.upstream_addr,
             is_stream: row.is_stream,
             request_body: row.request_body,
+            input_tokens: row.input_tokens,
+            output_tokens: row.output_tokens,
+            total_tokens: row.total_tokens,
+            cached_tokens: row.cached_tokens,
+            cache_write_tokens: row.cache_write_tokens,
+            reasoning_tokens: row.reasoning_tokens,
+            proxy_key: row.proxy_key,
         }
     }
 }

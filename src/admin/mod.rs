@@ -19,6 +19,7 @@ pub mod settings;
 pub mod subgroups;
 pub mod system;
 pub mod tasks;
+pub mod usage;
 
 use std::time::Duration;
 

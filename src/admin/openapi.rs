@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 use super::response::ErrorBody;
 use super::{
     dashboard, group_ops, groups, integration, key_ops, keys, logs, settings, subgroups, system,
-    tasks,
+    tasks, usage,
 };
 
 struct AdminAuth;
@@ -85,6 +85,7 @@ impl Modify for AdminAuth {
         dashboard::encryption_status,
         logs::list,
         logs::export,
+        usage::report,
         settings::list,
         settings::update,
         serve,

@@ -11,7 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse, Route};
 
 use super::{
     dashboard, group_ops, groups, i18n, integration, key_ops, keys, logs, openapi, settings,
-    subgroups, system, tasks,
+    subgroups, system, tasks, usage,
 };
 use crate::http::error::not_found;
 
@@ -82,6 +82,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
         GET "/dashboard/encryption-status" => dashboard::encryption_status,
         GET "/logs" => logs::list,
         GET "/logs/export" => logs::export,
+        GET "/usage" => usage::report,
         GET "/settings" => settings::list,
         PUT "/settings" => settings::update,
         GET "/openapi.json" => openapi::serve,

@@ -7,11 +7,11 @@ use async_trait::async_trait;
 use chrono::{NaiveDateTime, Timelike};
 use diesel::{ExpressionMethods, Insertable, QueryDsl};
 use diesel_async::AsyncConnection;
-use gpt_load_actors::domain::{GroupId, KeyId, RequestRecord, RequestType};
+use gpt_load_actors::domain::{GroupId, KeyId, RequestRecord, RequestType, TokenUsage};
 use gpt_load_actors::ports::{LogSink, PortError};
 
 use super::repo::{now, Repo};
-use super::schema::{api_keys, group_hourly_stats, request_logs};
+use super::schema::{api_keys, group_hourly_stats, request_logs, usage_hourly_stats};
 use super::{Database, DbError};
 use crate::with_conn;
 
@@ -39,7 +39,52 @@ struct NewRequestLog {
     upstream_addr: String,
     is_stream: bool,
     request_body: String,
+    input_tokens: Option<i64>,
+    output_tokens: Option<i64>,
+    total_tokens: Option<i64>,
+    cached_tokens: Option<i64>,
+    cache_write_tokens: Option<i64>,
+    reasoning_tokens: Option<i64>,
+    proxy_key: String,
 }
+
+/// Token sums of one (hour, group, model, proxy key).
+#[derive(Default)]
+struct UsageSum {
+    requests: i64,
+    known: i64,
+    input: i64,
+    output: i64,
+    total: i64,
+    cached: i64,
+    cache_write: i64,
+    reasoning: i64,
+}
+
+impl UsageSum {
+    fn add(&mut self, u: &TokenUsage) {
+        self.requests += 1;
+        if !u.is_known() {
+            return;
+        }
+        self.known += 1;
+        self.input += u.input.unwrap_or(0);
+        self.output += u.output.unwrap_or(0);
+        self.total += u.total.unwrap_or(0);
+        self.cached += u.cached.unwrap_or(0);
+        self.cache_write += u.cache_write.unwrap_or(0);
+        self.reasoning += u.reasoning.unwrap_or(0);
+    }
+}
+
+/// What one batch adds to a key: requests, latest use, and tokens (input, output, total).
+struct KeyUse {
+    requests: i64,
+    last: NaiveDateTime,
+    tokens: [i64; 3],
+}
+
+type UsageKey = (NaiveDateTime, GroupId, String, String);
 
 /// Successes and failures of one group in one hour.
 #[derive(Default)]
@@ -87,6 +132,13 @@ impl Repo {
             upstream_addr: truncate(&r.upstream_addr, 500),
             is_stream: r.is_stream,
             request_body: r.request_body.clone(),
+            input_tokens: r.usage.input,
+            output_tokens: r.usage.output,
+            total_tokens: r.usage.total,
+            cached_tokens: r.usage.cached,
+            cache_write_tokens: r.usage.cache_write,
+            reasoning_tokens: r.usage.reasoning,
+            proxy_key: truncate(&r.proxy_key, 64),
         })
     }
 }
@@ -104,20 +156,37 @@ impl LogSink for Repo {
             .map(|r| self.log_row(r))
             .collect::<Result<_, _>>()
             .map_err(|e| PortError(e.to_string()))?;
-        let mut usage: HashMap<KeyId, (i64, NaiveDateTime)> = HashMap::new();
+        let mut usage: HashMap<KeyId, KeyUse> = HashMap::new();
         let mut hours: HashMap<(NaiveDateTime, GroupId), HourCount> = HashMap::new();
+        let mut tokens: HashMap<UsageKey, UsageSum> = HashMap::new();
         for r in records {
             if r.is_success {
                 if let Some(id) = r.key_id {
-                    let entry = usage.entry(id).or_insert((0, r.timestamp));
-                    entry.0 += 1;
-                    entry.1 = entry.1.max(r.timestamp);
+                    let entry = usage.entry(id).or_insert(KeyUse {
+                        requests: 0,
+                        last: r.timestamp,
+                        tokens: [0; 3],
+                    });
+                    entry.requests += 1;
+                    entry.last = entry.last.max(r.timestamp);
+                    entry.tokens[0] += r.usage.input.unwrap_or(0);
+                    entry.tokens[1] += r.usage.output.unwrap_or(0);
+                    entry.tokens[2] += r.usage.total.unwrap_or(0);
                 }
             }
             if r.request_type == RequestType::Retry {
                 continue;
             }
             let hour = hour_of(r.timestamp);
+            tokens
+                .entry((
+                    hour,
+                    r.group_id,
+                    truncate(&r.model, 255),
+                    truncate(&r.proxy_key, 64),
+                ))
+                .or_default()
+                .add(&r.usage);
             let mut groups = vec![r.group_id];
             if r.parent_group_id > 0 {
                 groups.push(r.parent_group_id);
@@ -139,10 +208,56 @@ impl LogSink for Repo {
                 for chunk in rows.chunks(100) {
                     diesel::insert_into(request_logs::table).values(chunk.to_vec()).execute($conn) $($aw)* ?;
                 }
-                for (id, (n, last)) in &usage {
+                for (id, u) in &usage {
                     diesel::update(api_keys::table.find(*id))
-                        .set((api_keys::request_count.eq(api_keys::request_count + *n), api_keys::last_used_at.eq(*last)))
+                        .set((
+                            api_keys::request_count.eq(api_keys::request_count + u.requests),
+                            api_keys::last_used_at.eq(u.last),
+                            api_keys::input_tokens.eq(api_keys::input_tokens + u.tokens[0]),
+                            api_keys::output_tokens.eq(api_keys::output_tokens + u.tokens[1]),
+                            api_keys::total_tokens.eq(api_keys::total_tokens + u.tokens[2]),
+                        ))
                         .execute($conn) $($aw)* ?;
+                }
+                for ((hour, gid, model, proxy_key), sum) in &tokens {
+                    let target = usage_hourly_stats::table
+                        .filter(usage_hourly_stats::time.eq(*hour))
+                        .filter(usage_hourly_stats::group_id.eq(*gid))
+                        .filter(usage_hourly_stats::model.eq(model))
+                        .filter(usage_hourly_stats::proxy_key.eq(proxy_key));
+                    let updated = diesel::update(target)
+                        .set((
+                            usage_hourly_stats::requests.eq(usage_hourly_stats::requests + sum.requests),
+                            usage_hourly_stats::known_requests.eq(usage_hourly_stats::known_requests + sum.known),
+                            usage_hourly_stats::input_tokens.eq(usage_hourly_stats::input_tokens + sum.input),
+                            usage_hourly_stats::output_tokens.eq(usage_hourly_stats::output_tokens + sum.output),
+                            usage_hourly_stats::total_tokens.eq(usage_hourly_stats::total_tokens + sum.total),
+                            usage_hourly_stats::cached_tokens.eq(usage_hourly_stats::cached_tokens + sum.cached),
+                            usage_hourly_stats::cache_write_tokens.eq(usage_hourly_stats::cache_write_tokens + sum.cache_write),
+                            usage_hourly_stats::reasoning_tokens.eq(usage_hourly_stats::reasoning_tokens + sum.reasoning),
+                            usage_hourly_stats::updated_at.eq(ts),
+                        ))
+                        .execute($conn) $($aw)* ?;
+                    if updated == 0 {
+                        diesel::insert_into(usage_hourly_stats::table)
+                            .values((
+                                usage_hourly_stats::time.eq(*hour),
+                                usage_hourly_stats::group_id.eq(*gid),
+                                usage_hourly_stats::model.eq(model),
+                                usage_hourly_stats::proxy_key.eq(proxy_key),
+                                usage_hourly_stats::requests.eq(sum.requests),
+                                usage_hourly_stats::known_requests.eq(sum.known),
+                                usage_hourly_stats::input_tokens.eq(sum.input),
+                                usage_hourly_stats::output_tokens.eq(sum.output),
+                                usage_hourly_stats::total_tokens.eq(sum.total),
+                                usage_hourly_stats::cached_tokens.eq(sum.cached),
+                                usage_hourly_stats::cache_write_tokens.eq(sum.cache_write),
+                                usage_hourly_stats::reasoning_tokens.eq(sum.reasoning),
+                                usage_hourly_stats::created_at.eq(ts),
+                                usage_hourly_stats::updated_at.eq(ts),
+                            ))
+                            .execute($conn) $($aw)* ?;
+                    }
                 }
                 for ((hour, gid), count) in &hours {
                     let target = group_hourly_stats::table

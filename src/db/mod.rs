@@ -17,6 +17,7 @@ pub mod repo_keys;
 pub mod repo_logs;
 pub mod repo_stats;
 pub mod repo_subgroups;
+pub mod repo_usage;
 pub mod schema;
 pub mod write_tx;
 

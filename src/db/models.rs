@@ -81,6 +81,10 @@ pub struct KeyRow {
     pub last_used_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Running token totals of the key's answered requests (reported usage only).
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub total_tokens: i64,
 }
 
 /// A key to insert.

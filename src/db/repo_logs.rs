@@ -52,6 +52,13 @@ pub struct LogRow {
     pub is_stream: bool,
     #[diesel(deserialize_as = TextOrEmpty)]
     pub request_body: String,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub total_tokens: Option<i64>,
+    pub cached_tokens: Option<i64>,
+    pub cache_write_tokens: Option<i64>,
+    pub reasoning_tokens: Option<i64>,
+    pub proxy_key: String,
 }
 
 /// Filters of the logs page and its export; every field is optional.

@@ -62,6 +62,9 @@ diesel::table! {
         last_used_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        input_tokens -> BigInt,
+        output_tokens -> BigInt,
+        total_tokens -> BigInt,
     }
 }
 
@@ -87,6 +90,34 @@ diesel::table! {
         upstream_addr -> Text,
         is_stream -> Bool,
         request_body -> Text,
+        input_tokens -> Nullable<BigInt>,
+        output_tokens -> Nullable<BigInt>,
+        total_tokens -> Nullable<BigInt>,
+        cached_tokens -> Nullable<BigInt>,
+        cache_write_tokens -> Nullable<BigInt>,
+        reasoning_tokens -> Nullable<BigInt>,
+        proxy_key -> Text,
+    }
+}
+
+diesel::table! {
+    /// Token sums of final requests per hour, group, model and proxy-key identity.
+    usage_hourly_stats (id) {
+        id -> BigInt,
+        time -> Timestamp,
+        group_id -> BigInt,
+        model -> Text,
+        proxy_key -> Text,
+        requests -> BigInt,
+        known_requests -> BigInt,
+        input_tokens -> BigInt,
+        output_tokens -> BigInt,
+        total_tokens -> BigInt,
+        cached_tokens -> BigInt,
+        cache_write_tokens -> BigInt,
+        reasoning_tokens -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
     }
 }
 
@@ -146,6 +177,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     request_logs,
     request_log_counts,
     group_hourly_stats,
+    usage_hourly_stats,
     key_encryption,
     instance_locks,
 );

@@ -128,6 +128,27 @@ pub fn matches_any(candidate: &str, accepted: &[String]) -> bool {
     found.into()
 }
 
+/// The position of `candidate` in `accepted`, compared like [`matches_any`]: every accepted key
+/// is compared, each in constant time.
+pub fn position(candidate: &str, accepted: &[String]) -> Option<usize> {
+    let mut found = None;
+    for (i, key) in accepted.iter().enumerate() {
+        let equal: bool = candidate.as_bytes().ct_eq(key.as_bytes()).into();
+        if equal && found.is_none() {
+            found = Some(i);
+        }
+    }
+    found
+}
+
+/// A non-secret name for the proxy key that authenticated a request: its list (`global` or
+/// `group`), its 1-based place there, and the first 8 hex digits of its stored hash (keyed by
+/// `ENCRYPTION_KEY` when one is set), so a reordered list still tells keys apart.
+pub fn identity(scope: &str, index: usize, key_hash: &str) -> String {
+    let fingerprint: String = key_hash.chars().take(8).collect();
+    format!("{scope} #{} · {fingerprint}", index + 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,5 +231,16 @@ mod tests {
         assert!(!matches_any("sk-tw", &keys));
         assert!(!matches_any("", &keys));
         assert!(!matches_any("sk-one", &[]));
+    }
+
+    #[test]
+    fn identities_name_the_list_and_place_but_never_the_key() {
+        let keys = vec!["sk-one".to_string(), "sk-two-secret".to_string()];
+        assert_eq!(position("sk-two-secret", &keys), Some(1));
+        assert_eq!(position("sk-two", &keys), None);
+        let hash = "0123456789abcdef0123";
+        let id = identity("global", 1, hash);
+        assert_eq!(id, "global #2 · 01234567");
+        assert!(!id.contains("sk-two-secret"));
     }
 }

@@ -19,6 +19,8 @@ pub struct Target {
     pub requested: Arc<GroupView>,
     /// The path after `/proxy/{group}`, still percent-encoded, free of dot segments.
     pub tail: String,
+    /// Non-secret identity of the proxy key that matched (`group #1 · 1a2b3c4d`).
+    pub proxy_key: String,
 }
 
 /// Checks the credential, then the group, then the path. A credential that matches neither a
@@ -32,13 +34,16 @@ pub fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Target, ApiEr
     let name = req.match_info().get("group").unwrap_or_default();
     let snapshot = state.snapshot.load_full();
     let requested = snapshot.groups.get(name).cloned();
-    let global = credentials::matches_any(&credential, &snapshot.global_proxy_keys);
+    let global = credentials::position(&credential, &snapshot.global_proxy_keys);
     let own = requested
         .as_ref()
-        .is_some_and(|group| credentials::matches_any(&credential, &group.proxy_keys));
-    if !(global || own) {
-        return Err(ApiError::Unauthorized);
-    }
+        .and_then(|group| credentials::position(&credential, &group.proxy_keys));
+    let (scope, index) = match (own, global) {
+        (Some(i), _) => ("group", i),
+        (None, Some(i)) => ("global", i),
+        (None, None) => return Err(ApiError::Unauthorized),
+    };
+    let proxy_key = credentials::identity(scope, index, &state.repo.codec.hash(&credential));
     let requested =
         requested.ok_or_else(|| ApiError::NotFound(format!("Group '{name}' not found")))?;
     let tail = path::upstream_path(req.uri().path(), name);
@@ -52,5 +57,6 @@ pub fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Target, ApiEr
         snapshot,
         requested,
         tail,
+        proxy_key,
     })
 }

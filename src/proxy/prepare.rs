@@ -20,6 +20,7 @@ use crate::channel::{self, BodyProbe, InboundRequest};
 use crate::http::credentials;
 use crate::http::error::ApiError;
 use crate::state::AppState;
+use crate::usage::Wire;
 
 /// Client headers that must not reach the upstream: credentials (replaced by the upstream key),
 /// and connection-level headers that belong to the client's own hop.
@@ -73,8 +74,15 @@ pub fn prepare(
     });
     // Parsing JSON costs time in proportion to the body (long chats run to megabytes): only a
     // body the overrides changed is parsed again.
-    let overridden =
+    let mut overridden =
         rewrite::apply_param_overrides(body.bytes.clone(), &group.record.param_overrides);
+    if is_stream
+        && group.config.stream_include_usage
+        && tail.ends_with("/chat/completions")
+        && Wire::detect(channel.name(), tail) == Wire::OpenAiChat
+    {
+        overridden = rewrite::add_include_usage(overridden);
+    }
     let probe =
         if overridden.as_ptr() == body.bytes.as_ptr() && overridden.len() == body.bytes.len() {
             original
@@ -198,6 +206,7 @@ fn log_context(
             String::new()
         },
         stop: state.stop_deadline.clone(),
+        proxy_key: target.proxy_key.clone(),
     }
 }
 

@@ -9,8 +9,11 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::Stream;
-use gpt_load_actors::domain::{KeyId, KeySecret, RequestRecord, RequestType};
+use gpt_load_actors::domain::{KeyId, KeySecret, RequestRecord, RequestType, TokenUsage};
 use gpt_load_actors::log_batcher::RecordQueue;
+
+use crate::metrics::Metrics;
+use crate::usage::UsageScanner;
 
 use super::cancel::{Interrupt, Interrupts, StopDeadline};
 use super::failure::interrupted;
@@ -36,6 +39,8 @@ pub struct LogContext {
     pub request_body: String,
     /// Tells a request dropped by the server's stop from one whose client left.
     pub stop: StopDeadline,
+    /// Non-secret identity of the proxy key that authenticated the request.
+    pub proxy_key: String,
 }
 
 /// The key and upstream of one attempt.
@@ -65,6 +70,7 @@ pub fn loggable_body(body: &[u8]) -> String {
 }
 
 impl LogContext {
+    /// A row without token usage (failed attempts, cut responses).
     fn send(
         &self,
         attempt: Option<&AttemptInfo>,
@@ -72,6 +78,25 @@ impl LogContext {
         status: i32,
         success: bool,
         error: String,
+    ) {
+        self.send_with_usage(
+            attempt,
+            request_type,
+            status,
+            success,
+            error,
+            TokenUsage::default(),
+        );
+    }
+
+    fn send_with_usage(
+        &self,
+        attempt: Option<&AttemptInfo>,
+        request_type: RequestType,
+        status: i32,
+        success: bool,
+        error: String,
+        usage: TokenUsage,
     ) {
         let Some(records) = &self.records else {
             return;
@@ -99,6 +124,8 @@ impl LogContext {
             upstream_addr: attempt.map(|a| a.upstream_addr.clone()).unwrap_or_default(),
             is_stream: self.is_stream,
             request_body: self.request_body.clone(),
+            usage,
+            proxy_key: self.proxy_key.clone(),
         });
     }
 }
@@ -179,6 +206,7 @@ impl RequestLog {
             status: i32::from(status),
             success: status < 400,
             interrupts,
+            usage: None,
         }
     }
 }
@@ -214,7 +242,9 @@ pub enum RelayError {
 
 /// A response body that writes the request's final row when it ends: success when the upstream
 /// finished, a failure when the upstream broke off, 499 when the client left first, the server's
-/// cut when the stop deadline passed.
+/// cut when the stop deadline passed. With a [`UsageScanner`] it also reads the tokens from the
+/// chunks it passes on (holding none back) and records them in the row and the metrics; only a
+/// response relayed to its end has its usage recorded, as a cut one may not have reported it yet.
 pub struct LoggedBody<S> {
     inner: S,
     ctx: Option<LogContext>,
@@ -222,6 +252,25 @@ pub struct LoggedBody<S> {
     status: i32,
     success: bool,
     interrupts: Interrupts,
+    usage: Option<(UsageScanner, Arc<Metrics>)>,
+}
+
+impl<S> LoggedBody<S> {
+    /// Reads token usage from the relayed chunks and counts it in `metrics`.
+    pub fn scanning(mut self, scanner: UsageScanner, metrics: Arc<Metrics>) -> Self {
+        self.usage = Some((scanner, metrics));
+        self
+    }
+
+    /// The usage of a response that ended normally, counted in the metrics.
+    fn finished_usage(&mut self) -> TokenUsage {
+        let (Some((scanner, metrics)), Some(ctx)) = (self.usage.as_mut(), self.ctx.as_ref()) else {
+            return TokenUsage::default();
+        };
+        let usage = scanner.finish();
+        metrics.observe_tokens(&ctx.group_name, &ctx.model, &usage);
+        usage
+    }
 }
 
 impl<S, E> Stream for LoggedBody<S>
@@ -250,14 +299,21 @@ where
         }
         let polled = Pin::new(&mut this.inner).poll_next(cx);
         match &polled {
+            Poll::Ready(Some(Ok(chunk))) => {
+                if let Some((scanner, _)) = this.usage.as_mut() {
+                    scanner.feed(chunk);
+                }
+            }
             Poll::Ready(None) => {
+                let usage = this.finished_usage();
                 if let Some(ctx) = this.ctx.take() {
-                    ctx.send(
+                    ctx.send_with_usage(
                         Some(&this.attempt),
                         RequestType::Final,
                         this.status,
                         this.success,
                         String::new(),
+                        usage,
                     );
                 }
             }

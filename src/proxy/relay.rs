@@ -16,6 +16,7 @@ use super::decode;
 use super::rewrite;
 use crate::http::error::ApiError;
 use crate::state::AppState;
+use crate::usage::{UsageScanner, Wire};
 
 /// Model lists are read whole to be rewritten.
 const MODEL_LIST_LIMIT: usize = 8 << 20;
@@ -52,12 +53,20 @@ pub async fn respond(
             } else {
                 let headers = response.headers().clone();
                 let rest = response.take_payload();
-                let body = log.finish(
-                    attempt,
-                    status.as_u16(),
-                    futures_util::stream::iter(first.map(Ok)).chain(rest),
-                    interrupts,
+                let scanner = UsageScanner::new(
+                    Wire::detect(channel.name(), &forward.path),
+                    headers
+                        .get(header::CONTENT_ENCODING)
+                        .and_then(|v| v.to_str().ok()),
                 );
+                let body = log
+                    .finish(
+                        attempt,
+                        status.as_u16(),
+                        futures_util::stream::iter(first.map(Ok)).chain(rest),
+                        interrupts,
+                    )
+                    .scanning(scanner, std::sync::Arc::clone(&state.metrics));
                 relay(status, &headers, body, forward.is_stream)
             }
         }

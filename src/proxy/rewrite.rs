@@ -23,6 +23,25 @@ pub fn apply_param_overrides(body: Bytes, overrides: &Value) -> Bytes {
     }
 }
 
+/// Adds `stream_options.include_usage: true` to a JSON object body that does not set it (a
+/// client's explicit `false` is kept). Other bodies pass unchanged, byte for byte.
+pub fn add_include_usage(body: Bytes) -> Bytes {
+    let Ok(mut object) = serde_json::from_slice::<Map<String, Value>>(&body) else {
+        return body;
+    };
+    let options = object
+        .entry("stream_options")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Some(options) = options.as_object_mut() else {
+        return body;
+    };
+    if options.contains_key("include_usage") {
+        return body;
+    }
+    options.insert("include_usage".into(), Value::Bool(true));
+    serde_json::to_vec(&object).map(Bytes::from).unwrap_or(body)
+}
+
 /// What a model redirect decided.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Redirect {
@@ -300,5 +319,32 @@ mod tests {
             serde_json::from_slice(&rewrite_model_list(gemini, &rules(), false, false).unwrap())
                 .unwrap();
         assert_eq!(later["models"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn include_usage_is_added_only_when_missing() {
+        let added = add_include_usage(Bytes::from_static(br#"{"model":"m","stream":true}"#));
+        let v: Value = serde_json::from_slice(&added).unwrap();
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        assert_eq!(v["model"], "m");
+        let merged = add_include_usage(Bytes::from_static(
+            br#"{"stream":true,"stream_options":{"x":1}}"#,
+        ));
+        let v: Value = serde_json::from_slice(&merged).unwrap();
+        assert_eq!(
+            v["stream_options"],
+            serde_json::json!({"x": 1, "include_usage": true})
+        );
+        for kept in [
+            &br#"{"stream":true,"stream_options":{"include_usage":false}}"#[..],
+            br#"{"stream":true, "stream_options": {"include_usage": true}}"#,
+            br#"{"stream":true,"stream_options":null}"#,
+            b"not json",
+            b"[1]",
+        ] {
+            let body = Bytes::copy_from_slice(kept);
+            let out = add_include_usage(body.clone());
+            assert_eq!(out, body, "{}", String::from_utf8_lossy(kept));
+        }
     }
 }

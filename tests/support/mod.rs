@@ -566,6 +566,13 @@ pub fn log_row(
         upstream_addr: "http://upstream/v1/chat/completions".into(),
         is_stream: false,
         request_body: String::new(),
+        input_tokens: None,
+        output_tokens: None,
+        total_tokens: None,
+        cached_tokens: None,
+        cache_write_tokens: None,
+        reasoning_tokens: None,
+        proxy_key: String::new(),
     }
 }
 

@@ -16,6 +16,8 @@ pub(crate) struct Ctx {
     pub created: u64,
     /// The model name, already encoded as a JSON string literal (quotes included).
     pub model: String,
+    /// The client sent `stream_options.include_usage`: a streamed chat reply ends with a usage chunk.
+    pub include_usage: bool,
 }
 
 impl Ctx {
@@ -28,6 +30,7 @@ impl Ctx {
             id,
             created,
             model: json_str(model),
+            include_usage: false,
         }
     }
 }
@@ -157,36 +160,59 @@ pub(crate) fn openai_chat_final(c: &Ctx) -> Bytes {
     sse_data(&openai_chunk_json(c, "{}", r#""stop""#))
 }
 
+/// The usage chunk OpenAI sends last when asked with `stream_options.include_usage`: 1 prompt
+/// token, one completion token per content chunk.
+pub(crate) fn openai_usage_chunk(c: &Ctx, chunks: usize) -> Bytes {
+    sse_data(&format!(
+        concat!(
+            r#"{{"id":"chatcmpl-mock-{id}","object":"chat.completion.chunk","created":{created},"model":{model},"#,
+            r#""choices":[],"usage":{{"prompt_tokens":1,"completion_tokens":{chunks},"total_tokens":{total}}}}}"#
+        ),
+        id = c.id,
+        created = c.created,
+        model = c.model,
+        chunks = chunks,
+        total = chunks + 1
+    ))
+}
+
 pub(crate) const OPENAI_DONE: &[u8] = b"data: [DONE]\n\n";
 
 // ---------------------------------------------------------------------------------------------
 // OpenAI responses
 // ---------------------------------------------------------------------------------------------
 
-fn response_object(c: &Ctx, text: &str, status: &str) -> String {
-    let output = if status == "completed" {
-        format!(
-            r#"[{{"type":"message","id":"msg_mock","role":"assistant","content":[{{"type":"output_text","text":{}}}]}}]"#,
-            json_str(text)
+/// A Responses object; a completed one reports 1 input token and `output_tokens` output tokens.
+fn response_object(c: &Ctx, text: &str, status: &str, output_tokens: usize) -> String {
+    let (output, usage) = if status == "completed" {
+        (
+            format!(
+                r#"[{{"type":"message","id":"msg_mock","role":"assistant","content":[{{"type":"output_text","text":{}}}]}}]"#,
+                json_str(text)
+            ),
+            format!(
+                r#"{{"input_tokens":1,"input_tokens_details":{{"cached_tokens":0}},"output_tokens":{output_tokens},"output_tokens_details":{{"reasoning_tokens":0}},"total_tokens":{}}}"#,
+                output_tokens + 1
+            ),
         )
     } else {
-        "[]".to_owned()
+        ("[]".to_owned(), "null".to_owned())
     };
     format!(
-        r#"{{"id":"resp_mock","object":"response","created_at":{created},"model":{model},"output":{output},"status":"{status}"}}"#,
+        r#"{{"id":"resp_mock","object":"response","created_at":{created},"model":{model},"output":{output},"status":"{status}","usage":{usage}}}"#,
         created = c.created,
         model = c.model,
     )
 }
 
 pub(crate) fn responses(c: &Ctx) -> String {
-    response_object(c, "Hello from mock", "completed")
+    response_object(c, "Hello from mock", "completed", 3)
 }
 
 pub(crate) fn responses_created(c: &Ctx) -> Bytes {
     let data = format!(
         r#"{{"type":"response.created","response":{}}}"#,
-        response_object(c, "", "in_progress")
+        response_object(c, "", "in_progress", 0)
     );
     sse_event("response.created", &data)
 }
@@ -203,7 +229,7 @@ pub(crate) fn responses_completed(c: &Ctx, chunks: usize) -> Bytes {
     let text: String = (0..chunks).map(chunk_text).collect();
     let data = format!(
         r#"{{"type":"response.completed","response":{}}}"#,
-        response_object(c, &text, "completed")
+        response_object(c, &text, "completed", chunks)
     );
     sse_event("response.completed", &data)
 }
@@ -381,7 +407,10 @@ mod tests {
         assert!(v["choices"][0]["finish_reason"].is_null());
         let v = sse_json(&openai_chat_final(&c));
         assert_eq!(v["choices"][0]["finish_reason"], "stop");
-        parse(&responses(&c));
+        assert_eq!(parse(&responses(&c))["usage"]["total_tokens"], 4);
+        let v = sse_json(&openai_usage_chunk(&c, 3));
+        assert_eq!(v["usage"]["completion_tokens"], 3);
+        assert_eq!(v["choices"].as_array().map(Vec::len), Some(0));
         sse_json(&responses_created(&c));
         assert_eq!(sse_json(&responses_delta(2))["delta"], "chunk-2 ");
         let v = sse_json(&responses_completed(&c, 2));

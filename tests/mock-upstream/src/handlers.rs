@@ -24,6 +24,15 @@ struct ReqBody<'a> {
     model: Option<Cow<'a, str>>,
     #[serde(default)]
     stream: Option<bool>,
+    #[serde(default)]
+    stream_options: Option<StreamOptions>,
+}
+
+/// OpenAI's `stream_options`.
+#[derive(Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: Option<bool>,
 }
 
 /// A recognised endpoint.
@@ -247,10 +256,15 @@ fn reply(
                 Route::Responses => ("gpt-4o-mini", StreamKind::Responses),
                 _ => ("claude-3-5-haiku-latest", StreamKind::Anthropic),
             };
-            let ctx = Ctx::new(
+            let mut ctx = Ctx::new(
                 state.next_id(),
                 parsed.model.as_deref().unwrap_or(default_model),
             );
+            ctx.include_usage = parsed
+                .stream_options
+                .as_ref()
+                .and_then(|o| o.include_usage)
+                .unwrap_or(false);
             if parsed.stream == Some(true) {
                 return streamed(kind, ctx, state, reset);
             }

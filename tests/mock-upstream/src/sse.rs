@@ -57,6 +57,11 @@ impl Plan {
             Vec::new()
         } else {
             match kind {
+                StreamKind::OpenAiChat if ctx.include_usage => vec![
+                    formats::openai_chat_final(&ctx),
+                    formats::openai_usage_chunk(&ctx, content),
+                    Bytes::from_static(formats::OPENAI_DONE),
+                ],
                 StreamKind::OpenAiChat => vec![
                     formats::openai_chat_final(&ctx),
                     Bytes::from_static(formats::OPENAI_DONE),

@@ -1,0 +1,11 @@
+DROP TABLE "usage_hourly_stats";
+ALTER TABLE "api_keys" DROP COLUMN "total_tokens";
+ALTER TABLE "api_keys" DROP COLUMN "output_tokens";
+ALTER TABLE "api_keys" DROP COLUMN "input_tokens";
+ALTER TABLE "request_logs" DROP COLUMN "proxy_key";
+ALTER TABLE "request_logs" DROP COLUMN "reasoning_tokens";
+ALTER TABLE "request_logs" DROP COLUMN "cache_write_tokens";
+ALTER TABLE "request_logs" DROP COLUMN "cached_tokens";
+ALTER TABLE "request_logs" DROP COLUMN "total_tokens";
+ALTER TABLE "request_logs" DROP COLUMN "output_tokens";
+ALTER TABLE "request_logs" DROP COLUMN "input_tokens";

@@ -1,0 +1,261 @@
+//! `GET /api/usage`: token totals and an hourly series for a time range, grouped by model, group,
+//! proxy-key identity (from the hourly sums) or upstream key (from the retained request logs).
+
+use std::collections::{BTreeMap, HashMap};
+
+use actix_web::web;
+use chrono::{Duration, NaiveDateTime};
+use gpt_load_actors::domain::mask_secret;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::group_ops::current_hour;
+use super::response::{ok, Envelope, ErrorBody, Reply};
+use super::timestamp;
+use crate::db::repo_usage::TokenSums;
+use crate::http::error::ApiError;
+use crate::state::AppState;
+
+/// Longest range one call may cover.
+const MAX_RANGE_DAYS: i64 = 31;
+
+/// Parameters of `GET /api/usage`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UsageQuery {
+    /// `model` (default), `group`, `proxy_key` or `key`.
+    pub group_by: Option<String>,
+    /// RFC 3339; default 24 hours before `end_time`. Counted by whole hours.
+    pub start_time: Option<String>,
+    /// RFC 3339; default the end of the current hour. At most 31 days after `start_time`.
+    pub end_time: Option<String>,
+    /// Only this group's requests.
+    pub group_id: Option<i64>,
+}
+
+/// The sums of one value of the grouping.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageItem {
+    /// The model, group name, proxy-key identity or masked upstream key.
+    pub name: String,
+    /// The group (group_by=group or key), else null.
+    pub group_id: Option<i64>,
+    /// The upstream key (group_by=key), else null.
+    pub key_id: Option<i64>,
+    #[serde(flatten)]
+    pub sums: TokenSums,
+}
+
+/// One hour of one value of the grouping.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsagePoint {
+    /// Start of the hour, RFC 3339.
+    pub time: String,
+    pub name: String,
+    #[serde(flatten)]
+    pub sums: TokenSums,
+}
+
+/// Body of `GET /api/usage`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageReport {
+    pub group_by: String,
+    pub start_time: String,
+    pub end_time: String,
+    pub totals: TokenSums,
+    /// Largest total first.
+    pub items: Vec<UsageItem>,
+    /// Hour by hour, oldest first.
+    pub series: Vec<UsagePoint>,
+}
+
+fn parse_time(field: &str, raw: Option<&str>) -> Result<Option<NaiveDateTime>, ApiError> {
+    raw.map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            chrono::DateTime::parse_from_rfc3339(v)
+                .map(|t| t.naive_utc())
+                .map_err(|_| ApiError::BadRequest(format!("{field} must be an RFC 3339 time")))
+        })
+        .transpose()
+}
+
+/// Grouped sums: `(name, group_id, key_id)` → totals and hour → sums.
+#[derive(Default)]
+struct Buckets {
+    items: HashMap<(String, Option<i64>, Option<i64>), TokenSums>,
+    series: BTreeMap<(NaiveDateTime, String), TokenSums>,
+}
+
+impl Buckets {
+    fn add(
+        &mut self,
+        time: NaiveDateTime,
+        id: (String, Option<i64>, Option<i64>),
+        sums: &TokenSums,
+    ) {
+        self.series
+            .entry((time, id.0.clone()))
+            .or_default()
+            .add(sums);
+        self.items.entry(id).or_default().add(sums);
+    }
+}
+
+/// Token usage for a time range, grouped by model, group, proxy key or upstream key. Counts final
+/// requests only (a retried request counts the attempt that was answered). Grouping by key reads
+/// the request logs, so it reaches back only as far as they are kept.
+#[utoipa::path(get, path = "/api/usage", tag = "logs", params(UsageQuery),
+    responses((status = 200, body = Envelope<UsageReport>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
+pub async fn report(
+    _admin: super::Admin,
+    state: web::Data<AppState>,
+    query: web::Query<UsageQuery>,
+) -> Reply<UsageReport> {
+    let group_by = query.group_by.as_deref().unwrap_or("model").to_string();
+    let end = parse_time("end_time", query.end_time.as_deref())?
+        .unwrap_or_else(|| current_hour() + Duration::hours(1));
+    let start =
+        parse_time("start_time", query.start_time.as_deref())?.unwrap_or(end - Duration::hours(24));
+    if start >= end || end - start > Duration::days(MAX_RANGE_DAYS) {
+        return Err(ApiError::BadRequest(format!(
+            "start_time must be before end_time, at most {MAX_RANGE_DAYS} days apart"
+        )));
+    }
+    let buckets = match group_by.as_str() {
+        "model" | "group" | "proxy_key" => {
+            hourly_buckets(&state, &group_by, start, end, query.group_id).await?
+        }
+        "key" => key_buckets(&state, start, end, query.group_id).await?,
+        _ => {
+            return Err(ApiError::BadRequest(
+                "group_by must be model, group, proxy_key or key".into(),
+            ))
+        }
+    };
+    let mut totals = TokenSums::default();
+    let mut items: Vec<UsageItem> = buckets
+        .items
+        .into_iter()
+        .map(|((name, group_id, key_id), sums)| {
+            totals.add(&sums);
+            UsageItem {
+                name,
+                group_id,
+                key_id,
+                sums,
+            }
+        })
+        .collect();
+    items.sort_by(|a, b| {
+        b.sums
+            .total_tokens
+            .cmp(&a.sums.total_tokens)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    let series = buckets
+        .series
+        .into_iter()
+        .map(|((time, name), sums)| UsagePoint {
+            time: timestamp(&time),
+            name,
+            sums,
+        })
+        .collect();
+    ok(UsageReport {
+        group_by,
+        start_time: timestamp(&start),
+        end_time: timestamp(&end),
+        totals,
+        items,
+        series,
+    })
+}
+
+async fn hourly_buckets(
+    state: &AppState,
+    group_by: &str,
+    start: NaiveDateTime,
+    end: NaiveDateTime,
+    group_id: Option<i64>,
+) -> Result<Buckets, ApiError> {
+    let ids = group_id.map(|id| vec![id]);
+    let rows = state.repo.usage_hours(start, end, ids.as_deref()).await?;
+    let names: HashMap<i64, String> = state
+        .snapshot
+        .load()
+        .by_id
+        .iter()
+        .map(|(id, g)| (*id, g.record.name.clone()))
+        .collect();
+    let mut buckets = Buckets::default();
+    for row in rows {
+        let id = match group_by {
+            "group" => (
+                names
+                    .get(&row.group_id)
+                    .cloned()
+                    .unwrap_or_else(|| format!("#{}", row.group_id)),
+                Some(row.group_id),
+                None,
+            ),
+            "proxy_key" => (row.proxy_key, None, None),
+            _ => (row.model, None, None),
+        };
+        buckets.add(row.time, id, &row.sums);
+    }
+    Ok(buckets)
+}
+
+async fn key_buckets(
+    state: &AppState,
+    start: NaiveDateTime,
+    end: NaiveDateTime,
+    group_id: Option<i64>,
+) -> Result<Buckets, ApiError> {
+    let rows = state.repo.key_usage_hours(start, end).await?;
+    let hashes: Vec<String> = {
+        let mut h: Vec<String> = rows.iter().map(|r| r.key_hash.clone()).collect();
+        h.sort();
+        h.dedup();
+        h
+    };
+    let keys: HashMap<String, (i64, String)> = state
+        .repo
+        .keys_by_hash(&hashes)
+        .await?
+        .into_iter()
+        .map(|(id, hash, stored)| {
+            let masked = state
+                .repo
+                .codec
+                .decode(&stored)
+                .map(|plain| mask_secret(plain.expose()))
+                .unwrap_or_else(|_| "failed-to-decrypt".into());
+            (hash, (id, masked))
+        })
+        .collect();
+    let mut buckets = Buckets::default();
+    for row in rows
+        .iter()
+        .filter(|r| group_id.is_none_or(|g| r.group_id == g))
+    {
+        let Ok(hour) = NaiveDateTime::parse_from_str(&row.hour, "%Y-%m-%d %H:%M:%S") else {
+            continue;
+        };
+        let (key_id, name) = match keys.get(&row.key_hash) {
+            Some((id, masked)) => (Some(*id), masked.clone()),
+            // A deleted key: its hash prefix still tells rows apart.
+            None => (
+                None,
+                format!(
+                    "deleted {}",
+                    &row.key_hash.chars().take(8).collect::<String>()
+                ),
+            ),
+        };
+        buckets.add(hour, (name, Some(row.group_id), key_id), &row.sums());
+    }
+    Ok(buckets)
+}
