@@ -208,25 +208,26 @@ pub async fn derive(password: &str, record: &KdfRecord) -> Result<KeyCodec, Encr
 
 /// Key stretching on a blocking thread: it takes tens of milliseconds of CPU by design.
 async fn derive_with(password: &str, kdf_id: &str) -> Result<KeyCodec, EncryptionMismatch> {
-    let password = Zeroizing::new(password.to_string());
     let kdf_id = kdf_id.to_string();
-    let started = Instant::now();
-    let codec = tokio::task::spawn_blocking(move || KeyCodec::derive_recorded(&password, &kdf_id))
-        .await
-        .map_err(|e| EncryptionMismatch::Kdf(KdfError::Derive(e.to_string())))?
-        .map_err(EncryptionMismatch::Kdf)?;
-    tracing::info!(
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "Derived the key-encryption key."
-    );
-    Ok(codec)
+    derive_off_thread(password, move |password| {
+        KeyCodec::derive_recorded(password, &kdf_id)
+    })
+    .await
 }
 
 /// Argon2id on a blocking thread: it takes tens of milliseconds of CPU by design.
 pub async fn derive_spec(password: &str, spec: KdfSpec) -> Result<KeyCodec, EncryptionMismatch> {
+    derive_off_thread(password, move |password| KeyCodec::derive(password, &spec)).await
+}
+
+/// Runs a key derivation on a blocking thread (it is slow by design) and logs how long it took.
+async fn derive_off_thread<F>(password: &str, derive: F) -> Result<KeyCodec, EncryptionMismatch>
+where
+    F: FnOnce(&str) -> Result<KeyCodec, KdfError> + Send + 'static,
+{
     let password = Zeroizing::new(password.to_string());
     let started = Instant::now();
-    let codec = tokio::task::spawn_blocking(move || KeyCodec::derive(&password, &spec))
+    let codec = tokio::task::spawn_blocking(move || derive(&password))
         .await
         .map_err(|e| EncryptionMismatch::Kdf(KdfError::Derive(e.to_string())))?
         .map_err(EncryptionMismatch::Kdf)?;

@@ -70,6 +70,25 @@ pub fn loggable_body(body: &[u8]) -> String {
 }
 
 impl LogContext {
+    /// The final row of a request dropped before it finished: cut by the server when the stop
+    /// deadline has passed, else its client left. `attempt` is the answered attempt when the
+    /// response had begun.
+    fn send_interrupted(&self, attempt: Option<&AttemptInfo>) {
+        let cause = if self.stop.passed() {
+            Interrupt::ServerCut
+        } else {
+            Interrupt::ClientGone
+        };
+        let (status, message) = interrupted(cause, attempt.is_some());
+        self.send(
+            attempt,
+            RequestType::Final,
+            i32::from(status),
+            false,
+            message.into(),
+        );
+    }
+
     /// A row without token usage (failed attempts, cut responses).
     fn send(
         &self,
@@ -214,19 +233,7 @@ impl RequestLog {
 impl Drop for RequestLog {
     fn drop(&mut self) {
         if let Some(ctx) = self.ctx.take() {
-            let cause = if ctx.stop.passed() {
-                Interrupt::ServerCut
-            } else {
-                Interrupt::ClientGone
-            };
-            let (status, message) = interrupted(cause, false);
-            ctx.send(
-                None,
-                RequestType::Final,
-                i32::from(status),
-                false,
-                message.into(),
-            );
+            ctx.send_interrupted(None);
         }
     }
 }
@@ -338,19 +345,7 @@ where
 impl<S> Drop for LoggedBody<S> {
     fn drop(&mut self) {
         if let Some(ctx) = self.ctx.take() {
-            let cause = if ctx.stop.passed() {
-                Interrupt::ServerCut
-            } else {
-                Interrupt::ClientGone
-            };
-            let (status, message) = interrupted(cause, true);
-            ctx.send(
-                Some(&self.attempt),
-                RequestType::Final,
-                i32::from(status),
-                false,
-                message.into(),
-            );
+            ctx.send_interrupted(Some(&self.attempt));
         }
     }
 }
