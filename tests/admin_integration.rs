@@ -166,8 +166,9 @@ async fn openapi_document_lists_every_registered_route() {
     let routes = gpt_load::admin::routes::api_routes();
     assert_eq!(
         routes.len(),
-        41,
-        "38 GPT-Load routes, the per-key status and cooldown-reset routes, and the document itself"
+        42,
+        "38 GPT-Load routes, the per-key status and cooldown-reset routes, the usage report, and \
+         the document itself"
     );
     for route in &routes {
         let path = route.full_path();
