@@ -12,6 +12,7 @@ pub mod db;
 pub mod http;
 pub mod key_encryption;
 pub mod key_sync;
+pub mod log_writer;
 pub mod logging;
 pub mod metrics;
 pub mod migrate_keys;
