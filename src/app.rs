@@ -356,6 +356,7 @@ async fn start_locked(
             config.request_body_memory_bytes,
         ),
         stop_deadline: crate::proxy::cancel::StopDeadline::default(),
+        proxy_identities: Arc::default(),
         login_throttle: Arc::new(crate::http::throttle::LoginThrottle::new(
             config.login_throttle.clone(),
         )),

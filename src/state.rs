@@ -48,6 +48,8 @@ pub struct AppState {
     pub in_flight: crate::http::admission::InFlight,
     /// Failed admin-key attempts per client address (this node only).
     pub login_throttle: Arc<crate::http::throttle::LoginThrottle>,
+    /// The non-secret identities of the proxy keys that authenticated lately.
+    pub proxy_identities: Arc<crate::http::credentials::IdentityCache>,
 }
 
 impl AppState {

@@ -43,7 +43,9 @@ pub fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Target, ApiEr
         (None, Some(i)) => ("global", i),
         (None, None) => return Err(ApiError::Unauthorized),
     };
-    let proxy_key = credentials::identity(scope, index, &state.repo.codec.hash(&credential));
+    let proxy_key = state.proxy_identities.get(&credential, scope, index, || {
+        state.repo.codec.hash(&credential)
+    });
     let requested =
         requested.ok_or_else(|| ApiError::NotFound(format!("Group '{name}' not found")))?;
     let tail = path::upstream_path(req.uri().path(), name);
