@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 use gpt_load_actors::group_registry::{GroupRegistryActor, Snapshot};
 use gpt_load_actors::key_pool::KeyPoolActor;
 use gpt_load_actors::log_batcher::LogBatcherActor;
-use gpt_load_actors::settings::SETTINGS;
+use gpt_load_actors::settings::{SettingKey, SETTINGS};
 
 use crate::admin;
 use crate::config::AppConfig;
@@ -276,9 +276,9 @@ async fn start_locked(
     let defaults: Vec<(String, String, String)> = SETTINGS
         .iter()
         .map(|def| {
-            let value = match def.key {
-                "app_url" => config.default_app_url(),
-                "proxy_keys" => config.auth_key.expose().to_string(),
+            let value = match def.id {
+                SettingKey::AppUrl => config.default_app_url(),
+                SettingKey::ProxyKeys => config.auth_key.expose().to_string(),
                 _ => def.default.to_string(),
             };
             (def.key.to_string(), value, def.description.to_string())

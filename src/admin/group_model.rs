@@ -83,7 +83,7 @@ fn effective_config(settings: &SystemSettings, overrides: &Map<String, Value>) -
         .map(|def| {
             let value = match overrides.get(def.key) {
                 Some(v) if def.group_overridable && validate_value(def, v).is_ok() => v.clone(),
-                _ => settings.get(def.key),
+                _ => settings.get(def.id).clone(),
             };
             (def.key.to_string(), value)
         })

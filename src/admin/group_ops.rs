@@ -50,7 +50,7 @@ pub async fn config_options(
         .filter(|def| def.group_overridable)
         .map(|def| {
             let (name, description) = setting_label(def);
-            let current = snapshot.settings.get(def.key);
+            let current = snapshot.settings.get(def.id).clone();
             ConfigOption {
                 key: def.key.to_string(),
                 name,

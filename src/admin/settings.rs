@@ -54,7 +54,7 @@ pub fn category_label(def: &SettingDef) -> String {
 
 /// Localised name and description of a setting.
 pub fn setting_label(def: &SettingDef) -> (String, String) {
-    match setting_text(def.key, Lang::current()) {
+    match setting_text(def.id, Lang::current()) {
         Some((name, description)) => (name.to_string(), description.to_string()),
         None => (def.name.to_string(), def.description.to_string()),
     }
@@ -79,6 +79,9 @@ pub fn setting_error_text(err: &SettingError, in_group_config: bool) -> String {
         SettingError::BelowMin { key, min } => {
             tf(Msg::SettingBelowMin, &[("key", key), ("min", min)])
         }
+        SettingError::AboveMax { key, max } => {
+            tf(Msg::SettingAboveMax, &[("key", key), ("max", max)])
+        }
         SettingError::Required(key) => tf(Msg::SettingRequired, &[("key", key)]),
         SettingError::Invalid { key, reason } => {
             tf(Msg::SettingInvalid, &[("key", key), ("reason", reason)])
@@ -99,7 +102,7 @@ pub async fn list(_admin: super::Admin, state: web::Data<AppState>) -> Reply<Vec
         let item = SettingItem {
             key: def.key.to_string(),
             name,
-            value: snapshot.settings.get(def.key),
+            value: snapshot.settings.get(def.id).clone(),
             kind: def.kind.as_str().to_string(),
             default_value: def.default.to_string(),
             description,
