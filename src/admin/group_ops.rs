@@ -33,11 +33,11 @@ pub struct ConfigOption {
     /// Localised description.
     pub description: String,
     /// The current system value (typed), used when the group sets none.
-    #[schema(value_type = Object)]
+    #[schema(value_type = super::settings::SettingValue)]
     pub default_value: Value,
 }
 
-/// The 14 settings a group's `config` may override.
+/// The settings a group's `config` may override (those marked `group_overridable`, 24 today).
 #[utoipa::path(get, path = "/api/groups/config-options", tag = "groups",
     responses((status = 200, body = Envelope<Vec<ConfigOption>>), (status = 401, body = ErrorBody)))]
 pub async fn config_options(
@@ -68,13 +68,18 @@ pub async fn config_options(
 /// One entry of a reorder request.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ReorderItem {
+    #[serde(deserialize_with = "super::response::whole")]
     pub id: i64,
+    #[schema(minimum = 0, maximum = 2147483647)]
+    #[serde(deserialize_with = "super::response::whole")]
     pub sort: i64,
 }
 
 /// Body of `PUT /api/groups/reorder`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ReorderRequest {
+    /// Each group once.
+    #[schema(min_items = 1)]
     pub items: Vec<ReorderItem>,
 }
 
@@ -254,6 +259,7 @@ pub async fn stats(
 pub struct CopyRequest {
     /// `all` (default), `valid_only` or `none`.
     #[serde(default)]
+    #[schema(pattern = "^\\s*(all|valid_only|none)?\\s*$")]
     pub copy_keys: Option<String>,
 }
 
