@@ -11,7 +11,7 @@ use gpt_load_actors::log_batcher::{LogBatcherActor, LogCounters, SetMaxDelay};
 
 use crate::config::AppConfig;
 use crate::db::repo::Repo;
-use crate::http::error::ApiError;
+use crate::service::ServiceError;
 use crate::tasks::TaskRegistry;
 
 /// Shared application state (cheap to clone).
@@ -81,7 +81,7 @@ impl AppState {
     /// Applies an admin write to groups or settings: reloads them here (waiting until the new
     /// snapshot is published, so the next request on this node sees the write), then tells the
     /// other nodes of the cluster to do the same.
-    pub async fn reload_config(&self) -> Result<(), ApiError> {
+    pub async fn reload_config(&self) -> Result<(), ServiceError> {
         self.reload_config_local().await?;
         self.announce(crate::store::ClusterEvent::ConfigChanged)
             .await;
@@ -94,12 +94,8 @@ impl AppState {
     }
 
     /// Reloads groups and settings on this node only.
-    pub async fn reload_config_local(&self) -> Result<(), ApiError> {
-        self.registry
-            .send(Reload)
-            .await
-            .map_err(|e| ApiError::Internal(format!("group registry unavailable: {e}")))?
-            .map_err(|e| ApiError::Internal(format!("reloading groups failed: {e}")))?;
+    pub async fn reload_config_local(&self) -> Result<(), ServiceError> {
+        self.registry.send(Reload).await??;
         self.logs.do_send(SetMaxDelay(self.log_max_delay()));
         Ok(())
     }

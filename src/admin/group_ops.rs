@@ -196,11 +196,7 @@ pub async fn stats(
             .await?
             .remove(&id)
             .unwrap_or_default();
-        let live = state
-            .pool
-            .count(id)
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let live = state.pool.count(id).await?;
         KeyStats {
             total_keys: counts.total,
             active_keys: counts.active,

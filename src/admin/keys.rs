@@ -197,11 +197,7 @@ async fn live_health(
     group_id: GroupId,
     key_ids: Vec<KeyId>,
 ) -> Result<HashMap<KeyId, KeyHealthView>, ApiError> {
-    state
-        .pool
-        .describe(group_id, key_ids)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))
+    Ok(state.pool.describe(group_id, key_ids).await?)
 }
 
 /// List a group's keys, most recently used first (never used last), each with its live state,
@@ -443,8 +439,7 @@ pub async fn reset_cooldown(
     let was_cooling = state
         .pool
         .reset_rests(row.group_id, id, model)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .await?
         .unwrap_or(false);
     let key = key_with_health(&state, id).await?;
     let msg = if was_cooling {
