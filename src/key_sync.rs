@@ -10,7 +10,7 @@ use gpt_load_actors::key_pool::OperatorCommand;
 
 use crate::service::ServiceError;
 use crate::state::AppState;
-use crate::store::ClusterEvent;
+use gpt_load_actors::cluster::ClusterEvent;
 
 /// Adds freshly inserted keys.
 pub async fn add(state: &AppState, keys: Vec<PoolKey>) -> Result<(), ServiceError> {

@@ -32,11 +32,11 @@ pub struct AppState {
     /// The one long-running admin task slot (imports, deletions, validations).
     pub tasks: TaskRegistry,
     /// Whether this node runs the singleton jobs now.
-    pub leadership: crate::cluster::Leadership,
+    pub leadership: gpt_load_actors::cluster::Leadership,
     /// This process's id in the cluster (unique per start).
     pub node_id: Arc<str>,
     /// The shared store: Redis in a cluster, in-process on a single node.
-    pub coordinator: Arc<dyn crate::store::Coordinator>,
+    pub coordinator: Arc<dyn gpt_load_actors::cluster::Coordinator>,
     /// Set once a graceful stop began: `/health` answers 503 so load balancers move on.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
     /// Concurrency slots and the request body memory budget, taken after authentication.
@@ -83,13 +83,13 @@ impl AppState {
     /// other nodes of the cluster to do the same.
     pub async fn reload_config(&self) -> Result<(), ServiceError> {
         self.reload_config_local().await?;
-        self.announce(crate::store::ClusterEvent::ConfigChanged)
+        self.announce(gpt_load_actors::cluster::ClusterEvent::ConfigChanged)
             .await;
         Ok(())
     }
 
     /// Tells the other nodes of the cluster about a write this node already applied.
-    pub async fn announce(&self, event: crate::store::ClusterEvent) {
+    pub async fn announce(&self, event: gpt_load_actors::cluster::ClusterEvent) {
         crate::cluster::sync::publish(&*self.coordinator, &self.node_id, event).await;
     }
 

@@ -415,7 +415,7 @@ pub async fn delete(
     state.pool.remove_group(id);
     state.reload_config_local().await?;
     state
-        .announce(crate::store::ClusterEvent::GroupDeleted { group_id: id })
+        .announce(gpt_load_actors::cluster::ClusterEvent::GroupDeleted { group_id: id })
         .await;
     done(t(Msg::GroupDeleted))
 }

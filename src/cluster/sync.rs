@@ -12,7 +12,7 @@ use gpt_load_actors::ports::{HealthBus, PortError};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::state::AppState;
-use crate::store::{ClusterEvent, Coordinator, EventEnvelope, Notice, StoreError};
+use gpt_load_actors::cluster::{ClusterEvent, Coordinator, EventEnvelope, Notice, StoreError};
 
 /// Publishes `event` from `node`; a failure is logged, never returned: the write it announces is
 /// already committed, and the other nodes reload everything when their subscription recovers.
