@@ -148,8 +148,10 @@ impl Modify for AdminAuth {
 )]
 struct ApiDoc;
 
-/// The document: generated from the handlers' annotations, with the schemas written from the
-/// settings table put in place of their placeholders.
+/// The document: generated from the handlers' annotations, then made exact where attributes
+/// cannot say it: the schemas written from the settings table and the group rules put in place of
+/// their placeholders, row ids as exact 64-bit bounds, and the answers every admin route and every
+/// JSON body may get (built once).
 pub fn document() -> &'static Value {
     static DOCUMENT: OnceLock<Value> = OnceLock::new();
     DOCUMENT.get_or_init(build)
