@@ -84,6 +84,18 @@ export interface PeriodStats {
   failure_rate: number;
 }
 
+/** Token sums of a set of final requests (`known_requests` of them reported usage). */
+export interface TokenSums {
+  requests: number;
+  known_requests: number;
+  input_tokens: number;
+  output_tokens: number;
+  total_tokens: number;
+  cached_tokens: number;
+  cache_write_tokens: number;
+  reasoning_tokens: number;
+}
+
 export interface GroupStats {
   /** `active_keys` includes `cooling_keys` (live, resting now); `disabled_keys` are off by hand. */
   key_stats: {
@@ -96,6 +108,10 @@ export interface GroupStats {
   stats_24_hour: PeriodStats;
   stats_7_day: PeriodStats;
   stats_30_day: PeriodStats;
+  /** For an aggregate: its members' sums (token sums are kept per serving group). */
+  tokens_24_hour?: TokenSums;
+  tokens_7_day?: TokenSums;
+  tokens_30_day?: TokenSums;
 }
 
 export interface SubGroup {
@@ -121,8 +137,16 @@ export type KeyStatus = "active" | "invalid" | "disabled";
 /** Live state from the server's key pool: a stored `active` key may be resting. */
 export type KeyState = "active" | "cooling_down" | "invalid" | "disabled";
 
-/** Class of a key's last failure (decided by the server from status and provider error fields). */
-export type FailureClass = "key_dead" | "rate_limited" | "upstream_trouble" | "request_fault" | "client_gone";
+/** Class of a key's last failure (decided by the server from status and provider error fields). A
+ * client that left is never charged to a key, so it has no class here. */
+export type FailureClass = "key_dead" | "rate_limited" | "upstream_trouble" | "request_fault";
+
+/** A key's rest for one model after that model's rate limit; the key serves other models. */
+export interface ModelCooldown {
+  model: string;
+  /** RFC 3339 end of the rest. */
+  cooldown_until: string;
+}
 
 export interface ApiKey {
   id: number;
@@ -133,6 +157,10 @@ export interface ApiKey {
   state: KeyState;
   /** RFC 3339 end of the current cooldown, or null. */
   cooldown_until: string | null;
+  /** Rests for single models (absent from GPT-Load and older servers). */
+  model_cooldowns?: ModelCooldown[];
+  /** Failed as dead: leased only when no other key is left. */
+  demoted?: boolean;
   last_failure: FailureClass | null;
   notes: string;
   request_count: number;
@@ -140,6 +168,10 @@ export interface ApiKey {
   last_used_at: string | null;
   created_at: string;
   updated_at: string;
+  /** Token totals of the key's answered requests (absent from GPT-Load). */
+  input_tokens?: number;
+  output_tokens?: number;
+  total_tokens?: number;
 }
 
 export interface KeyQuery {
@@ -263,6 +295,15 @@ export interface RequestLog {
   upstream_addr: string;
   is_stream: boolean;
   request_body: string;
+  /** Token counts the upstream reported; null (or absent, from GPT-Load) when unknown. */
+  input_tokens?: number | null;
+  output_tokens?: number | null;
+  total_tokens?: number | null;
+  cached_tokens?: number | null;
+  cache_write_tokens?: number | null;
+  reasoning_tokens?: number | null;
+  /** Which proxy key authenticated the request (`global #2 · 1a2b3c4d`), never the key. */
+  proxy_key?: string;
 }
 
 export interface LogFilters {
@@ -297,4 +338,37 @@ export interface Setting {
 export interface SettingCategory {
   category_name: string;
   settings: Setting[];
+}
+
+export type UsageGroupBy = "model" | "group" | "proxy_key" | "key";
+
+export interface UsageQuery {
+  group_by: UsageGroupBy;
+  /** RFC 3339; the server counts whole hours. */
+  start_time?: string;
+  end_time?: string;
+  group_id?: number;
+}
+
+export interface UsageItem extends TokenSums {
+  /** The model, group name, proxy-key identity or masked upstream key. */
+  name: string;
+  group_id: number | null;
+  key_id: number | null;
+}
+
+export interface UsagePoint extends TokenSums {
+  /** Start of the hour, RFC 3339. */
+  time: string;
+  name: string;
+}
+
+/** `GET /api/usage`. */
+export interface UsageReport {
+  group_by: UsageGroupBy;
+  start_time: string;
+  end_time: string;
+  totals: TokenSums;
+  items: UsageItem[];
+  series: UsagePoint[];
 }
