@@ -454,5 +454,17 @@ async fn an_aggregate_group_shows_its_members_tokens() {
     }
     let (_, body) = t.get(&format!("/api/groups/{member}/stats")).await;
     assert_eq!(body["data"]["tokens_24_hour"]["total_tokens"], 8);
+    for group_by in ["model", "group", "proxy_key", "key"] {
+        let (status, body) = t
+            .get(&format!(
+                "/api/usage?group_by={group_by}&group_id={aggregate}"
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            body["data"]["totals"]["total_tokens"], 8,
+            "{group_by}: an aggregate's usage is its members'"
+        );
+    }
     t.stop().await;
 }

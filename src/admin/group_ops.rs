@@ -231,17 +231,7 @@ pub async fn stats(
         }
     };
     // Token sums are keyed by the member that served, so an aggregate adds up its members.
-    let usage_ids: Vec<i64> = if group.group_type == "aggregate" {
-        state
-            .repo
-            .sub_group_links(id)
-            .await?
-            .into_iter()
-            .map(|(member, _)| member)
-            .collect()
-    } else {
-        vec![id]
-    };
+    let usage_ids = super::usage::serving_groups(&state, id).await?;
     let usage = if usage_ids.is_empty() {
         Vec::new()
     } else {

@@ -2485,7 +2485,10 @@ export interface paths {
                     end_time?: string;
                     /** @description `model` (default), `group`, `proxy_key` or `key`. */
                     group_by?: string;
-                    /** @description Only this group's requests. */
+                    /**
+                     * @description Only this group's requests; for an aggregate, its members' (sums are kept per group that
+                     *     served).
+                     */
                     group_id?: number;
                     /** @description RFC 3339; default 24 hours before `end_time`. Counted by whole hours. */
                     start_time?: string;
