@@ -411,6 +411,25 @@ async function main() {
       await docShot(page.locator('[data-test="logs-page"]'), "usage-logs-table");
     });
 
+    await step("the logs CSV export carries each key's token sums", async () => {
+      // The export button opens this URL (with the admin key as ?key=, like GPT-Load's UI).
+      const res = await fetch(`${base}/api/logs/export?key=${encodeURIComponent(AUTH_KEY)}`);
+      const lines = (await res.text()).trim().split("\n");
+      const header = lines.shift();
+      if (header !== "key_value,group_name,status_code,input_tokens,output_tokens,total_tokens,cached_tokens,cache_write_tokens,reasoning_tokens") {
+        throw new Error(`CSV header: ${header}`);
+      }
+      const column = (name) => header.split(",").indexOf(name);
+      const sum = (name) => lines.reduce((total, line) => total + Number(line.split(",")[column(name)] || 0), 0);
+      for (const [name, want] of [
+        ["input_tokens", expected.input],
+        ["output_tokens", expected.output],
+        ["total_tokens", expected.total],
+      ]) {
+        if (sum(name) !== want) throw new Error(`CSV ${name} adds up to ${sum(name)}, the mock reported ${want}`);
+      }
+    });
+
     await step("a log's detail shows its tokens and the proxy key's identity, never the key", async () => {
       const claude = sent.find((c) => c.channel === "anthropic");
       await page.locator('[data-test="logs-page"] .n-data-table tr', { hasText: claude.model }).getByRole("button", { name: "View" }).click();
