@@ -286,4 +286,36 @@ describe("key table", () => {
     expect(wrapper.find('[data-test="key-model-rests"]').text()).toBe("1 model rest(s)");
     wrapper.unmount();
   });
+
+  it("edits a key's notes through the split page logic", async () => {
+    const calls: { method: string; url: string; body?: string }[] = [];
+    vi.stubGlobal("fetch", async (url: string, init: RequestInit) => {
+      calls.push({ method: init.method ?? "GET", url, body: init.body as string | undefined });
+      const data = url.startsWith("/api/keys?")
+        ? { items: [key({ id: 7 })], pagination: { page: 1, page_size: 20, total_items: 1, total_pages: 1 } }
+        : undefined;
+      return new Response(JSON.stringify({ code: 0, message: "Success", data }), { status: 200 });
+    });
+    const group = { id: 1, name: "g", group_type: "standard" } as unknown as Group;
+    const Host = defineComponent({
+      render: () => h(NMessageProvider, null, { default: () => h(NDialogProvider, null, { default: () => h(KeyTable, { group, refreshToken: 0 }) }) }),
+    });
+    const wrapper = mount(Host, { attachTo: document.body });
+    await flushPromises();
+    await wrapper.find(".notes").trigger("click");
+    await flushPromises();
+    const area = document.querySelector<HTMLTextAreaElement>(".n-modal textarea");
+    expect(area).not.toBeNull();
+    area!.value = "primary key";
+    area!.dispatchEvent(new Event("input"));
+    await flushPromises();
+    const save = [...document.querySelectorAll<HTMLButtonElement>(".n-modal button")].find((b) => b.textContent?.includes("Save"));
+    save!.click();
+    await flushPromises();
+    const put = calls.find((c) => c.method === "PUT");
+    expect(put?.url).toBe("/api/keys/7/notes");
+    expect(JSON.parse(put?.body ?? "{}")).toEqual({ notes: "primary key" });
+    expect(wrapper.find(".notes").text()).toBe("primary key");
+    wrapper.unmount();
+  });
 });
