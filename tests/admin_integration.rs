@@ -1,5 +1,5 @@
 //! Integration info (global and group-scoped, authenticated by a proxy key) and the OpenAPI
-//! document, which must list every registered route.
+//! document, which must list every registered route and which `gpt-load openapi` prints.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -274,4 +274,25 @@ async fn openapi_document_is_served_to_admins() {
     );
     assert!(body["components"]["schemas"]["GroupResponse"].is_object());
     t.stop().await;
+}
+
+/// `gpt-load openapi` prints the same document without configuration or a database: the admin
+/// UI's types are generated from it (`web-admin/scripts/gen-api.mjs`).
+#[test]
+fn the_openapi_command_prints_the_served_document() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gpt-load"))
+        .arg("openapi")
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        printed,
+        serde_json::to_value(gpt_load::admin::openapi::document()).unwrap()
+    );
 }

@@ -159,7 +159,10 @@ pub struct GroupStats {
     pub stats_24_hour: RequestStats,
     pub stats_7_day: RequestStats,
     pub stats_30_day: RequestStats,
-    /// Token sums of the group's answered requests over the same periods.
+    /// Token sums of the group's answered requests over the same periods. Token sums are kept
+    /// per serving group, so for an aggregate these are the sums of its current members (their
+    /// requests through any route), while its request counts above are only the requests that
+    /// came through the aggregate.
     pub tokens_24_hour: TokenSums,
     pub tokens_7_day: TokenSums,
     pub tokens_30_day: TokenSums,
@@ -174,8 +177,9 @@ pub fn current_hour() -> NaiveDateTime {
 }
 
 /// Key counts (stored statuses, plus the keys cooling down right now) and request counts over the
-/// last 24 hours, 7 days and 30 days (from the hourly statistics, current hour included).
-/// Aggregate groups own no keys.
+/// last 24 hours, 7 days and 30 days (from the hourly statistics, current hour included), with
+/// token sums over the same periods. Aggregate groups own no keys; their token sums are their
+/// members'.
 #[utoipa::path(get, path = "/api/groups/{id}/stats", tag = "groups",
     params(("id" = i64, Path, description = "Group id")),
     responses((status = 200, body = Envelope<GroupStats>), (status = 400, body = ErrorBody),
@@ -227,10 +231,16 @@ pub async fn stats(
             },
         }
     };
-    let usage = state
-        .repo
-        .usage_hours(end - Duration::days(30), end, Some(&[id]))
-        .await?;
+    // Token sums are keyed by the member that served, so an aggregate adds up its members.
+    let usage_ids = super::usage::serving_groups(&state, id).await?;
+    let usage = if usage_ids.is_empty() {
+        Vec::new()
+    } else {
+        state
+            .repo
+            .usage_hours(end - Duration::days(30), end, Some(&usage_ids))
+            .await?
+    };
     let tokens = |hours: i64| {
         let from = end - Duration::hours(hours);
         let mut sums = TokenSums::default();
