@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod migrate_keys;
 pub mod proxy;
 pub mod retention;
+pub mod service;
 pub mod state;
 pub mod store;
 pub mod tasks;

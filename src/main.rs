@@ -60,7 +60,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn print_openapi() -> std::process::ExitCode {
-    match gpt_load::admin::openapi::document().to_pretty_json() {
+    match serde_json::to_string_pretty(gpt_load::admin::openapi::document()) {
         Ok(text) => {
             println!("{text}");
             std::process::ExitCode::SUCCESS

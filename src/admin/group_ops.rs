@@ -33,11 +33,11 @@ pub struct ConfigOption {
     /// Localised description.
     pub description: String,
     /// The current system value (typed), used when the group sets none.
-    #[schema(value_type = Object)]
+    #[schema(value_type = super::settings::SettingValue)]
     pub default_value: Value,
 }
 
-/// The 14 settings a group's `config` may override.
+/// The settings a group's `config` may override (those marked `group_overridable`, 24 today).
 #[utoipa::path(get, path = "/api/groups/config-options", tag = "groups",
     responses((status = 200, body = Envelope<Vec<ConfigOption>>), (status = 401, body = ErrorBody)))]
 pub async fn config_options(
@@ -50,7 +50,7 @@ pub async fn config_options(
         .filter(|def| def.group_overridable)
         .map(|def| {
             let (name, description) = setting_label(def);
-            let current = snapshot.settings.get(def.key);
+            let current = snapshot.settings.get(def.id).clone();
             ConfigOption {
                 key: def.key.to_string(),
                 name,
@@ -68,13 +68,18 @@ pub async fn config_options(
 /// One entry of a reorder request.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ReorderItem {
+    #[serde(deserialize_with = "super::response::whole")]
     pub id: i64,
+    #[schema(minimum = 0, maximum = 2147483647)]
+    #[serde(deserialize_with = "super::response::whole")]
     pub sort: i64,
 }
 
 /// Body of `PUT /api/groups/reorder`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ReorderRequest {
+    /// Each group once.
+    #[schema(min_items = 1)]
     pub items: Vec<ReorderItem>,
 }
 
@@ -195,11 +200,7 @@ pub async fn stats(
             .await?
             .remove(&id)
             .unwrap_or_default();
-        let live = state
-            .pool
-            .count(id)
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let live = state.pool.count(id).await?;
         KeyStats {
             total_keys: counts.total,
             active_keys: counts.active,
@@ -264,6 +265,7 @@ pub async fn stats(
 pub struct CopyRequest {
     /// `all` (default), `valid_only` or `none`.
     #[serde(default)]
+    #[schema(pattern = "^\\s*(all|valid_only|none)?\\s*$")]
     pub copy_keys: Option<String>,
 }
 

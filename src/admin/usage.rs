@@ -24,6 +24,7 @@ const MAX_RANGE_DAYS: i64 = 31;
 #[into_params(parameter_in = Query)]
 pub struct UsageQuery {
     /// `model` (default), `group`, `proxy_key` or `key`.
+    #[param(pattern = "^(model|group|proxy_key|key)$")]
     pub group_by: Option<String>,
     /// RFC 3339; default 24 hours before `end_time`. Counted by whole hours.
     pub start_time: Option<String>,
@@ -115,6 +116,11 @@ pub async fn report(
     query: web::Query<UsageQuery>,
 ) -> Reply<UsageReport> {
     let group_by = query.group_by.as_deref().unwrap_or("model").to_string();
+    if query.group_id.is_some_and(|id| id < 1) {
+        return Err(ApiError::BadRequest(
+            "group_id must be a positive integer".into(),
+        ));
+    }
     let end = parse_time("end_time", query.end_time.as_deref())?
         .unwrap_or_else(|| current_hour() + Duration::hours(1));
     let start =

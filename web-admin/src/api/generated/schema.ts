@@ -54,6 +54,15 @@ export interface paths {
                         "application/json": components["schemas"]["LoginResponse"];
                     };
                 };
+                /** @description Body larger than `MAX_REQUEST_BODY_SIZE_MB` */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
                 /** @description Too many failed attempts from this address */
                 429: {
                     headers: {
@@ -104,6 +113,33 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
             };
         };
         put?: never;
@@ -126,7 +162,7 @@ export interface paths {
             parameters: {
                 query?: {
                     /** @description One group (camelCase, as GPT-Load); all non-aggregate groups when absent. */
-                    groupId?: string;
+                    groupId?: number;
                 };
                 header?: never;
                 path?: never;
@@ -151,6 +187,33 @@ export interface paths {
                     };
                 };
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -205,6 +268,33 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
             };
         };
         put?: never;
@@ -241,6 +331,33 @@ export interface paths {
                     };
                 };
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -291,6 +408,33 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
             };
         };
         put?: never;
@@ -304,7 +448,7 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": components["schemas"]["GroupInput"];
+                    "application/json": components["schemas"]["GroupCreate"];
                 };
             };
             responses: {
@@ -341,6 +485,42 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description Body larger than `MAX_REQUEST_BODY_SIZE_MB` */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -370,7 +550,7 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": components["schemas"]["GroupInput"];
+                    "application/json": components["schemas"]["GroupUpdate"];
                 };
             };
             responses: {
@@ -407,6 +587,42 @@ export interface paths {
                     };
                 };
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Body larger than `MAX_REQUEST_BODY_SIZE_MB` */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -455,6 +671,33 @@ export interface paths {
                     };
                 };
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -541,6 +784,42 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description Body larger than `MAX_REQUEST_BODY_SIZE_MB` */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -594,6 +873,33 @@ export interface paths {
                     };
                 };
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -668,6 +974,33 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
             };
         };
         put?: never;
@@ -731,6 +1064,33 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
             };
         };
         put?: never;
@@ -777,6 +1137,42 @@ export interface paths {
                     };
                 };
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Body larger than `MAX_REQUEST_BODY_SIZE_MB` */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -843,6 +1239,33 @@ export interface paths {
                 };
                 /** @description Unknown group or not a member */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -917,6 +1340,42 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description Body larger than `MAX_REQUEST_BODY_SIZE_MB` */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
             };
         };
         post?: never;
@@ -933,7 +1392,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The 14 settings a group's `config` may override. */
+        /** The settings a group's `config` may override (those marked `group_overridable`, 24 today). */
         get: {
             parameters: {
                 query?: never;
@@ -952,6 +1411,33 @@ export interface paths {
                     };
                 };
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -994,10 +1480,37 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["Envelope_Vec_GroupModel"];
+                        "application/json": components["schemas"]["Envelope_Vec_GroupBrief"];
                     };
                 };
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1061,6 +1574,42 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description Body larger than `MAX_REQUEST_BODY_SIZE_MB` */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
             };
         };
         post?: never;
@@ -1077,13 +1626,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Every group the proxy key (`?key=`) may use, in list order. */
+        /**
+         * Every group the proxy key may use, in list order. The key is read where the proxy reads it:
+         *     `?key=`, `Authorization: Bearer`, `X-Api-Key` or `X-Goog-Api-Key`.
+         */
         get: {
             parameters: {
-                query: {
-                    /** @description A global or group proxy key */
-                    key: string;
-                };
+                query?: never;
                 header?: never;
                 path?: never;
                 cookie?: never;
@@ -1130,16 +1679,16 @@ export interface paths {
          */
         get: {
             parameters: {
-                query?: {
+                query: {
                     /** @description Required group id. */
-                    group_id?: string;
+                    group_id: number;
                     /** @description Exact key (matched by hash). */
                     key_value?: string;
                     /** @description Page number, from 1. */
                     page?: string;
                     /** @description Items per page (default 15, at most 1000). */
                     page_size?: string;
-                    /** @description `active`, `invalid` or `disabled` (the stored status). */
+                    /** @description `active`, `invalid` or `disabled` (the stored status); empty for every key. */
                     status?: string;
                 };
                 header?: never;
@@ -1173,6 +1722,33 @@ export interface paths {
                     };
                 };
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1247,6 +1823,42 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description Body larger than `MAX_REQUEST_BODY_SIZE_MB` */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
             };
         };
         post?: never;
@@ -1309,6 +1921,33 @@ export interface paths {
                     };
                 };
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1386,6 +2025,42 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description Body larger than `MAX_REQUEST_BODY_SIZE_MB` */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
             };
         };
         post?: never;
@@ -1417,7 +2092,7 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": components["schemas"]["KeysTextRequest"];
+                    "application/json": components["schemas"]["KeysImportRequest"];
                     "multipart/form-data": components["schemas"]["KeyFileUpload"];
                 };
             };
@@ -1471,6 +2146,33 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -1498,7 +2200,7 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": components["schemas"]["KeysTextRequest"];
+                    "application/json": components["schemas"]["KeysImportRequest"];
                 };
             };
             responses: {
@@ -1527,6 +2229,42 @@ export interface paths {
                     };
                 };
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Body larger than `MAX_REQUEST_BODY_SIZE_MB` */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1598,6 +2336,42 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description Body larger than `MAX_REQUEST_BODY_SIZE_MB` */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -1655,6 +2429,42 @@ export interface paths {
                     };
                 };
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Body larger than `MAX_REQUEST_BODY_SIZE_MB` */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1734,6 +2544,42 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description Body larger than `MAX_REQUEST_BODY_SIZE_MB` */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -1797,6 +2643,42 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description Body larger than `MAX_REQUEST_BODY_SIZE_MB` */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -1818,9 +2700,9 @@ export interface paths {
          */
         get: {
             parameters: {
-                query?: {
+                query: {
                     /** @description Required group id. */
-                    group_id?: string;
+                    group_id: number;
                     /** @description `all` (default), `active`, `invalid` or `disabled`. */
                     status?: string;
                 };
@@ -1856,6 +2738,33 @@ export interface paths {
                     };
                 };
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1929,6 +2838,42 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description Body larger than `MAX_REQUEST_BODY_SIZE_MB` */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -1985,6 +2930,42 @@ export interface paths {
                     };
                 };
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Body larger than `MAX_REQUEST_BODY_SIZE_MB` */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2052,6 +3033,42 @@ export interface paths {
                     };
                 };
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Body larger than `MAX_REQUEST_BODY_SIZE_MB` */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2137,6 +3154,42 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description Body larger than `MAX_REQUEST_BODY_SIZE_MB` */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -2198,6 +3251,33 @@ export interface paths {
                     };
                 };
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2282,6 +3362,33 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
             };
         };
         put?: never;
@@ -2319,6 +3426,33 @@ export interface paths {
                     };
                 };
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2369,6 +3503,33 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
             };
         };
         /**
@@ -2385,7 +3546,7 @@ export interface paths {
             /** @description Flat object of setting key → typed value */
             requestBody: {
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["SettingsUpdate"];
                 };
             };
             responses: {
@@ -2397,7 +3558,7 @@ export interface paths {
                         "application/json": components["schemas"]["Envelope_NoData"];
                     };
                 };
-                /** @description Unknown setting, wrong type, below minimum */
+                /** @description Unknown setting, wrong type, out of bounds */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -2407,6 +3568,42 @@ export interface paths {
                     };
                 };
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Body larger than `MAX_REQUEST_BODY_SIZE_MB` */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2449,6 +3646,33 @@ export interface paths {
                     };
                 };
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2523,6 +3747,33 @@ export interface paths {
                         "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
+                /** @description Too many wrong admin keys from this address; `Retry-After` says when to retry */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The database failed */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No concurrency slot free (`MAX_CONCURRENT_REQUESTS`), or the database is unavailable; `Retry-After` says when to retry */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
             };
         };
         put?: never;
@@ -2588,15 +3839,12 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The one group of the path, when the proxy key (`?key=`) may use it. Answered before the
-         *     proxy sees the request.
+         * The one group of the path, when the proxy key may use it (read as for
+         *     `/api/integration/info`). Answered before the proxy sees the request.
          */
         get: {
             parameters: {
-                query: {
-                    /** @description A global or group proxy key */
-                    key: string;
-                };
+                query?: never;
                 header?: never;
                 path: {
                     /** @description Group name */
@@ -2655,6 +3903,7 @@ export interface components {
         };
         /** @description Body of `POST /api/groups/{id}/sub-groups`. */
         AddSubGroupsRequest: {
+            /** @description Each group once. */
             sub_groups: components["schemas"]["SubGroupInput"][];
         };
         /** @description `GET /api/dashboard/chart`. */
@@ -2673,7 +3922,7 @@ export interface components {
         /** @description A setting a group may override, with the current system value as its default. */
         ConfigOption: {
             /** @description The current system value (typed), used when the group sets none. */
-            default_value: Record<string, never>;
+            default_value: components["schemas"]["SettingValue"];
             /** @description Localised description. */
             description: string;
             key: string;
@@ -2852,7 +4101,7 @@ export interface components {
             /** @description A group as the API returns it. */
             data?: {
                 channel_type: string;
-                config: Record<string, never>;
+                config: components["schemas"]["GroupConfig"];
                 created_at: string;
                 description: string;
                 display_name: string;
@@ -3240,7 +4489,7 @@ export interface components {
             code: number;
             data?: {
                 /** @description The current system value (typed), used when the group sets none. */
-                default_value: Record<string, never>;
+                default_value: components["schemas"]["SettingValue"];
                 /** @description Localised description. */
                 description: string;
                 key: string;
@@ -3254,18 +4503,39 @@ export interface components {
          * @description A successful answer. `code` is always the integer 0; `message` is localised; `data` is left
          *     out when there is none.
          */
-        Envelope_Vec_GroupModel: {
+        Envelope_Vec_GroupBrief: {
             /**
              * Format: int32
              * @description Always 0.
              */
             code: number;
-            data?: (components["schemas"]["GroupResponse"] & {
-                /** @description Always `null`: the original never loads the keys on these routes. */
+            data?: {
                 api_keys?: Record<string, never>[] | null;
-                /** @description Every system setting by key, with the value this group uses. */
-                effective_config: Record<string, never>;
-            })[];
+                channel_type: string;
+                config?: null | components["schemas"]["GroupConfig"];
+                created_at: string;
+                description: string;
+                display_name: string;
+                /** @description Every setting at its zero value (0, false or ""). */
+                effective_config: components["schemas"]["SettingValues"];
+                endpoint: string;
+                group_type: string;
+                header_rules?: components["schemas"]["HeaderRuleSpec"][] | null;
+                /** Format: int64 */
+                id: number;
+                last_validated_at?: string | null;
+                model_redirect_rules?: Record<string, never> | null;
+                model_redirect_strict: boolean;
+                name: string;
+                param_overrides?: Record<string, never> | null;
+                proxy_keys: string;
+                /** Format: int32 */
+                sort: number;
+                test_model: string;
+                updated_at: string;
+                upstreams?: components["schemas"]["UpstreamSpec"][] | null;
+                validation_endpoint: string;
+            }[];
             /** @description Localised success text. */
             message: string;
         };
@@ -3281,7 +4551,7 @@ export interface components {
             code: number;
             data?: {
                 channel_type: string;
-                config: Record<string, never>;
+                config: components["schemas"]["GroupConfig"];
                 created_at: string;
                 description: string;
                 display_name: string;
@@ -3418,51 +4688,154 @@ export interface components {
             /** @description Human-readable explanation. */
             message: string;
         };
+        /**
+         * @description An entry of `GET /api/groups/list`: GPT-Load's group model with only `id`, `name` and
+         *     `display_name` read, every other field at its zero value (`null` for its JSON columns).
+         */
+        GroupBrief: {
+            api_keys?: Record<string, never>[] | null;
+            channel_type: string;
+            config?: null | components["schemas"]["GroupConfig"];
+            created_at: string;
+            description: string;
+            display_name: string;
+            /** @description Every setting at its zero value (0, false or ""). */
+            effective_config: components["schemas"]["SettingValues"];
+            endpoint: string;
+            group_type: string;
+            header_rules?: components["schemas"]["HeaderRuleSpec"][] | null;
+            /** Format: int64 */
+            id: number;
+            last_validated_at?: string | null;
+            model_redirect_rules?: Record<string, never> | null;
+            model_redirect_strict: boolean;
+            name: string;
+            param_overrides?: Record<string, never> | null;
+            proxy_keys: string;
+            /** Format: int32 */
+            sort: number;
+            test_model: string;
+            updated_at: string;
+            upstreams?: components["schemas"]["UpstreamSpec"][] | null;
+            validation_endpoint: string;
+        };
+        GroupConfig: {
+            blacklist_threshold?: number;
+            connect_timeout?: number;
+            enable_request_body_logging?: boolean;
+            failover_status_codes?: string;
+            first_byte_timeout_seconds?: number;
+            idle_conn_timeout?: number;
+            key_validation_concurrency?: number;
+            key_validation_interval_minutes?: number;
+            key_validation_timeout_seconds?: number;
+            max_idle_conns?: number;
+            max_idle_conns_per_host?: number;
+            max_retries?: number;
+            min_usable_keys_percent?: number;
+            proxy_url?: string;
+            rate_limit_cooldown_max_seconds?: number;
+            rate_limit_cooldown_seconds?: number;
+            rate_limit_scope?: string;
+            request_timeout?: number;
+            response_header_timeout?: number;
+            retry_after_max_seconds?: number;
+            stream_include_usage?: boolean;
+            upstream_error_blacklist?: boolean;
+            upstream_error_cooldown_max_seconds?: number;
+            upstream_error_cooldown_seconds?: number;
+        };
+        GroupConfigInput: {
+            blacklist_threshold?: number | null;
+            connect_timeout?: number | null;
+            enable_request_body_logging?: boolean | null;
+            failover_status_codes?: string | null;
+            first_byte_timeout_seconds?: number | null;
+            idle_conn_timeout?: number | null;
+            key_validation_concurrency?: number | null;
+            key_validation_interval_minutes?: number | null;
+            key_validation_timeout_seconds?: number | null;
+            max_idle_conns?: number | null;
+            max_idle_conns_per_host?: number | null;
+            max_retries?: number | null;
+            min_usable_keys_percent?: number | null;
+            proxy_url?: string | null;
+            rate_limit_cooldown_max_seconds?: number | null;
+            rate_limit_cooldown_seconds?: number | null;
+            rate_limit_scope?: ("model" | "key") | null;
+            request_timeout?: number | null;
+            response_header_timeout?: number | null;
+            retry_after_max_seconds?: number | null;
+            stream_include_usage?: boolean | null;
+            upstream_error_blacklist?: boolean | null;
+            upstream_error_cooldown_max_seconds?: number | null;
+            upstream_error_cooldown_seconds?: number | null;
+        };
+        GroupCreate: {
+            /** @enum {string} */
+            channel_type: "openai" | "openai-response" | "gemini" | "anthropic";
+            config?: components["schemas"]["GroupConfigInput"] | null;
+            description?: string | null;
+            display_name?: string | null;
+            group_type?: ("standard" | "aggregate") | null;
+            header_rules?: {
+                /** @description `set` or `remove` */
+                action?: string;
+                key: string;
+                value?: string;
+            }[] | null;
+            model_redirect_rules?: {
+                [key: string]: string;
+            } | null;
+            model_redirect_strict?: boolean | null;
+            name: string;
+            param_overrides?: Record<string, never> | null;
+            proxy_keys?: string | null;
+            sort?: number | null;
+            test_model: string;
+            /** @description At least one entry, one with weight > 0. */
+            upstreams: {
+                url: string;
+                weight?: number | null;
+            }[];
+            validation_endpoint?: string | null;
+        } | {
+            /** @enum {string} */
+            channel_type: "openai" | "openai-response" | "gemini" | "anthropic";
+            config?: components["schemas"]["GroupConfigInput"] | null;
+            description?: string | null;
+            display_name?: string | null;
+            /** @constant */
+            group_type: "aggregate";
+            header_rules?: {
+                /** @description `set` or `remove` */
+                action?: string;
+                key: string;
+                value?: string;
+            }[] | null;
+            model_redirect_rules?: Record<string, never> | null;
+            model_redirect_strict?: boolean | null;
+            name: string;
+            param_overrides?: Record<string, never> | null;
+            proxy_keys?: string | null;
+            sort?: number | null;
+        };
         /** @description Body of the calls that act on a whole group. */
         GroupIdRequest: {
             /** Format: int64 */
             group_id: number;
-        };
-        /** @description Fields a create or update request may carry; absent fields are left as they are. */
-        GroupInput: {
-            /** @description One of `GET /api/channel-types`. */
-            channel_type?: string | null;
-            /** @description Overrides of the 14 group-overridable settings (see `GET /api/groups/config-options`). */
-            config?: Record<string, never> | null;
-            description?: string | null;
-            display_name?: string | null;
-            /** @description `standard` (default) or `aggregate`; ignored on update. */
-            group_type?: string | null;
-            header_rules?: components["schemas"]["HeaderRuleSpec"][] | null;
-            /** @description Source model → target model (non-empty strings). */
-            model_redirect_rules?: Record<string, never> | null;
-            model_redirect_strict?: boolean | null;
-            /** @description `^[a-z0-9_-]{1,100}$` after trimming. */
-            name?: string | null;
-            /** @description Top-level JSON fields set on every proxied JSON body. */
-            param_overrides?: Record<string, never> | null;
-            /** @description Group proxy keys, comma separated. */
-            proxy_keys?: string | null;
-            /** Format: int32 */
-            sort?: number | null;
-            /** @description Model used by key validation; required for standard groups. */
-            test_model?: string | null;
-            /** @description Required for standard groups: at least one entry, one with weight > 0. */
-            upstreams?: components["schemas"]["UpstreamSpec"][] | null;
-            /** @description Custom validation path: empty, or starts with `/` and has no `://`. */
-            validation_endpoint?: string | null;
         };
         /** @description A group in the shape of GPT-Load's database model. */
         GroupModel: components["schemas"]["GroupResponse"] & {
             /** @description Always `null`: the original never loads the keys on these routes. */
             api_keys?: Record<string, never>[] | null;
             /** @description Every system setting by key, with the value this group uses. */
-            effective_config: Record<string, never>;
+            effective_config: components["schemas"]["SettingValues"];
         };
         /** @description A group as the API returns it. */
         GroupResponse: {
             channel_type: string;
-            config: Record<string, never>;
+            config: components["schemas"]["GroupConfig"];
             created_at: string;
             description: string;
             display_name: string;
@@ -3500,6 +4873,33 @@ export interface components {
              */
             tokens_24_hour: components["schemas"]["TokenSums"];
             tokens_30_day: components["schemas"]["TokenSums"];
+        };
+        GroupUpdate: {
+            channel_type?: ("openai" | "openai-response" | "gemini" | "anthropic") | null;
+            config?: components["schemas"]["GroupConfigInput"] | null;
+            description?: string | null;
+            display_name?: string | null;
+            group_type?: string | null;
+            header_rules?: {
+                /** @description `set` or `remove` */
+                action?: string;
+                key: string;
+                value?: string;
+            }[] | null;
+            model_redirect_rules?: {
+                [key: string]: string;
+            } | null;
+            model_redirect_strict?: boolean | null;
+            name?: string | null;
+            param_overrides?: Record<string, never> | null;
+            proxy_keys?: string | null;
+            sort?: number | null;
+            test_model?: string | null;
+            upstreams?: {
+                url: string;
+                weight?: number | null;
+            }[] | null;
+            validation_endpoint?: string | null;
         };
         /**
          * @description A header rule: `action` `set` puts `value` (with `${CLIENT_IP}`, `${GROUP_NAME}`, `${API_KEY}`,
@@ -3605,6 +5005,19 @@ export interface components {
             total_tokens: number;
             updated_at: string;
         };
+        /**
+         * KeysImportRequest
+         * @description Body of the calls that take a list of keys.
+         */
+        KeysImportRequest: {
+            /** Format: int64 */
+            group_id: number;
+            /**
+             * @description Keys as a JSON array of strings, or separated by whitespace, commas or semicolons; at
+             *     least one key, at most 5,000 for the synchronous calls.
+             */
+            keys_text: string;
+        };
         /** @description Key counts of a group. */
         KeyStats: {
             /**
@@ -3639,7 +5052,10 @@ export interface components {
         KeysTextRequest: {
             /** Format: int64 */
             group_id: number;
-            /** @description Keys as a JSON array of strings, or separated by whitespace, commas or semicolons. */
+            /**
+             * @description Keys as a JSON array of strings, or separated by whitespace, commas or semicolons; at
+             *     least one key, at most 5,000 for the synchronous calls.
+             */
             keys_text: string;
         };
         /** @description One tested key. */
@@ -3779,6 +5195,7 @@ export interface components {
         };
         /** @description Body of `PUT /api/groups/reorder`. */
         ReorderRequest: {
+            /** @description Each group once. */
             items: components["schemas"]["ReorderItem"][];
         };
         /** @description Requests of a group over one period. */
@@ -3830,8 +5247,100 @@ export interface components {
             required: boolean;
             /** @description `int`, `bool` or `string`. */
             type: string;
-            /** @description Current typed value (number, boolean or string). */
-            value: Record<string, never>;
+            /** @description Current typed value: an integer, boolean or string as `type` says. */
+            value: components["schemas"]["SettingValue"];
+        };
+        SettingsUpdate: {
+            /** @description Base URL of the project, used to build group endpoint addresses. */
+            app_url?: string;
+            /** @description Failures after which a key is blacklisted; 0 never blacklists. */
+            blacklist_threshold?: number;
+            /** @description Timeout in seconds for connecting to an upstream. */
+            connect_timeout?: number;
+            /** @description Store request bodies and user agents in request logs. */
+            enable_request_body_logging?: boolean;
+            /** @description Upstream status codes that count as a key failure and are retried, e.g. 400-403,405-999. */
+            failover_status_codes?: string;
+            /** @description Seconds to wait for an upstream's first response bytes before retrying with another key; 0 disables. */
+            first_byte_timeout_seconds?: number;
+            /** @description Seconds an idle upstream connection is kept. */
+            idle_conn_timeout?: number;
+            /** @description Parallel validations per group. */
+            key_validation_concurrency?: number;
+            /** @description Minutes between background validations of a group's invalid keys (run by the leader); 0 turns them off. */
+            key_validation_interval_minutes?: number;
+            /** @description Timeout in seconds of one validation request. */
+            key_validation_timeout_seconds?: number;
+            /** @description Maximum idle upstream connections in total. */
+            max_idle_conns?: number;
+            /** @description Maximum idle connections per upstream host. */
+            max_idle_conns_per_host?: number;
+            /** @description Extra attempts with other keys after a failed attempt. */
+            max_retries?: number;
+            /** @description Percent of a group's keys (at least one) that automatic blacklisting never takes out of rotation; a kept key that fails as dead is leased only when no other key is left. */
+            min_usable_keys_percent?: number;
+            /** @description Global proxy keys for accessing all groups, comma separated. */
+            proxy_keys?: string;
+            /** @description HTTP/HTTPS/SOCKS5 proxy for upstream calls; empty uses the environment. */
+            proxy_url?: string;
+            /** @description Longest rest in seconds of a rate-limited key without Retry-After. */
+            rate_limit_cooldown_max_seconds?: number;
+            /** @description First rest in seconds of a key answered 429 without Retry-After; doubles on each repeat. */
+            rate_limit_cooldown_seconds?: number;
+            /**
+             * @description What a 429 rests: `model` rests the key for the request's model only (providers count quotas per model), `key` rests the whole key. Key-wide quota errors always fail the whole key.
+             * @enum {string}
+             */
+            rate_limit_scope?: "model" | "key";
+            /** @description Days to keep request logs; 0 keeps them forever. */
+            request_log_retention_days?: number;
+            /** @description Upper bound in minutes on how long a request log waits before it is written (the server writes within REQUEST_LOG_MAX_DELAY_MS, 1 s by default, anyway); 0 writes at once. */
+            request_log_write_interval_minutes?: number;
+            /** @description Timeout in seconds for a whole non-streamed request. */
+            request_timeout?: number;
+            /** @description Seconds to wait for an upstream's response headers. */
+            response_header_timeout?: number;
+            /** @description Longest rest in seconds an upstream's Retry-After may impose on a key. */
+            retry_after_max_seconds?: number;
+            /** @description Add stream_options.include_usage to streamed OpenAI chat requests that lack it, so token usage is always known. Clients then receive one more chunk before [DONE], with an empty choices list and the usage. */
+            stream_include_usage?: boolean;
+            /** @description Count 5xx, connect errors and timeouts toward the blacklist threshold. */
+            upstream_error_blacklist?: boolean;
+            /** @description Longest rest in seconds after upstream errors. */
+            upstream_error_cooldown_max_seconds?: number;
+            /** @description First rest in seconds of a key after a 5xx, connect error or timeout; doubles on each repeat; 0 disables. */
+            upstream_error_cooldown_seconds?: number;
+        };
+        SettingValue: number | boolean | string;
+        SettingValues: {
+            app_url?: string;
+            blacklist_threshold?: number;
+            connect_timeout?: number;
+            enable_request_body_logging?: boolean;
+            failover_status_codes?: string;
+            first_byte_timeout_seconds?: number;
+            idle_conn_timeout?: number;
+            key_validation_concurrency?: number;
+            key_validation_interval_minutes?: number;
+            key_validation_timeout_seconds?: number;
+            max_idle_conns?: number;
+            max_idle_conns_per_host?: number;
+            max_retries?: number;
+            min_usable_keys_percent?: number;
+            proxy_keys?: string;
+            proxy_url?: string;
+            rate_limit_cooldown_max_seconds?: number;
+            rate_limit_cooldown_seconds?: number;
+            rate_limit_scope?: string;
+            request_log_retention_days?: number;
+            request_log_write_interval_minutes?: number;
+            request_timeout?: number;
+            response_header_timeout?: number;
+            retry_after_max_seconds?: number;
+            stream_include_usage?: boolean;
+            upstream_error_blacklist?: boolean;
+            upstream_error_cooldown_max_seconds?: number;
+            upstream_error_cooldown_seconds?: number;
         };
         /** @description One stat card. */
         StatCard: {
@@ -3970,7 +5479,7 @@ export interface components {
         ValidateGroupRequest: {
             /** Format: int64 */
             group_id: number;
-            /** @description `active` or `invalid`; absent validates every key except disabled ones. */
+            /** @description `active` or `invalid`; absent or empty validates every key except disabled ones. */
             status?: string | null;
         };
         /** @description Body of `PUT /api/groups/{id}/sub-groups/{sub_group_id}/weight`. */
