@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 use gpt_load_actors::group_registry::{GroupRegistryActor, Snapshot};
 use gpt_load_actors::key_pool::KeyPoolActor;
 use gpt_load_actors::log_batcher::LogBatcherActor;
-use gpt_load_actors::settings::SETTINGS;
+use gpt_load_actors::settings::{SettingKey, SETTINGS};
 
 use crate::admin;
 use crate::config::AppConfig;
@@ -41,7 +41,7 @@ pub enum StartError {
     #[error("could not load {what}: {reason}")]
     Load { what: &'static str, reason: String },
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] gpt_load_actors::cluster::StoreError),
     #[error("could not listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -60,7 +60,7 @@ pub struct RunningApp {
     /// The background validator (driven only while this node leads).
     pub validator: crate::validation::background::Validator,
     /// The election actor of a cluster node.
-    cluster: Option<actix::Addr<crate::cluster::ClusterActor>>,
+    cluster: Option<actix::Addr<gpt_load_actors::cluster::ClusterActor>>,
 }
 
 impl RunningApp {
@@ -103,7 +103,7 @@ impl RunningApp {
     /// Leaves the election and releases the leader lock if this node holds it.
     async fn resign(&mut self) {
         if let Some(cluster) = self.cluster.take() {
-            let _ = cluster.send(crate::cluster::Resign).await;
+            let _ = cluster.send(gpt_load_actors::cluster::Resign).await;
         }
     }
 }
@@ -114,7 +114,7 @@ impl RunningApp {
 fn handle_stop_signals(
     handle: ServerHandle,
     state: AppState,
-    cluster: Option<actix::Addr<crate::cluster::ClusterActor>>,
+    cluster: Option<actix::Addr<gpt_load_actors::cluster::ClusterActor>>,
 ) {
     use tokio::signal::unix::{signal, SignalKind};
     actix_rt::spawn(async move {
@@ -137,7 +137,7 @@ fn handle_stop_signals(
             .store(true, std::sync::atomic::Ordering::SeqCst);
 
         if let Some(cluster) = cluster {
-            let _ = cluster.send(crate::cluster::Resign).await;
+            let _ = cluster.send(gpt_load_actors::cluster::Resign).await;
         }
         if graceful {
             state.drain(&handle).await;
@@ -150,7 +150,7 @@ fn handle_stop_signals(
 /// The cluster-wide start-up lock (`<prefix>lock:startup`), refreshed while held so a slow
 /// migration keeps it and a crashed node frees it within [`StartupLock::TTL`].
 struct StartupLock {
-    store: Arc<dyn crate::store::Coordinator>,
+    store: Arc<dyn gpt_load_actors::cluster::Coordinator>,
     node: Arc<str>,
     keeper: Option<actix_rt::task::JoinHandle<()>>,
 }
@@ -162,7 +162,7 @@ impl StartupLock {
     const WAIT: Duration = Duration::from_secs(600);
 
     async fn take(
-        store: &Arc<dyn crate::store::Coordinator>,
+        store: &Arc<dyn gpt_load_actors::cluster::Coordinator>,
         node: &Arc<str>,
     ) -> Result<Self, StartError> {
         let unheld = Self {
@@ -239,7 +239,7 @@ pub async fn start(config: AppConfig, handle_signals: bool) -> Result<RunningApp
 
 async fn start_serialized(
     config: Arc<AppConfig>,
-    coordinator: Arc<dyn crate::store::Coordinator>,
+    coordinator: Arc<dyn gpt_load_actors::cluster::Coordinator>,
     node_id: Arc<str>,
     handle_signals: bool,
 ) -> Result<RunningApp, StartError> {
@@ -265,7 +265,7 @@ async fn start_serialized(
 async fn start_locked(
     config: Arc<AppConfig>,
     db: Database,
-    coordinator: Arc<dyn crate::store::Coordinator>,
+    coordinator: Arc<dyn gpt_load_actors::cluster::Coordinator>,
     node_id: Arc<str>,
     handle_signals: bool,
 ) -> Result<RunningApp, StartError> {
@@ -276,9 +276,9 @@ async fn start_locked(
     let defaults: Vec<(String, String, String)> = SETTINGS
         .iter()
         .map(|def| {
-            let value = match def.key {
-                "app_url" => config.default_app_url(),
-                "proxy_keys" => config.auth_key.expose().to_string(),
+            let value = match def.id {
+                SettingKey::AppUrl => config.default_app_url(),
+                SettingKey::ProxyKeys => config.auth_key.expose().to_string(),
                 _ => def.default.to_string(),
             };
             (def.key.to_string(), value, def.description.to_string())
@@ -343,9 +343,9 @@ async fn start_locked(
             TaskRegistry::start()
         },
         leadership: if clustered {
-            crate::cluster::Leadership::new(crate::cluster::Role::Candidate)
+            gpt_load_actors::cluster::Leadership::new(gpt_load_actors::cluster::Role::Candidate)
         } else {
-            crate::cluster::Leadership::single_node()
+            gpt_load_actors::cluster::Leadership::single_node()
         },
         node_id: Arc::clone(&node_id),
         coordinator: Arc::clone(&coordinator),
@@ -364,10 +364,10 @@ async fn start_locked(
     // Subscribed before the election starts, so no event after this point is missed.
     crate::cluster::sync::spawn_listener(state.clone());
     let cluster = clustered.then(|| {
-        crate::cluster::ClusterActor::new(
+        gpt_load_actors::cluster::ClusterActor::new(
             Arc::clone(&coordinator),
             state.leadership.clone(),
-            crate::cluster::ElectionConfig {
+            gpt_load_actors::cluster::ElectionConfig {
                 node: Arc::clone(&node_id),
                 ttl: config.leader_ttl(),
                 candidate: !config.is_slave,

@@ -6,25 +6,21 @@
 //! pool actor for as long as the group's keys take to read, which would stall every group's leases.
 
 use gpt_load_actors::domain::{GroupId, KeyId, KeyStatus, PoolKey};
-use gpt_load_actors::key_pool::{OperatorCommand, PoolError};
+use gpt_load_actors::key_pool::OperatorCommand;
 
-use crate::http::error::ApiError;
+use crate::service::ServiceError;
 use crate::state::AppState;
-use crate::store::ClusterEvent;
-
-fn pool_failed(err: PoolError) -> ApiError {
-    ApiError::Internal(err.to_string())
-}
+use gpt_load_actors::cluster::ClusterEvent;
 
 /// Adds freshly inserted keys.
-pub async fn add(state: &AppState, keys: Vec<PoolKey>) -> Result<(), ApiError> {
+pub async fn add(state: &AppState, keys: Vec<PoolKey>) -> Result<(), ServiceError> {
     if keys.is_empty() {
         return Ok(());
     }
     let mut groups: Vec<GroupId> = keys.iter().map(|k| k.group_id).collect();
     groups.sort_unstable();
     groups.dedup();
-    state.pool.add(keys).await.map_err(pool_failed)?;
+    state.pool.add(keys).await?;
     for group_id in groups {
         state.announce(ClusterEvent::KeysChanged { group_id }).await;
     }
@@ -43,7 +39,10 @@ async fn reset_failures(state: &AppState, key_ids: &[KeyId]) {
 
 /// Runs an operator's command through the pool and, once stored, tells the other nodes. Answers
 /// the ids it touched.
-pub async fn command(state: &AppState, command: OperatorCommand) -> Result<Vec<KeyId>, ApiError> {
+pub async fn command(
+    state: &AppState,
+    command: OperatorCommand,
+) -> Result<Vec<KeyId>, ServiceError> {
     let (group_id, restarts) = match &command {
         OperatorCommand::SetStatus {
             group_id, status, ..
@@ -52,7 +51,7 @@ pub async fn command(state: &AppState, command: OperatorCommand) -> Result<Vec<K
             (*group_id, true)
         }
     };
-    let touched = state.pool.command(command).await.map_err(pool_failed)?;
+    let touched = state.pool.command(command).await?;
     if touched.is_empty() {
         return Ok(touched);
     }

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod migrate_keys;
 pub mod proxy;
 pub mod retention;
+pub mod service;
 pub mod state;
 pub mod store;
 pub mod tasks;

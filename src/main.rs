@@ -1,5 +1,7 @@
 //! The `gpt-load` binary: `gpt-load` (or `gpt-load serve`) runs the service;
-//! `gpt-load migrate-keys` turns at-rest encryption of upstream keys on, off, or changes its key.
+//! `gpt-load migrate-keys` turns at-rest encryption of upstream keys on, off, or changes its key;
+//! `gpt-load openapi` prints the admin API's OpenAPI document (the admin UI's types are generated
+//! from it).
 
 use clap::{CommandFactory, Parser, Subcommand};
 use gpt_load::config::AppConfig;
@@ -23,6 +25,9 @@ enum Command {
     /// Encrypt (--to), decrypt (--from) or re-encrypt (--from and --to) the stored upstream keys
     /// and request-log keys. Stop every server first and back up the database.
     MigrateKeys(MigrateArgs),
+    /// Print the admin API's OpenAPI 3.1 document (what GET /api/openapi.json serves) and exit;
+    /// needs no configuration or database.
+    Openapi,
 }
 
 #[derive(clap::Args)]
@@ -50,6 +55,20 @@ fn main() -> std::process::ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(),
         Command::MigrateKeys(args) => migrate(args),
+        Command::Openapi => print_openapi(),
+    }
+}
+
+fn print_openapi() -> std::process::ExitCode {
+    match serde_json::to_string_pretty(gpt_load::admin::openapi::document()) {
+        Ok(text) => {
+            println!("{text}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("gpt-load openapi: {err}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use gpt_load_actors::log_batcher::{LogBatcherActor, LogCounters, SetMaxDelay};
 
 use crate::config::AppConfig;
 use crate::db::repo::Repo;
-use crate::http::error::ApiError;
+use crate::service::ServiceError;
 use crate::tasks::TaskRegistry;
 
 /// Shared application state (cheap to clone).
@@ -32,11 +32,11 @@ pub struct AppState {
     /// The one long-running admin task slot (imports, deletions, validations).
     pub tasks: TaskRegistry,
     /// Whether this node runs the singleton jobs now.
-    pub leadership: crate::cluster::Leadership,
+    pub leadership: gpt_load_actors::cluster::Leadership,
     /// This process's id in the cluster (unique per start).
     pub node_id: Arc<str>,
     /// The shared store: Redis in a cluster, in-process on a single node.
-    pub coordinator: Arc<dyn crate::store::Coordinator>,
+    pub coordinator: Arc<dyn gpt_load_actors::cluster::Coordinator>,
     /// Set once a graceful stop began: `/health` answers 503 so load balancers move on.
     pub draining: Arc<std::sync::atomic::AtomicBool>,
     /// Concurrency slots and the request body memory budget, taken after authentication.
@@ -83,25 +83,21 @@ impl AppState {
     /// Applies an admin write to groups or settings: reloads them here (waiting until the new
     /// snapshot is published, so the next request on this node sees the write), then tells the
     /// other nodes of the cluster to do the same.
-    pub async fn reload_config(&self) -> Result<(), ApiError> {
+    pub async fn reload_config(&self) -> Result<(), ServiceError> {
         self.reload_config_local().await?;
-        self.announce(crate::store::ClusterEvent::ConfigChanged)
+        self.announce(gpt_load_actors::cluster::ClusterEvent::ConfigChanged)
             .await;
         Ok(())
     }
 
     /// Tells the other nodes of the cluster about a write this node already applied.
-    pub async fn announce(&self, event: crate::store::ClusterEvent) {
+    pub async fn announce(&self, event: gpt_load_actors::cluster::ClusterEvent) {
         crate::cluster::sync::publish(&*self.coordinator, &self.node_id, event).await;
     }
 
     /// Reloads groups and settings on this node only.
-    pub async fn reload_config_local(&self) -> Result<(), ApiError> {
-        self.registry
-            .send(Reload)
-            .await
-            .map_err(|e| ApiError::Internal(format!("group registry unavailable: {e}")))?
-            .map_err(|e| ApiError::Internal(format!("reloading groups failed: {e}")))?;
+    pub async fn reload_config_local(&self) -> Result<(), ServiceError> {
+        self.registry.send(Reload).await??;
         self.logs.do_send(SetMaxDelay(self.log_max_delay()));
         Ok(())
     }

@@ -1,5 +1,5 @@
 //! Integration info (global and group-scoped, authenticated by a proxy key) and the OpenAPI
-//! document, which must list every registered route.
+//! document, which must list every registered route and which `gpt-load openapi` prints.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -216,6 +216,52 @@ async fn openapi_document_lists_every_registered_route() {
 }
 
 #[actix_rt::test]
+async fn openapi_document_states_what_the_server_checks() {
+    let doc = serde_json::to_value(gpt_load::admin::openapi::document()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    // Settings: one property per setting, typed, bounded, nothing else accepted.
+    let update = &schemas["SettingsUpdate"];
+    assert_eq!(update["additionalProperties"], false);
+    assert_eq!(
+        update["properties"].as_object().unwrap().len(),
+        gpt_load_actors::settings::SETTINGS.len()
+    );
+    assert_eq!(update["properties"]["max_retries"]["type"], "integer");
+    assert_eq!(update["properties"]["max_retries"]["minimum"], 0);
+    assert_eq!(update["properties"]["max_retries"]["maximum"], 1_000_000);
+    assert_eq!(
+        update["properties"]["rate_limit_scope"]["enum"],
+        json!(["model", "key"])
+    );
+    assert_eq!(
+        update["properties"]["stream_include_usage"]["type"],
+        "boolean"
+    );
+    assert_eq!(
+        schemas["SettingItem"]["properties"]["value"]["$ref"],
+        "#/components/schemas/SettingValue"
+    );
+    // Row ids are positive 64-bit integers wherever they are read.
+    let delete = &doc["paths"]["/api/groups/{id}"]["delete"];
+    assert_eq!(delete["parameters"][0]["schema"]["minimum"], 1);
+    assert_eq!(delete["parameters"][0]["schema"]["maximum"], i64::MAX);
+    assert_eq!(
+        delete["responses"]["429"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/ErrorBody"
+    );
+    // The integration routes take a proxy key from each place the proxy reads one.
+    let info = &doc["paths"]["/api/integration/info"]["get"]["security"];
+    assert_eq!(info.as_array().unwrap().len(), 4, "{info}");
+    assert!(doc["components"]["securitySchemes"]["proxy_key_x_goog_api_key"].is_object());
+    // A standard group needs upstreams and a test model; an aggregate does not.
+    let create = &schemas["GroupCreate"]["oneOf"];
+    assert_eq!(
+        create[0]["required"],
+        json!(["name", "channel_type", "upstreams", "test_model"])
+    );
+}
+
+#[actix_rt::test]
 async fn openapi_document_is_served_to_admins() {
     let t = TestServer::start(&[]).await;
     t.assert_admin_auth("GET", "/api/openapi.json").await;
@@ -228,4 +274,25 @@ async fn openapi_document_is_served_to_admins() {
     );
     assert!(body["components"]["schemas"]["GroupResponse"].is_object());
     t.stop().await;
+}
+
+/// `gpt-load openapi` prints the same document without configuration or a database: the admin
+/// UI's types are generated from it (`web-admin/scripts/gen-api.mjs`).
+#[test]
+fn the_openapi_command_prints_the_served_document() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gpt-load"))
+        .arg("openapi")
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        printed,
+        serde_json::to_value(gpt_load::admin::openapi::document()).unwrap()
+    );
 }

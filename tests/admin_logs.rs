@@ -7,6 +7,10 @@ mod support;
 
 use awc::http::StatusCode;
 use chrono::{Duration, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use gpt_load::db::schema::request_logs;
+use gpt_load::with_conn;
 use serde_json::{json, Value};
 use support::{log_row, urlencode, CredentialPosition, TestServer, AUTH};
 
@@ -249,10 +253,66 @@ async fn totals_above_ten_thousand_rows_are_exact() {
     t.stop().await;
 }
 
+const EXPORT_HEADER: &str = "key_value,group_name,status_code,input_tokens,output_tokens,\
+total_tokens,cached_tokens,cache_write_tokens,reasoning_tokens";
+
+async fn export_text(t: &TestServer, query: &str) -> String {
+    let res = t
+        .send(
+            "GET",
+            &format!("/api/logs/export{query}"),
+            Some((CredentialPosition::Query, AUTH)),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "export {query}");
+    res.text()
+}
+
 #[actix_rt::test]
 async fn export_lists_each_key_once_with_its_latest_row() {
     let t = TestServer::start(&[]).await;
-    seed(&t).await;
+    let now = seed(&t).await;
+    // Token counts: sk-one's newest row and an older one add up; sk-three reported reasoning;
+    // sk-two (a retry) and the failed rows reported nothing.
+    let mut older = log_row(1, "alpha", "sk-one", now - Duration::minutes(10), 200);
+    (older.input_tokens, older.output_tokens, older.total_tokens) = (Some(1), Some(3), Some(4));
+    older.cached_tokens = Some(0);
+    t.repo().insert_request_logs(vec![older]).await.unwrap();
+    let db = &t.app().state.repo.db;
+    let set = |key: &'static str, tokens: [Option<i64>; 6]| async move {
+        let hash = gpt_load::crypto::KeyCodec::plaintext().hash(key);
+        let result: Result<usize, gpt_load::db::DbError> = async {
+            Ok(with_conn!(db, conn => {
+                diesel::update(
+                    request_logs::table
+                        .filter(request_logs::key_hash.eq(hash))
+                        .filter(request_logs::status_code.eq(200))
+                        .filter(request_logs::total_tokens.is_null()),
+                )
+                .set((
+                    request_logs::input_tokens.eq(tokens[0]),
+                    request_logs::output_tokens.eq(tokens[1]),
+                    request_logs::total_tokens.eq(tokens[2]),
+                    request_logs::cached_tokens.eq(tokens[3]),
+                    request_logs::cache_write_tokens.eq(tokens[4]),
+                    request_logs::reasoning_tokens.eq(tokens[5]),
+                ))
+                .execute(conn)
+                .await?
+            }))
+        }
+        .await;
+        assert_eq!(result.unwrap(), 1, "{key}");
+    };
+    set("sk-one", [Some(10), Some(5), Some(15), Some(2), None, None]).await;
+    set(
+        "sk-three",
+        [Some(7), Some(3), Some(10), None, Some(6), Some(1)],
+    )
+    .await;
+
     let res = t
         .send(
             "GET",
@@ -275,30 +335,51 @@ async fn export_lists_each_key_once_with_its_latest_row() {
     assert!(disposition.ends_with(".csv"));
     let text = res.text();
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("key_value,group_name,status_code"));
+    assert_eq!(lines.next(), Some(EXPORT_HEADER));
     let mut rows: Vec<&str> = lines.collect();
     rows.sort();
     assert_eq!(
         rows,
         vec![
-            "sk-one,alpha,200",
-            "sk-three,beta_100%,200",
-            "sk-two,alpha,429"
-        ]
+            "sk-one,alpha,200,11,8,19,2,,",
+            "sk-three,beta_100%,200,7,3,10,,6,1",
+            "sk-two,alpha,429,,,,,,"
+        ],
+        "GPT-Load's three columns from the newest row, then each token column summed over \
+         the rows that reported it (empty when none did)"
     );
 
-    let res = t
-        .send(
-            "GET",
-            "/api/logs/export?status_code=500",
-            Some((CredentialPosition::Query, AUTH)),
-            &[],
-            None,
-        )
-        .await;
     assert_eq!(
-        res.text(),
-        "key_value,group_name,status_code\nsk-one,beta_100%,500\n"
+        export_text(&t, "?status_code=500").await,
+        format!("{EXPORT_HEADER}\nsk-one,beta_100%,500,,,,,,\n")
+    );
+    assert_eq!(
+        export_text(&t, "?group_name=alpha&is_success=true").await,
+        format!("{EXPORT_HEADER}\nsk-one,alpha,200,11,8,19,2,,\n")
+    );
+    t.stop().await;
+}
+
+/// A key whose rows span several export batches still gets one line with all its tokens.
+#[actix_rt::test]
+async fn export_sums_a_keys_tokens_across_batches() {
+    let t = TestServer::start(&[]).await;
+    let now = Utc::now().naive_utc();
+    let rows: Vec<_> = (0..2_345)
+        .map(|i| {
+            let key = if i % 1_000 == 999 { "sk-b" } else { "sk-a" };
+            let mut row = log_row(1, "bulk", key, now - Duration::seconds(i), 200);
+            (row.input_tokens, row.output_tokens, row.total_tokens) = (Some(2), Some(1), Some(3));
+            row
+        })
+        .collect();
+    t.repo().insert_request_logs(rows).await.unwrap();
+    let text = export_text(&t, "").await;
+    let mut lines: Vec<&str> = text.lines().skip(1).collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        vec!["sk-a,bulk,200,4686,2343,7029,,,", "sk-b,bulk,200,4,2,6,,,"]
     );
     t.stop().await;
 }

@@ -122,9 +122,14 @@ async fn every_rule_is_a_400_naming_the_setting_and_nothing_is_written() {
             "failover_status_codes",
         ),
         (
-            json!({"failover_status_codes": "500-400"}),
+            json!({"failover_status_codes": "4 00"}),
             "failover_status_codes",
         ),
+        (
+            json!({"min_usable_keys_percent": 101}),
+            "min_usable_keys_percent",
+        ),
+        (json!({"request_timeout": 31_536_001}), "request_timeout"),
         (
             json!({"enable_request_body_logging": "yes"}),
             "enable_request_body_logging",

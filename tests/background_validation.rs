@@ -10,7 +10,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use awc::http::StatusCode;
-use gpt_load::cluster::Role;
+use gpt_load_actors::cluster::Role;
 use gpt_load_mock_upstream::Behavior;
 use serde_json::{json, Value};
 use support::{urlencode, wait_until, TestServer};

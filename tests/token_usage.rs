@@ -414,3 +414,57 @@ async fn a_global_proxy_key_is_named_by_place_and_fingerprint() {
     assert_eq!(body["data"]["items"][0]["name"], id.as_str());
     t.stop().await;
 }
+
+/// Token sums are kept per serving group, so an aggregate's stats add up its members' sums.
+#[actix_rt::test]
+async fn an_aggregate_group_shows_its_members_tokens() {
+    let t = TestServer::start(&[K1]).await;
+    let c = &cases()[0];
+    let member = create(&t, c, &[K1], json!({})).await;
+    let aggregate = t
+        .create_group_json(
+            json!({"name": "agg", "group_type": "aggregate", "channel_type": "openai", "proxy_keys": PROXY_KEY}),
+            &[],
+        )
+        .await;
+    support::add_sub_groups(&t, aggregate, &[(member, 1)]).await;
+    let mut res = t
+        .client
+        .post(t.url("/proxy/agg/v1/chat/completions"))
+        .insert_header(BEARER)
+        .send_json(&(c.body)(false))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.body().await.unwrap();
+    call(&t, c, false).await;
+    assert_eq!(token_rows(&t).await.len(), 2);
+
+    let (status, body) = t.get(&format!("/api/groups/{aggregate}/stats")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["data"]["stats_24_hour"]["total_requests"], 1,
+        "requests: only those through the aggregate"
+    );
+    for period in ["tokens_24_hour", "tokens_7_day", "tokens_30_day"] {
+        assert_eq!(
+            body["data"][period]["total_tokens"], 8,
+            "{period}: the member's sums, direct requests included: {body}"
+        );
+    }
+    let (_, body) = t.get(&format!("/api/groups/{member}/stats")).await;
+    assert_eq!(body["data"]["tokens_24_hour"]["total_tokens"], 8);
+    for group_by in ["model", "group", "proxy_key", "key"] {
+        let (status, body) = t
+            .get(&format!(
+                "/api/usage?group_by={group_by}&group_id={aggregate}"
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            body["data"]["totals"]["total_tokens"], 8,
+            "{group_by}: an aggregate's usage is its members'"
+        );
+    }
+    t.stop().await;
+}

@@ -79,7 +79,7 @@ impl Snapshot {
             by_name.insert(view.record.name.clone(), view);
         }
         Self {
-            global_proxy_keys: settings.proxy_keys(),
+            global_proxy_keys: settings.proxy_key_list(),
             settings,
             groups: by_name,
             by_id,

@@ -350,10 +350,13 @@ mod tests {
     impl LogSink for Sink {
         async fn write_batch(&self, records: &[RequestRecord]) -> Result<(), PortError> {
             if let Some(gate) = &self.gate {
-                let _permit = gate.acquire().await.map_err(|e| PortError(e.to_string()))?;
+                let _permit = gate
+                    .acquire()
+                    .await
+                    .map_err(|e| PortError::Other(e.to_string()))?;
             }
             if self.down.load(Ordering::SeqCst) {
-                return Err(PortError("database unavailable".into()));
+                return Err(PortError::Unavailable("database unavailable".into()));
             }
             self.batches.lock().push(records.len());
             Ok(())

@@ -13,10 +13,31 @@ use crate::domain::{
 use crate::group_registry::GroupView;
 use crate::key_state::FailureClass;
 
-/// A storage failure, described for logs (never containing key material).
-#[derive(Clone, Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct PortError(pub String);
+/// A storage failure: its kind, which the layers above answer differently (an unavailable store
+/// is worth a retry, a conflict is the caller's), and a description for logs (never containing
+/// key material).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    /// The store is out of reach, refused or dropped the connection, or did not answer in time.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// What the call named does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The write collides with stored data (a unique value taken).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Any other failure (a query error, malformed stored data).
+    #[error("{0}")]
+    Other(String),
+}
+
+impl PortError {
+    /// True when a retry may succeed once the store is back.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, PortError::Unavailable(_))
+    }
+}
 
 /// Where upstream keys live.
 #[async_trait]

@@ -1,5 +1,6 @@
-//! The system settings: their definitions, validation, and the effective config of a group
-//! (compiled defaults, overlaid by stored values, overlaid by the group's overrides).
+//! The 28 system settings: their one table (which also derives [`SettingKey`] and a typed
+//! accessor per setting), validation, and the effective config of a group (compiled defaults,
+//! overlaid by stored values, overlaid by the group's overrides).
 
 use std::collections::HashMap;
 
@@ -30,13 +31,19 @@ impl SettingKind {
 /// One setting's definition.
 #[derive(Clone, Copy, Debug)]
 pub struct SettingDef {
+    /// The setting's name as the code spells it.
+    pub id: SettingKey,
+    /// The setting's name as the API and the database spell it.
     pub key: &'static str,
     pub name: &'static str,
     pub description: &'static str,
     pub category: &'static str,
     pub kind: SettingKind,
     pub default: &'static str,
+    /// Smallest accepted value of an integer setting.
     pub min: Option<i64>,
+    /// Largest accepted value of an integer setting.
+    pub max: Option<i64>,
     pub required: bool,
     pub group_overridable: bool,
 }
@@ -45,235 +52,306 @@ const BASIC: &str = "Basic";
 const REQUEST: &str = "Request Settings";
 const KEY: &str = "Key Configuration";
 
-macro_rules! def {
-    ($key:literal, $name:literal, $desc:literal, $cat:expr, $kind:ident, $default:literal, $min:expr, $req:literal, $ovr:literal) => {
-        SettingDef {
-            key: $key,
-            name: $name,
-            description: $desc,
-            category: $cat,
-            kind: SettingKind::$kind,
-            default: $default,
-            min: $min,
-            required: $req,
-            group_overridable: $ovr,
+/// The largest value of a setting in seconds: a year. Larger values mean "never" to an operator
+/// but overflow clock arithmetic.
+const YEAR: i64 = 31_536_000;
+/// The largest count (connections, retries, failures, parallel probes).
+const COUNT: i64 = 1_000_000;
+
+/// The one settings table. Each entry names its key (the enum variant and the wire name), its
+/// kind and compiled default; the macro derives [`SettingKey`], [`SETTINGS`] and one typed
+/// accessor per setting on [`SystemSettings`], so code reads a setting by a name the compiler
+/// checks, and only input (the settings API, group overrides, stored rows) is looked up by string.
+macro_rules! settings_table {
+    ($(
+        $variant:ident $key:ident: $kind:ident = $default:literal {
+            name: $name:literal,
+            description: $desc:literal,
+            category: $cat:expr,
+            $(range: $min:literal..=$max:expr,)?
+            required: $req:literal,
+            group_overridable: $ovr:literal,
+        },
+    )*) => {
+        /// A system setting, by name.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum SettingKey {
+            $($variant,)*
+        }
+
+        impl SettingKey {
+            /// Every setting, in table order.
+            pub const ALL: &'static [SettingKey] = &[$(SettingKey::$variant,)*];
+
+            /// The key as the API and the database spell it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(SettingKey::$variant => stringify!($key),)*
+                }
+            }
+
+            /// The setting's definition.
+            pub fn def(self) -> &'static SettingDef {
+                &SETTINGS[self as usize]
+            }
+        }
+
+        /// All settings, in the order the API and UI list them.
+        pub const SETTINGS: &[SettingDef] = &[$(
+            SettingDef {
+                id: SettingKey::$variant,
+                key: stringify!($key),
+                name: $name,
+                description: $desc,
+                category: $cat,
+                kind: SettingKind::$kind,
+                default: $default,
+                min: settings_table!(@bound $($min)?),
+                max: settings_table!(@bound $($max)?),
+                required: $req,
+                group_overridable: $ovr,
+            },
+        )*];
+
+        impl SystemSettings {
+            $(
+                #[doc = concat!("`", stringify!($key), "`: ", $desc)]
+                pub fn $key(&self) -> settings_table!(@type $kind) {
+                    settings_table!(@read $kind, self.get(SettingKey::$variant))
+                }
+            )*
         }
     };
+    (@bound) => { None };
+    (@bound $bound:expr) => { Some($bound) };
+    (@type Int) => { i64 };
+    (@type Bool) => { bool };
+    (@type Str) => { String };
+    (@read Int, $value:expr) => { $value.as_i64().unwrap_or(0) };
+    (@read Bool, $value:expr) => { $value.as_bool().unwrap_or(false) };
+    (@read Str, $value:expr) => { $value.as_str().unwrap_or_default().to_string() };
 }
 
-/// All settings, in the order the API and UI list them.
-pub const SETTINGS: [SettingDef; 28] = [
-    def!(
-        "app_url",
-        "Project URL",
-        "Base URL of the project, used to build group endpoint addresses.",
-        BASIC,
-        Str,
-        "http://localhost:3001",
-        None,
-        true,
-        false
-    ),
-    def!(
-        "proxy_keys",
-        "Global Proxy Keys",
-        "Global proxy keys for accessing all groups, comma separated.",
-        BASIC,
-        Str,
-        "",
-        None,
-        true,
-        false
-    ),
-    def!(
-        "request_log_retention_days",
-        "Log Retention Days",
-        "Days to keep request logs; 0 keeps them forever.",
-        BASIC,
-        Int,
-        "7",
-        Some(0),
-        false,
-        false
-    ),
-    def!(
-        "request_log_write_interval_minutes",
-        "Log Write Interval",
-        "Upper bound in minutes on how long a request log waits before it is written (the server writes within REQUEST_LOG_MAX_DELAY_MS, 1 s by default, anyway); 0 writes at once.",
-        BASIC,
-        Int,
-        "1",
-        Some(0),
-        false,
-        false
-    ),
-    def!(
-        "enable_request_body_logging",
-        "Request Body Logging",
-        "Store request bodies and user agents in request logs.",
-        BASIC,
-        Bool,
-        "false",
-        None,
-        false,
-        true
-    ),
-    def!(
-        "request_timeout",
-        "Request Timeout",
-        "Timeout in seconds for a whole non-streamed request.",
-        REQUEST,
-        Int,
-        "600",
-        Some(1),
-        false,
-        true
-    ),
-    def!(
-        "connect_timeout",
-        "Connect Timeout",
-        "Timeout in seconds for connecting to an upstream.",
-        REQUEST,
-        Int,
-        "15",
-        Some(1),
-        false,
-        true
-    ),
-    def!(
-        "idle_conn_timeout",
-        "Idle Connection Timeout",
-        "Seconds an idle upstream connection is kept.",
-        REQUEST,
-        Int,
-        "120",
-        Some(1),
-        false,
-        true
-    ),
-    def!(
-        "response_header_timeout",
-        "Response Header Timeout",
-        "Seconds to wait for an upstream's response headers.",
-        REQUEST,
-        Int,
-        "600",
-        Some(1),
-        false,
-        true
-    ),
-    def!(
-        "max_idle_conns",
-        "Max Idle Connections",
-        "Maximum idle upstream connections in total.",
-        REQUEST,
-        Int,
-        "100",
-        Some(1),
-        false,
-        true
-    ),
-    def!(
-        "max_idle_conns_per_host",
-        "Max Idle Connections per Host",
-        "Maximum idle connections per upstream host.",
-        REQUEST,
-        Int,
-        "50",
-        Some(1),
-        false,
-        true
-    ),
-    def!(
-        "proxy_url",
-        "Proxy Server URL",
-        "HTTP/HTTPS/SOCKS5 proxy for upstream calls; empty uses the environment.",
-        REQUEST,
-        Str,
-        "",
-        None,
-        false,
-        true
-    ),
-    def!(
-        "max_retries",
-        "Max Retries",
-        "Extra attempts with other keys after a failed attempt.",
-        KEY,
-        Int,
-        "3",
-        Some(0),
-        false,
-        true
-    ),
-    def!(
-        "blacklist_threshold",
-        "Blacklist Threshold",
-        "Failures after which a key is blacklisted; 0 never blacklists.",
-        KEY,
-        Int,
-        "3",
-        Some(0),
-        false,
-        true
-    ),
-    def!(
-        "failover_status_codes",
-        "Failover Status Codes",
-        "Upstream status codes that count as a key failure and are retried, e.g. 400-403,405-999.",
-        KEY,
-        Str,
-        "400-403,405-999",
-        None,
-        false,
-        true
-    ),
-    def!(
-        "key_validation_interval_minutes",
-        "Key Validation Interval",
-        "Minutes between background validations of a group's invalid keys (run by the leader); 0 turns them off.",
-        KEY,
-        Int,
-        "60",
-        Some(0),
-        false,
-        true
-    ),
-    def!(
-        "key_validation_concurrency",
-        "Key Validation Concurrency",
-        "Parallel validations per group.",
-        KEY,
-        Int,
-        "10",
-        Some(1),
-        false,
-        true
-    ),
-    def!(
-        "key_validation_timeout_seconds",
-        "Key Validation Timeout",
-        "Timeout in seconds of one validation request.",
-        KEY,
-        Int,
-        "20",
-        Some(1),
-        false,
-        true
-    ),
-    def!("rate_limit_cooldown_seconds", "Rate Limit Cooldown", "First rest in seconds of a key answered 429 without Retry-After; doubles on each repeat.", KEY, Int, "30", Some(1), false, true),
-    def!("rate_limit_cooldown_max_seconds", "Rate Limit Cooldown Max", "Longest rest in seconds of a rate-limited key without Retry-After.", KEY, Int, "300", Some(1), false, true),
-    def!("rate_limit_scope", "Rate Limit Scope", "What a 429 rests: `model` rests the key for the request's model only (providers count quotas per model), `key` rests the whole key. Key-wide quota errors always fail the whole key.", KEY, Str, "model", None, true, true),
-    def!("retry_after_max_seconds", "Retry-After Cap", "Longest rest in seconds an upstream's Retry-After may impose on a key.", KEY, Int, "86400", Some(1), false, true),
-    def!("upstream_error_cooldown_seconds", "Upstream Error Cooldown", "First rest in seconds of a key after a 5xx, connect error or timeout; doubles on each repeat; 0 disables.", KEY, Int, "5", Some(0), false, true),
-    def!("upstream_error_cooldown_max_seconds", "Upstream Error Cooldown Max", "Longest rest in seconds after upstream errors.", KEY, Int, "60", Some(0), false, true),
-    def!("upstream_error_blacklist", "Blacklist On Upstream Errors", "Count 5xx, connect errors and timeouts toward the blacklist threshold.", KEY, Bool, "false", None, false, true),
-    def!("min_usable_keys_percent", "Usable Key Floor", "Percent of a group's keys (at least one) that automatic blacklisting never takes out of rotation; a kept key that fails as dead is leased only when no other key is left.", KEY, Int, "10", Some(0), false, true),
-    def!("first_byte_timeout_seconds", "First Byte Timeout", "Seconds to wait for an upstream's first response bytes before retrying with another key; 0 disables.", REQUEST, Int, "0", Some(0), false, true),
-    def!("stream_include_usage", "Always Report Stream Usage", "Add stream_options.include_usage to streamed OpenAI chat requests that lack it, so token usage is always known. Clients then receive one more chunk before [DONE], with an empty choices list and the usage.", REQUEST, Bool, "false", None, false, true),
-];
+settings_table! {
+    AppUrl app_url: Str = "http://localhost:3001" {
+        name: "Project URL",
+        description: "Base URL of the project, used to build group endpoint addresses.",
+        category: BASIC,
+        required: true,
+        group_overridable: false,
+    },
+    ProxyKeys proxy_keys: Str = "" {
+        name: "Global Proxy Keys",
+        description: "Global proxy keys for accessing all groups, comma separated.",
+        category: BASIC,
+        required: true,
+        group_overridable: false,
+    },
+    RequestLogRetentionDays request_log_retention_days: Int = "7" {
+        name: "Log Retention Days",
+        description: "Days to keep request logs; 0 keeps them forever.",
+        category: BASIC,
+        range: 0..=36_500,
+        required: false,
+        group_overridable: false,
+    },
+    RequestLogWriteIntervalMinutes request_log_write_interval_minutes: Int = "1" {
+        name: "Log Write Interval",
+        description: "Upper bound in minutes on how long a request log waits before it is written (the server writes within REQUEST_LOG_MAX_DELAY_MS, 1 s by default, anyway); 0 writes at once.",
+        category: BASIC,
+        range: 0..=525_600,
+        required: false,
+        group_overridable: false,
+    },
+    EnableRequestBodyLogging enable_request_body_logging: Bool = "false" {
+        name: "Request Body Logging",
+        description: "Store request bodies and user agents in request logs.",
+        category: BASIC,
+        required: false,
+        group_overridable: true,
+    },
+    RequestTimeout request_timeout: Int = "600" {
+        name: "Request Timeout",
+        description: "Timeout in seconds for a whole non-streamed request.",
+        category: REQUEST,
+        range: 1..=YEAR,
+        required: false,
+        group_overridable: true,
+    },
+    ConnectTimeout connect_timeout: Int = "15" {
+        name: "Connect Timeout",
+        description: "Timeout in seconds for connecting to an upstream.",
+        category: REQUEST,
+        range: 1..=YEAR,
+        required: false,
+        group_overridable: true,
+    },
+    IdleConnTimeout idle_conn_timeout: Int = "120" {
+        name: "Idle Connection Timeout",
+        description: "Seconds an idle upstream connection is kept.",
+        category: REQUEST,
+        range: 1..=YEAR,
+        required: false,
+        group_overridable: true,
+    },
+    ResponseHeaderTimeout response_header_timeout: Int = "600" {
+        name: "Response Header Timeout",
+        description: "Seconds to wait for an upstream's response headers.",
+        category: REQUEST,
+        range: 1..=YEAR,
+        required: false,
+        group_overridable: true,
+    },
+    MaxIdleConns max_idle_conns: Int = "100" {
+        name: "Max Idle Connections",
+        description: "Maximum idle upstream connections in total.",
+        category: REQUEST,
+        range: 1..=COUNT,
+        required: false,
+        group_overridable: true,
+    },
+    MaxIdleConnsPerHost max_idle_conns_per_host: Int = "50" {
+        name: "Max Idle Connections per Host",
+        description: "Maximum idle connections per upstream host.",
+        category: REQUEST,
+        range: 1..=COUNT,
+        required: false,
+        group_overridable: true,
+    },
+    ProxyUrl proxy_url: Str = "" {
+        name: "Proxy Server URL",
+        description: "HTTP/HTTPS/SOCKS5 proxy for upstream calls; empty uses the environment.",
+        category: REQUEST,
+        required: false,
+        group_overridable: true,
+    },
+    MaxRetries max_retries: Int = "3" {
+        name: "Max Retries",
+        description: "Extra attempts with other keys after a failed attempt.",
+        category: KEY,
+        range: 0..=COUNT,
+        required: false,
+        group_overridable: true,
+    },
+    BlacklistThreshold blacklist_threshold: Int = "3" {
+        name: "Blacklist Threshold",
+        description: "Failures after which a key is blacklisted; 0 never blacklists.",
+        category: KEY,
+        range: 0..=COUNT,
+        required: false,
+        group_overridable: true,
+    },
+    FailoverStatusCodes failover_status_codes: Str = "400-403,405-999" {
+        name: "Failover Status Codes",
+        description: "Upstream status codes that count as a key failure and are retried, e.g. 400-403,405-999.",
+        category: KEY,
+        required: false,
+        group_overridable: true,
+    },
+    KeyValidationIntervalMinutes key_validation_interval_minutes: Int = "60" {
+        name: "Key Validation Interval",
+        description: "Minutes between background validations of a group's invalid keys (run by the leader); 0 turns them off.",
+        category: KEY,
+        range: 0..=525_600,
+        required: false,
+        group_overridable: true,
+    },
+    KeyValidationConcurrency key_validation_concurrency: Int = "10" {
+        name: "Key Validation Concurrency",
+        description: "Parallel validations per group.",
+        category: KEY,
+        range: 1..=COUNT,
+        required: false,
+        group_overridable: true,
+    },
+    KeyValidationTimeoutSeconds key_validation_timeout_seconds: Int = "20" {
+        name: "Key Validation Timeout",
+        description: "Timeout in seconds of one validation request.",
+        category: KEY,
+        range: 1..=YEAR,
+        required: false,
+        group_overridable: true,
+    },
+    RateLimitCooldownSeconds rate_limit_cooldown_seconds: Int = "30" {
+        name: "Rate Limit Cooldown",
+        description: "First rest in seconds of a key answered 429 without Retry-After; doubles on each repeat.",
+        category: KEY,
+        range: 1..=YEAR,
+        required: false,
+        group_overridable: true,
+    },
+    RateLimitCooldownMaxSeconds rate_limit_cooldown_max_seconds: Int = "300" {
+        name: "Rate Limit Cooldown Max",
+        description: "Longest rest in seconds of a rate-limited key without Retry-After.",
+        category: KEY,
+        range: 1..=YEAR,
+        required: false,
+        group_overridable: true,
+    },
+    RateLimitScope rate_limit_scope: Str = "model" {
+        name: "Rate Limit Scope",
+        description: "What a 429 rests: `model` rests the key for the request's model only (providers count quotas per model), `key` rests the whole key. Key-wide quota errors always fail the whole key.",
+        category: KEY,
+        required: true,
+        group_overridable: true,
+    },
+    RetryAfterMaxSeconds retry_after_max_seconds: Int = "86400" {
+        name: "Retry-After Cap",
+        description: "Longest rest in seconds an upstream's Retry-After may impose on a key.",
+        category: KEY,
+        range: 1..=YEAR,
+        required: false,
+        group_overridable: true,
+    },
+    UpstreamErrorCooldownSeconds upstream_error_cooldown_seconds: Int = "5" {
+        name: "Upstream Error Cooldown",
+        description: "First rest in seconds of a key after a 5xx, connect error or timeout; doubles on each repeat; 0 disables.",
+        category: KEY,
+        range: 0..=YEAR,
+        required: false,
+        group_overridable: true,
+    },
+    UpstreamErrorCooldownMaxSeconds upstream_error_cooldown_max_seconds: Int = "60" {
+        name: "Upstream Error Cooldown Max",
+        description: "Longest rest in seconds after upstream errors.",
+        category: KEY,
+        range: 0..=YEAR,
+        required: false,
+        group_overridable: true,
+    },
+    UpstreamErrorBlacklist upstream_error_blacklist: Bool = "false" {
+        name: "Blacklist On Upstream Errors",
+        description: "Count 5xx, connect errors and timeouts toward the blacklist threshold.",
+        category: KEY,
+        required: false,
+        group_overridable: true,
+    },
+    MinUsableKeysPercent min_usable_keys_percent: Int = "10" {
+        name: "Usable Key Floor",
+        description: "Percent of a group's keys (at least one) that automatic blacklisting never takes out of rotation; a kept key that fails as dead is leased only when no other key is left.",
+        category: KEY,
+        range: 0..=100,
+        required: false,
+        group_overridable: true,
+    },
+    FirstByteTimeoutSeconds first_byte_timeout_seconds: Int = "0" {
+        name: "First Byte Timeout",
+        description: "Seconds to wait for an upstream's first response bytes before retrying with another key; 0 disables.",
+        category: REQUEST,
+        range: 0..=YEAR,
+        required: false,
+        group_overridable: true,
+    },
+    StreamIncludeUsage stream_include_usage: Bool = "false" {
+        name: "Always Report Stream Usage",
+        description: "Add stream_options.include_usage to streamed OpenAI chat requests that lack it, so token usage is always known. Clients then receive one more chunk before [DONE], with an empty choices list and the usage.",
+        category: REQUEST,
+        required: false,
+        group_overridable: true,
+    },
+}
 
-/// Looks a setting up by key.
+/// Looks a setting up by its wire name (input: the settings API, group overrides, stored rows).
 pub fn find(key: &str) -> Option<&'static SettingDef> {
     SETTINGS.iter().find(|d| d.key == key)
 }
@@ -287,6 +365,8 @@ pub enum SettingError {
     WrongType { key: String, expected: &'static str },
     #[error("setting '{key}' must be at least {min}")]
     BelowMin { key: String, min: i64 },
+    #[error("setting '{key}' must be at most {max}")]
+    AboveMax { key: String, max: i64 },
     #[error("setting '{0}' is required")]
     Required(String),
     #[error("setting '{key}' is invalid: {reason}")]
@@ -300,22 +380,25 @@ pub fn validate_value(def: &SettingDef, value: &Value) -> Result<String, Setting
     let key = def.key.to_string();
     let stored = match def.kind {
         SettingKind::Int => {
+            // A whole float (`2.0`) is an integer to JSON Schema and to GPT-Load's Go decoder;
+            // one outside i64 is refused rather than saturated.
             let n = value
                 .as_i64()
                 .or_else(|| {
                     value
                         .as_f64()
-                        .filter(|f| f.fract() == 0.0)
+                        .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
                         .map(|f| f as i64)
                 })
                 .ok_or(SettingError::WrongType {
                     key: key.clone(),
                     expected: "an integer",
                 })?;
-            if let Some(min) = def.min {
-                if n < min {
-                    return Err(SettingError::BelowMin { key, min });
-                }
+            if let Some(min) = def.min.filter(|min| n < *min) {
+                return Err(SettingError::BelowMin { key, min });
+            }
+            if let Some(max) = def.max.filter(|max| n > *max) {
+                return Err(SettingError::AboveMax { key, max });
             }
             n.to_string()
         }
@@ -331,7 +414,7 @@ pub fn validate_value(def: &SettingDef, value: &Value) -> Result<String, Setting
                 key: key.clone(),
                 expected: "a string",
             })?;
-            let s = if def.key == "proxy_keys" {
+            let s = if def.id == SettingKey::ProxyKeys {
                 crate::domain::split_keys(s).join(",")
             } else {
                 s.trim().to_string()
@@ -339,13 +422,13 @@ pub fn validate_value(def: &SettingDef, value: &Value) -> Result<String, Setting
             if def.required && s.is_empty() {
                 return Err(SettingError::Required(key));
             }
-            if def.key == "rate_limit_scope" && RestScope::parse(&s).is_none() {
+            if def.id == SettingKey::RateLimitScope && RestScope::parse(&s).is_none() {
                 return Err(SettingError::Invalid {
                     key,
                     reason: "must be `model` or `key`".into(),
                 });
             }
-            if def.key == "failover_status_codes" {
+            if def.id == SettingKey::FailoverStatusCodes {
                 StatusCodeSet::parse(&s).map_err(|e| SettingError::Invalid {
                     key,
                     reason: e.to_string(),
@@ -357,7 +440,7 @@ pub fn validate_value(def: &SettingDef, value: &Value) -> Result<String, Setting
     Ok(stored)
 }
 
-/// Validates a group's `config` overrides: only overridable keys, right types, above minimums.
+/// Validates a group's `config` overrides: only overridable keys, right types, within bounds.
 /// `null` values are dropped. Returns the normalised map to store.
 pub fn validate_group_overrides(
     config: &Map<String, Value>,
@@ -390,124 +473,93 @@ pub fn typed_value(def: &SettingDef, stored: &str) -> Value {
     }
 }
 
-/// The system settings in force: compiled defaults overlaid with stored values that parse.
+/// The system settings in force: compiled defaults overlaid with stored values that pass
+/// validation, one typed value per [`SettingKey`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct SystemSettings {
-    values: HashMap<&'static str, Value>,
+    values: Vec<Value>,
 }
 
 impl SystemSettings {
     /// Defaults overlaid with stored strings; a stored value that fails validation is ignored
     /// (with a warning) so one bad row cannot take the service down.
     pub fn from_stored(stored: &HashMap<String, String>) -> Self {
-        let mut values = HashMap::new();
-        for def in SETTINGS.iter() {
-            let mut value = typed_value(def, def.default);
-            if let Some(raw) = stored.get(def.key) {
+        let values = SETTINGS
+            .iter()
+            .map(|def| {
+                let default = typed_value(def, def.default);
+                let Some(raw) = stored.get(def.key) else {
+                    return default;
+                };
                 let candidate = typed_value(def, raw);
                 match validate_value(def, &candidate) {
-                    Ok(_) => value = candidate,
+                    Ok(_) => candidate,
                     Err(err) => {
-                        tracing::warn!(setting = def.key, error = %err, "Ignoring an invalid stored setting.")
+                        tracing::warn!(setting = def.key, error = %err, "Ignoring an invalid stored setting.");
+                        default
                     }
                 }
-            }
-            values.insert(def.key, value);
-        }
+            })
+            .collect();
         Self { values }
     }
 
-    /// The typed value of a setting.
-    pub fn get(&self, key: &str) -> Value {
-        self.values.get(key).cloned().unwrap_or(Value::Null)
+    /// The typed value of a setting, as JSON (number, boolean or string).
+    pub fn get(&self, key: SettingKey) -> &Value {
+        self.values.get(key as usize).unwrap_or(&Value::Null)
     }
 
-    fn int(&self, key: &str) -> i64 {
-        self.values.get(key).and_then(Value::as_i64).unwrap_or(0)
-    }
-
-    fn string(&self, key: &str) -> String {
-        self.values
-            .get(key)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    }
-
-    /// The global proxy keys.
-    pub fn proxy_keys(&self) -> Vec<String> {
-        crate::domain::split_keys(&self.string("proxy_keys"))
-    }
-
-    /// Project base URL.
-    pub fn app_url(&self) -> String {
-        self.string("app_url")
-    }
-
-    /// Log retention in days (0 = forever).
-    pub fn request_log_retention_days(&self) -> i64 {
-        self.int("request_log_retention_days")
-    }
-
-    /// Log flush interval in minutes (0 = immediately).
-    pub fn request_log_write_interval_minutes(&self) -> i64 {
-        self.int("request_log_write_interval_minutes")
+    /// The global proxy keys, one entry each.
+    pub fn proxy_key_list(&self) -> Vec<String> {
+        crate::domain::split_keys(&self.proxy_keys())
     }
 
     /// The effective config of a group: these settings with the group's overrides on top.
     pub fn effective(&self, overrides: &Map<String, Value>) -> EffectiveConfig {
-        let get = |key: &str| -> Value {
-            match overrides.get(key) {
-                Some(v)
-                    if !v.is_null() && find(key).is_some_and(|d| validate_value(d, v).is_ok()) =>
-                {
-                    v.clone()
-                }
-                _ => self.get(key),
+        use SettingKey as K;
+        // A group's override wins when it is valid for its setting; stored overrides were
+        // validated on write, but a row written by another version may hold anything.
+        let get = |key: SettingKey| -> Value {
+            match overrides.get(key.as_str()) {
+                Some(v) if !v.is_null() && validate_value(key.def(), v).is_ok() => v.clone(),
+                _ => self.get(key).clone(),
             }
         };
-        let int = |key: &str| get(key).as_i64().unwrap_or(0);
-        let spec = get("failover_status_codes")
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let failover = StatusCodeSet::parse(&spec).unwrap_or_else(|err| {
+        let int = |key: SettingKey| get(key).as_i64().unwrap_or(0);
+        let flag = |key: SettingKey| get(key).as_bool().unwrap_or(false);
+        let text = |key: SettingKey| get(key).as_str().unwrap_or_default().to_string();
+        let failover = StatusCodeSet::parse(&text(K::FailoverStatusCodes)).unwrap_or_else(|err| {
             tracing::warn!(error = %err, "Ignoring an invalid failover_status_codes override.");
             StatusCodeSet::default()
         });
         EffectiveConfig {
-            enable_request_body_logging: get("enable_request_body_logging")
-                .as_bool()
-                .unwrap_or(false),
-            request_timeout_secs: int("request_timeout"),
-            connect_timeout_secs: int("connect_timeout"),
-            idle_conn_timeout_secs: int("idle_conn_timeout"),
-            response_header_timeout_secs: int("response_header_timeout"),
-            max_idle_conns: int("max_idle_conns"),
-            max_idle_conns_per_host: int("max_idle_conns_per_host"),
-            proxy_url: get("proxy_url").as_str().unwrap_or_default().to_string(),
-            max_retries: int("max_retries"),
-            blacklist_threshold: int("blacklist_threshold"),
+            enable_request_body_logging: flag(K::EnableRequestBodyLogging),
+            request_timeout_secs: int(K::RequestTimeout),
+            connect_timeout_secs: int(K::ConnectTimeout),
+            idle_conn_timeout_secs: int(K::IdleConnTimeout),
+            response_header_timeout_secs: int(K::ResponseHeaderTimeout),
+            max_idle_conns: int(K::MaxIdleConns),
+            max_idle_conns_per_host: int(K::MaxIdleConnsPerHost),
+            proxy_url: text(K::ProxyUrl),
+            max_retries: int(K::MaxRetries),
+            blacklist_threshold: int(K::BlacklistThreshold),
             failover_status_codes: failover,
-            key_validation_interval_minutes: int("key_validation_interval_minutes"),
-            key_validation_concurrency: int("key_validation_concurrency"),
-            key_validation_timeout_secs: int("key_validation_timeout_seconds"),
+            key_validation_interval_minutes: int(K::KeyValidationIntervalMinutes),
+            key_validation_concurrency: int(K::KeyValidationConcurrency),
+            key_validation_timeout_secs: int(K::KeyValidationTimeoutSeconds),
             health: HealthPolicy {
-                blacklist_threshold: int("blacklist_threshold"),
-                rate_limit_base: secs(int("rate_limit_cooldown_seconds")),
-                rate_limit_max: secs(int("rate_limit_cooldown_max_seconds")),
-                retry_after_max: secs(int("retry_after_max_seconds")),
-                trouble_base: secs(int("upstream_error_cooldown_seconds")),
-                trouble_max: secs(int("upstream_error_cooldown_max_seconds")),
-                trouble_counts: get("upstream_error_blacklist").as_bool().unwrap_or(false),
-                rest_scope: get("rate_limit_scope")
-                    .as_str()
-                    .and_then(RestScope::parse)
-                    .unwrap_or_default(),
+                blacklist_threshold: int(K::BlacklistThreshold),
+                rate_limit_base: secs(int(K::RateLimitCooldownSeconds)),
+                rate_limit_max: secs(int(K::RateLimitCooldownMaxSeconds)),
+                retry_after_max: secs(int(K::RetryAfterMaxSeconds)),
+                trouble_base: secs(int(K::UpstreamErrorCooldownSeconds)),
+                trouble_max: secs(int(K::UpstreamErrorCooldownMaxSeconds)),
+                trouble_counts: flag(K::UpstreamErrorBlacklist),
+                rest_scope: RestScope::parse(&text(K::RateLimitScope)).unwrap_or_default(),
             },
-            min_usable_keys_percent: int("min_usable_keys_percent"),
-            first_byte_timeout_secs: int("first_byte_timeout_seconds"),
-            stream_include_usage: get("stream_include_usage").as_bool().unwrap_or(false),
+            min_usable_keys_percent: int(K::MinUsableKeysPercent),
+            first_byte_timeout_secs: int(K::FirstByteTimeoutSeconds),
+            stream_include_usage: flag(K::StreamIncludeUsage),
         }
     }
 }
@@ -578,7 +630,7 @@ mod tests {
 
     #[test]
     fn validation_names_the_setting() {
-        let def = find("max_retries").unwrap();
+        let def = SettingKey::MaxRetries.def();
         assert_eq!(
             validate_value(def, &json!(-1)),
             Err(SettingError::BelowMin {
@@ -591,22 +643,64 @@ mod tests {
             Err(SettingError::WrongType { .. })
         ));
         assert_eq!(validate_value(def, &json!(2.0)).unwrap(), "2");
-        let codes = find("failover_status_codes").unwrap();
+        let codes = SettingKey::FailoverStatusCodes.def();
         assert!(matches!(
             validate_value(codes, &json!("abc")),
             Err(SettingError::Invalid { .. })
         ));
-        let scope = find("rate_limit_scope").unwrap();
+        let scope = SettingKey::RateLimitScope.def();
         assert_eq!(validate_value(scope, &json!(" key ")).unwrap(), "key");
         assert!(matches!(
             validate_value(scope, &json!("group")),
             Err(SettingError::Invalid { .. })
         ));
-        let keys = find("proxy_keys").unwrap();
+        let keys = SettingKey::ProxyKeys.def();
         assert_eq!(validate_value(keys, &json!(" a , b,,")).unwrap(), "a,b");
         assert!(matches!(
             validate_value(keys, &json!(" ")),
             Err(SettingError::Required(_))
+        ));
+    }
+
+    #[test]
+    fn keys_and_table_agree() {
+        assert_eq!(SETTINGS.len(), 28, "update the module doc's count");
+        assert_eq!(SettingKey::ALL.len(), SETTINGS.len());
+        for (i, key) in SettingKey::ALL.iter().enumerate() {
+            assert_eq!(SETTINGS[i].id, *key);
+            assert_eq!(key.def().key, key.as_str());
+            assert_eq!(find(key.as_str()).map(|d| d.id), Some(*key));
+        }
+        for def in SETTINGS {
+            assert_eq!(
+                def.kind == SettingKind::Int,
+                def.min.is_some() && def.max.is_some()
+            );
+            assert!(validate_value(def, &typed_value(def, def.default)).is_ok() || def.required);
+        }
+        let s = SystemSettings::from_stored(&HashMap::new());
+        assert_eq!(s.request_timeout(), 600);
+        assert_eq!(s.rate_limit_scope(), "model");
+        assert!(!s.stream_include_usage());
+    }
+
+    #[test]
+    fn integers_are_bounded_both_ways() {
+        let def = SettingKey::MinUsableKeysPercent.def();
+        assert_eq!(
+            validate_value(def, &json!(101)),
+            Err(SettingError::AboveMax {
+                key: "min_usable_keys_percent".into(),
+                max: 100
+            })
+        );
+        assert!(matches!(
+            validate_value(def, &json!(1e300)),
+            Err(SettingError::WrongType { .. })
+        ));
+        assert!(matches!(
+            validate_value(SettingKey::RequestTimeout.def(), &json!(i64::MAX)),
+            Err(SettingError::AboveMax { .. })
         ));
     }
 

@@ -16,30 +16,33 @@ pub struct StatusCodeSpecError {
     pub reason: &'static str,
 }
 
+/// The grammar [`StatusCodeSet::parse`] accepts, as a regular expression (ECMA and Python alike),
+/// for the OpenAPI document: codes and ranges separated by commas or line breaks, spaces and tabs
+/// around them, empty entries allowed.
+pub const SPEC_PATTERN: &str = r"^[ \t]*(?:[1-9][0-9]{2}(?:[ \t]*-[ \t]*[1-9][0-9]{2})?[ \t]*)?(?:[,\r\n][ \t]*(?:[1-9][0-9]{2}(?:[ \t]*-[ \t]*[1-9][0-9]{2})?[ \t]*)?)*$";
+
+/// Spaces and tabs, the only blanks the grammar allows around codes.
+const BLANKS: [char; 2] = [' ', '\t'];
+
 impl StatusCodeSet {
-    /// Parses `"400-403,405-999"`: comma or newline separated codes and inclusive ranges, each
-    /// code 100–999, whitespace ignored, empty tokens skipped.
+    /// Parses `"400-403,405-999"`: comma or line-break separated codes and inclusive ranges
+    /// (`500-400` is the same range as `400-500`), each code three digits from 100 to 999,
+    /// spaces and tabs around them ignored, empty entries skipped. Exactly [`SPEC_PATTERN`].
     pub fn parse(spec: &str) -> Result<Self, StatusCodeSpecError> {
         let mut ranges = Vec::new();
         for raw in spec.split([',', '\n', '\r']) {
-            let token: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
+            let token = raw.trim_matches(BLANKS);
             if token.is_empty() {
                 continue;
             }
             let (start, end) = match token.split_once('-') {
-                Some((a, b)) => (parse_code(a, &token)?, parse_code(b, &token)?),
+                Some((a, b)) => (parse_code(a, token)?, parse_code(b, token)?),
                 None => {
-                    let code = parse_code(&token, &token)?;
+                    let code = parse_code(token, token)?;
                     (code, code)
                 }
             };
-            if start > end {
-                return Err(StatusCodeSpecError {
-                    token,
-                    reason: "range start is greater than its end",
-                });
-            }
-            ranges.push((start, end));
+            ranges.push((start.min(end), start.max(end)));
         }
         ranges.sort_unstable();
         let mut merged: Vec<(u16, u16)> = Vec::with_capacity(ranges.len());
@@ -61,15 +64,17 @@ impl StatusCodeSet {
 }
 
 fn parse_code(text: &str, token: &str) -> Result<u16, StatusCodeSpecError> {
-    let code: u16 = text.parse().map_err(|_| StatusCodeSpecError {
+    let text = text.trim_matches(BLANKS);
+    let error = |reason| StatusCodeSpecError {
         token: token.to_string(),
-        reason: "not a number",
-    })?;
+        reason,
+    };
+    if text.len() != 3 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(error("a status code is three digits"));
+    }
+    let code: u16 = text.parse().map_err(|_| error("not a number"))?;
     if !(100..=999).contains(&code) {
-        return Err(StatusCodeSpecError {
-            token: token.to_string(),
-            reason: "status codes must be between 100 and 999",
-        });
+        return Err(error("status codes must be between 100 and 999"));
     }
     Ok(code)
 }
@@ -108,7 +113,7 @@ mod tests {
 
     #[test]
     fn ranges_are_sorted_merged_and_whitespace_tolerant() {
-        let set = StatusCodeSet::parse(" 500-599 ,\n429, 400-428,,").unwrap();
+        let set = StatusCodeSet::parse(" 500 - 599 ,\n429,\t400-428,,\r\n").unwrap();
         assert_eq!(set.to_string(), "400-429,500-599");
     }
 
@@ -123,7 +128,48 @@ mod tests {
         assert!(StatusCodeSet::parse("abc").is_err());
         assert!(StatusCodeSet::parse("99").is_err());
         assert!(StatusCodeSet::parse("1000").is_err());
-        assert!(StatusCodeSet::parse("500-400").is_err());
         assert!(StatusCodeSet::parse("400-").is_err());
+        assert!(StatusCodeSet::parse("4 00").is_err());
+        assert!(StatusCodeSet::parse("+400").is_err());
+        assert!(StatusCodeSet::parse("0400").is_err());
+    }
+
+    #[test]
+    fn the_pattern_accepts_exactly_what_parses() {
+        let pattern = regex::Regex::new(SPEC_PATTERN).unwrap();
+        for spec in [
+            "",
+            "400-403,405-999",
+            " 500 - 599 ,\n429,\t400-428,,\r\n",
+            "500-400",
+            ",",
+            "429",
+            "abc",
+            "99",
+            "1000",
+            "400-",
+            "4 00",
+            "+400",
+            "0400",
+            "400 401",
+            "400-401-402",
+            "400;401",
+            "\u{2003}400",
+            "400\u{1c}",
+        ] {
+            assert_eq!(
+                pattern.is_match(spec),
+                StatusCodeSet::parse(spec).is_ok(),
+                "{spec:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn reversed_ranges_read_low_to_high() {
+        assert_eq!(
+            StatusCodeSet::parse("500-400").unwrap(),
+            StatusCodeSet::parse("400-500").unwrap()
+        );
     }
 }

@@ -16,7 +16,7 @@ pub struct GroupModel {
     #[serde(flatten)]
     pub group: GroupResponse,
     /// Every system setting by key, with the value this group uses.
-    #[schema(value_type = Object)]
+    #[schema(value_type = super::settings::SettingValues)]
     pub effective_config: Value,
     /// Always `null`: the original never loads the keys on these routes.
     #[schema(value_type = Option<Vec<Object>>)]
@@ -36,36 +36,72 @@ impl GroupModel {
 
     /// An entry of `GET /api/groups/list`: id and names, every other field at its zero value,
     /// as GPT-Load's select of three columns leaves them.
-    pub fn brief(row: &GroupRow) -> Value {
-        let zero_config: Map<String, Value> = SETTINGS
-            .iter()
-            .map(|def| (def.key.to_string(), zero_of(def.kind)))
-            .collect();
-        serde_json::json!({
-            "id": row.id,
-            "effective_config": zero_config,
-            "name": row.name,
-            "endpoint": "",
-            "display_name": row.display_name,
-            "proxy_keys": "",
-            "description": "",
-            "group_type": "",
-            "upstreams": null,
-            "validation_endpoint": "",
-            "channel_type": "",
-            "sort": 0,
-            "test_model": "",
-            "param_overrides": null,
-            "model_redirect_rules": null,
-            "model_redirect_strict": false,
-            "config": null,
-            "header_rules": null,
-            "api_keys": null,
-            "last_validated_at": null,
-            "created_at": "0001-01-01T00:00:00Z",
-            "updated_at": "0001-01-01T00:00:00Z",
-        })
+    pub fn brief(row: &GroupRow) -> GroupBrief {
+        const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+        GroupBrief {
+            id: row.id,
+            effective_config: SETTINGS
+                .iter()
+                .map(|def| (def.key.to_string(), zero_of(def.kind)))
+                .collect(),
+            name: row.name.clone(),
+            endpoint: String::new(),
+            display_name: row.display_name.clone(),
+            proxy_keys: String::new(),
+            description: String::new(),
+            group_type: String::new(),
+            upstreams: None,
+            validation_endpoint: String::new(),
+            channel_type: String::new(),
+            sort: 0,
+            test_model: String::new(),
+            param_overrides: None,
+            model_redirect_rules: None,
+            model_redirect_strict: false,
+            config: None,
+            header_rules: None,
+            api_keys: None,
+            last_validated_at: None,
+            created_at: ZERO_TIME.into(),
+            updated_at: ZERO_TIME.into(),
+        }
     }
+}
+
+/// An entry of `GET /api/groups/list`: GPT-Load's group model with only `id`, `name` and
+/// `display_name` read, every other field at its zero value (`null` for its JSON columns).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupBrief {
+    pub id: i64,
+    /// Every setting at its zero value (0, false or "").
+    #[schema(value_type = super::settings::SettingValues)]
+    pub effective_config: Map<String, Value>,
+    pub name: String,
+    pub endpoint: String,
+    pub display_name: String,
+    pub proxy_keys: String,
+    pub description: String,
+    pub group_type: String,
+    #[schema(value_type = Option<Vec<super::groups::UpstreamSpec>>)]
+    pub upstreams: Option<Value>,
+    pub validation_endpoint: String,
+    pub channel_type: String,
+    pub sort: i32,
+    pub test_model: String,
+    #[schema(value_type = Option<Object>)]
+    pub param_overrides: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    pub model_redirect_rules: Option<Value>,
+    pub model_redirect_strict: bool,
+    #[schema(value_type = Option<super::settings::GroupConfig>)]
+    pub config: Option<Value>,
+    #[schema(value_type = Option<Vec<super::groups::HeaderRuleSpec>>)]
+    pub header_rules: Option<Value>,
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub api_keys: Option<Vec<Value>>,
+    pub last_validated_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
 }
 
 fn zero_of(kind: SettingKind) -> Value {
@@ -83,7 +119,7 @@ fn effective_config(settings: &SystemSettings, overrides: &Map<String, Value>) -
         .map(|def| {
             let value = match overrides.get(def.key) {
                 Some(v) if def.group_overridable && validate_value(def, v).is_ok() => v.clone(),
-                _ => settings.get(def.key),
+                _ => settings.get(def.id).clone(),
             };
             (def.key.to_string(), value)
         })

@@ -33,11 +33,11 @@ pub struct ConfigOption {
     /// Localised description.
     pub description: String,
     /// The current system value (typed), used when the group sets none.
-    #[schema(value_type = Object)]
+    #[schema(value_type = super::settings::SettingValue)]
     pub default_value: Value,
 }
 
-/// The 14 settings a group's `config` may override.
+/// The settings a group's `config` may override (those marked `group_overridable`, 24 today).
 #[utoipa::path(get, path = "/api/groups/config-options", tag = "groups",
     responses((status = 200, body = Envelope<Vec<ConfigOption>>), (status = 401, body = ErrorBody)))]
 pub async fn config_options(
@@ -50,7 +50,7 @@ pub async fn config_options(
         .filter(|def| def.group_overridable)
         .map(|def| {
             let (name, description) = setting_label(def);
-            let current = snapshot.settings.get(def.key);
+            let current = snapshot.settings.get(def.id).clone();
             ConfigOption {
                 key: def.key.to_string(),
                 name,
@@ -68,13 +68,18 @@ pub async fn config_options(
 /// One entry of a reorder request.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ReorderItem {
+    #[serde(deserialize_with = "super::response::whole")]
     pub id: i64,
+    #[schema(minimum = 0, maximum = 2147483647)]
+    #[serde(deserialize_with = "super::response::whole")]
     pub sort: i64,
 }
 
 /// Body of `PUT /api/groups/reorder`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ReorderRequest {
+    /// Each group once.
+    #[schema(min_items = 1)]
     pub items: Vec<ReorderItem>,
 }
 
@@ -154,7 +159,10 @@ pub struct GroupStats {
     pub stats_24_hour: RequestStats,
     pub stats_7_day: RequestStats,
     pub stats_30_day: RequestStats,
-    /// Token sums of the group's answered requests over the same periods.
+    /// Token sums of the group's answered requests over the same periods. Token sums are kept
+    /// per serving group, so for an aggregate these are the sums of its current members (their
+    /// requests through any route), while its request counts above are only the requests that
+    /// came through the aggregate.
     pub tokens_24_hour: TokenSums,
     pub tokens_7_day: TokenSums,
     pub tokens_30_day: TokenSums,
@@ -169,8 +177,9 @@ pub fn current_hour() -> NaiveDateTime {
 }
 
 /// Key counts (stored statuses, plus the keys cooling down right now) and request counts over the
-/// last 24 hours, 7 days and 30 days (from the hourly statistics, current hour included).
-/// Aggregate groups own no keys.
+/// last 24 hours, 7 days and 30 days (from the hourly statistics, current hour included), with
+/// token sums over the same periods. Aggregate groups own no keys; their token sums are their
+/// members'.
 #[utoipa::path(get, path = "/api/groups/{id}/stats", tag = "groups",
     params(("id" = i64, Path, description = "Group id")),
     responses((status = 200, body = Envelope<GroupStats>), (status = 400, body = ErrorBody),
@@ -191,11 +200,7 @@ pub async fn stats(
             .await?
             .remove(&id)
             .unwrap_or_default();
-        let live = state
-            .pool
-            .count(id)
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let live = state.pool.count(id).await?;
         KeyStats {
             total_keys: counts.total,
             active_keys: counts.active,
@@ -226,10 +231,16 @@ pub async fn stats(
             },
         }
     };
-    let usage = state
-        .repo
-        .usage_hours(end - Duration::days(30), end, Some(&[id]))
-        .await?;
+    // Token sums are keyed by the member that served, so an aggregate adds up its members.
+    let usage_ids = super::usage::serving_groups(&state, id).await?;
+    let usage = if usage_ids.is_empty() {
+        Vec::new()
+    } else {
+        state
+            .repo
+            .usage_hours(end - Duration::days(30), end, Some(&usage_ids))
+            .await?
+    };
     let tokens = |hours: i64| {
         let from = end - Duration::hours(hours);
         let mut sums = TokenSums::default();
@@ -254,6 +265,7 @@ pub async fn stats(
 pub struct CopyRequest {
     /// `all` (default), `valid_only` or `none`.
     #[serde(default)]
+    #[schema(pattern = "^\\s*(all|valid_only|none)?\\s*$")]
     pub copy_keys: Option<String>,
 }
 

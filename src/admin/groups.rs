@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 
-use super::group_model::GroupModel;
+use super::group_model::{GroupBrief, GroupModel};
 use super::i18n::{t, tf, Msg};
 use super::response::{done, ok, Envelope, ErrorBody, NoData, Reply};
 use super::settings::setting_error_text;
@@ -52,6 +52,7 @@ pub struct GroupInput {
     pub upstreams: Option<Value>,
     /// One of `GET /api/channel-types`.
     pub channel_type: Option<String>,
+    #[serde(default, deserialize_with = "super::response::whole_opt")]
     pub sort: Option<i32>,
     /// Model used by key validation; required for standard groups.
     pub test_model: Option<String>,
@@ -64,8 +65,8 @@ pub struct GroupInput {
     #[schema(value_type = Option<Object>)]
     pub model_redirect_rules: Option<Value>,
     pub model_redirect_strict: Option<bool>,
-    /// Overrides of the 14 group-overridable settings (see `GET /api/groups/config-options`).
-    #[schema(value_type = Option<Object>)]
+    /// Overrides of the group-overridable settings (see `GET /api/groups/config-options`).
+    #[schema(value_type = Option<super::settings::GroupConfigInput>)]
     pub config: Option<Value>,
     pub header_rules: Option<Vec<HeaderRuleSpec>>,
     /// Group proxy keys, comma separated.
@@ -93,7 +94,7 @@ pub struct GroupResponse {
     #[schema(value_type = Object)]
     pub model_redirect_rules: Value,
     pub model_redirect_strict: bool,
-    #[schema(value_type = Object)]
+    #[schema(value_type = super::settings::GroupConfig)]
     pub config: Value,
     #[schema(value_type = Vec<HeaderRuleSpec>)]
     pub header_rules: Value,
@@ -133,6 +134,156 @@ impl GroupResponse {
     }
 }
 
+/// The request bodies of group create and update, as JSON Schema written next to the rules of
+/// [`apply`] they state (the derived [`GroupInput`] cannot say which fields a standard group
+/// needs, nor the forms the server accepts); `openapi::document` puts them in place.
+pub struct GroupCreate;
+/// See [`GroupCreate`].
+pub struct GroupUpdate;
+
+macro_rules! placeholder_schema {
+    ($($name:ident),*) => {$(
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new().build().into()
+            }
+        }
+        impl ToSchema for $name {}
+    )*};
+}
+placeholder_schema!(GroupCreate, GroupUpdate);
+
+/// `GroupCreate` and `GroupUpdate` by component name.
+pub fn schemas() -> Vec<(&'static str, Value)> {
+    let nonblank = json!({"type": "string", "pattern": "\\S"});
+    let upstreams = json!({
+        "type": "array",
+        "minItems": 1,
+        "items": {
+            "type": "object",
+            "required": ["url"],
+            "properties": {
+                "url": {"type": "string", "pattern": "^\\s*https?://"},
+                "weight": {"anyOf": [{"type": "integer", "minimum": 0, "maximum": i64::MAX}, {"type": "null"}]},
+            },
+        },
+        // At least one upstream carries traffic.
+        "contains": {
+            "type": "object",
+            "required": ["weight"],
+            "properties": {"weight": {"type": "integer", "minimum": 1}},
+        },
+        "description": "At least one entry, one with weight > 0.",
+    });
+    let redirects = json!({
+        "type": "object",
+        "propertyNames": {"pattern": "\\S"},
+        "additionalProperties": nonblank,
+        "description": "Source model → target model (non-blank strings).",
+    });
+    let header_rules = json!({
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["key"],
+            "properties": {
+                // An HTTP header name (a token), or blank to skip the rule.
+                "key": {"type": "string", "pattern": "^\\s*[!#$%&'*+.^_`|~0-9A-Za-z-]*\\s*$"},
+                "value": {"type": "string"},
+                "action": {"type": "string", "description": "`set` or `remove`"},
+            },
+        },
+        "description": "Header names must differ (ignoring case).",
+    });
+    let mut common = json!({
+        "name": {"type": "string", "pattern": "^\\s*[a-z0-9_-]{1,100}\\s*$"},
+        "display_name": {"type": "string"},
+        "description": {"type": "string"},
+        "channel_type": {"type": "string", "enum": CHANNEL_TYPES},
+        "sort": {"type": "integer", "format": "int32", "minimum": i32::MIN, "maximum": i32::MAX},
+        "param_overrides": {"type": "object"},
+        "model_redirect_strict": {"type": "boolean"},
+        "config": {"$ref": "#/components/schemas/GroupConfigInput"},
+        "header_rules": header_rules,
+        "proxy_keys": {"type": "string"},
+    });
+    let endpoint = json!({
+        "type": "string",
+        "pattern": "^\\s*(/((?!://).)*)?\\s*$",
+        "description": "Empty, or a path starting with `/` without `://`.",
+    });
+    // Every field is optional and `null` counts as absent, except where creating needs it.
+    let nullable = |schema: &Value| json!({"anyOf": [schema, {"type": "null"}]});
+    let nullable_all = |fields: Value, except: &[&str]| -> Value {
+        let Value::Object(map) = fields else {
+            return fields;
+        };
+        map.into_iter()
+            .map(|(k, v)| {
+                let v = if except.contains(&k.as_str()) {
+                    v
+                } else {
+                    nullable(&v)
+                };
+                (k, v)
+            })
+            .collect::<Map<String, Value>>()
+            .into()
+    };
+    let mut update = common.clone();
+    update["group_type"] = json!({"type": "string", "description": "Ignored on update."});
+    update["upstreams"] = upstreams.clone();
+    update["model_redirect_rules"] = redirects.clone();
+    update["test_model"] = json!({"type": "string", "description": "Blank keeps the current one."});
+    update["validation_endpoint"] = endpoint.clone();
+    common["group_type"] =
+        json!({"type": "string", "enum": ["standard", "aggregate"], "default": "standard"});
+    let mut standard = common.clone();
+    standard["upstreams"] = upstreams;
+    standard["test_model"] = nonblank;
+    standard["validation_endpoint"] = endpoint;
+    standard["model_redirect_rules"] = redirects;
+    let mut aggregate = common;
+    aggregate["group_type"] = json!({"const": "aggregate"});
+    aggregate["model_redirect_rules"] = json!({
+        "type": "object",
+        "maxProperties": 0,
+        "description": "Aggregates have no redirects.",
+    });
+    let standard = nullable_all(
+        standard,
+        &["name", "channel_type", "upstreams", "test_model"],
+    );
+    let aggregate = nullable_all(aggregate, &["name", "channel_type", "group_type"]);
+    let update = nullable_all(update, &[]);
+    vec![
+        (
+            "GroupCreate",
+            json!({
+                "oneOf": [
+                    {
+                        "title": "Standard group",
+                        "type": "object",
+                        "required": ["name", "channel_type", "upstreams", "test_model"],
+                        "properties": standard,
+                        "not": {"required": ["group_type"], "properties": {"group_type": {"const": "aggregate"}}},
+                    },
+                    {
+                        "title": "Aggregate group",
+                        "type": "object",
+                        "required": ["name", "channel_type", "group_type"],
+                        "properties": aggregate,
+                    },
+                ],
+            }),
+        ),
+        (
+            "GroupUpdate",
+            json!({"type": "object", "properties": update}),
+        ),
+    ]
+}
+
 /// The current `app_url` setting.
 pub fn app_url(state: &AppState) -> String {
     state.snapshot.load().settings.app_url()
@@ -153,15 +304,18 @@ pub async fn list(_admin: super::Admin, state: web::Data<AppState>) -> Reply<Vec
 /// List groups as GPT-Load's raw model with only `id`, `name` and `display_name` filled in (every
 /// other field at its zero value), in id order.
 #[utoipa::path(get, path = "/api/groups/list", tag = "groups",
-    responses((status = 200, body = Envelope<Vec<GroupModel>>), (status = 401, body = ErrorBody)))]
-pub async fn list_brief(_admin: super::Admin, state: web::Data<AppState>) -> Reply<Vec<Value>> {
+    responses((status = 200, body = Envelope<Vec<GroupBrief>>), (status = 401, body = ErrorBody)))]
+pub async fn list_brief(
+    _admin: super::Admin,
+    state: web::Data<AppState>,
+) -> Reply<Vec<GroupBrief>> {
     let mut rows = state.repo.groups().await?;
     rows.sort_by_key(|r| r.id);
     ok(rows.iter().map(GroupModel::brief).collect())
 }
 
 /// Create a group.
-#[utoipa::path(post, path = "/api/groups", tag = "groups", request_body = GroupInput,
+#[utoipa::path(post, path = "/api/groups", tag = "groups", request_body = GroupCreate,
     responses((status = 200, body = Envelope<GroupResponse>), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 409, description = "Name taken", body = ErrorBody)))]
 pub async fn create(
@@ -203,7 +357,7 @@ pub async fn create(
 }
 
 /// Update a group: only the fields present change.
-#[utoipa::path(put, path = "/api/groups/{id}", tag = "groups", request_body = GroupInput,
+#[utoipa::path(put, path = "/api/groups/{id}", tag = "groups", request_body = GroupUpdate,
     params(("id" = i64, Path, description = "Group id")),
     responses((status = 200, body = Envelope<GroupResponse>), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -261,7 +415,7 @@ pub async fn delete(
     state.pool.remove_group(id);
     state.reload_config_local().await?;
     state
-        .announce(crate::store::ClusterEvent::GroupDeleted { group_id: id })
+        .announce(gpt_load_actors::cluster::ClusterEvent::GroupDeleted { group_id: id })
         .await;
     done(t(Msg::GroupDeleted))
 }
@@ -423,8 +577,14 @@ fn validate_upstreams(value: &Value) -> Result<String, ApiError> {
         }
         let weight = match item.get("weight") {
             None | Some(Value::Null) => 0,
+            // A whole float (`2.0`) is the integer it spells, as for every integer field.
             Some(w) => w
                 .as_i64()
+                .or_else(|| {
+                    w.as_f64()
+                        .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
+                        .map(|f| f as i64)
+                })
                 .ok_or_else(|| invalid(Msg::UpstreamWeightInvalid))?,
         };
         if weight < 0 {

@@ -9,6 +9,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::ACCEPT_LANGUAGE;
 use actix_web::middleware::Next;
 use actix_web::Error;
+use gpt_load_actors::settings::SettingKey;
 
 /// A supported language.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -144,6 +145,7 @@ messages! {
     SettingNotBoolean => ("setting '{key}' must be a boolean", "设置项 '{key}' 必须是布尔值", "設定項目 '{key}' は真偽値である必要があります"),
     SettingNotString => ("setting '{key}' must be a string", "设置项 '{key}' 必须是字符串", "設定項目 '{key}' は文字列である必要があります"),
     SettingBelowMin => ("setting '{key}' must be at least {min}", "设置项 '{key}' 不能小于 {min}", "設定項目 '{key}' は {min} 以上である必要があります"),
+    SettingAboveMax => ("setting '{key}' must be at most {max}", "设置项 '{key}' 不能大于 {max}", "設定項目 '{key}' は {max} 以下である必要があります"),
     SettingRequired => ("setting '{key}' is required", "设置项 '{key}' 为必填项", "設定項目 '{key}' は必須です"),
     SettingInvalid => ("setting '{key}' is invalid: {reason}", "设置项 '{key}' 无效：{reason}", "設定項目 '{key}' が無効です：{reason}"),
     SettingNotOverridable => ("setting '{key}' cannot be overridden per group", "设置项 '{key}' 不能在分组中覆盖", "設定項目 '{key}' はグループごとに上書きできません"),
@@ -238,17 +240,18 @@ pub fn tf(msg: Msg, args: &[(&str, &dyn Display)]) -> String {
     text
 }
 
-/// Name and description of a system setting in `lang`; English comes from the setting table.
-pub fn setting_text(key: &str, lang: Lang) -> Option<(&'static str, &'static str)> {
+/// Name and description of a system setting in `lang`; English comes from the setting table. The
+/// match is exhaustive, so a new setting does not compile until it is translated.
+pub fn setting_text(key: SettingKey, lang: Lang) -> Option<(&'static str, &'static str)> {
     let (zh, ja) = match key {
-        "app_url" => (
+        SettingKey::AppUrl => (
             ("项目地址", "项目的基础 URL，用于拼接分组终端节点地址。"),
             (
                 "プロジェクト URL",
                 "グループのエンドポイントアドレスを組み立てるためのプロジェクトのベース URL。",
             ),
         ),
-        "proxy_keys" => (
+        SettingKey::ProxyKeys => (
             (
                 "全局代理密钥",
                 "用于访问所有分组的全局代理密钥，多个用英文逗号分隔。",
@@ -258,11 +261,11 @@ pub fn setting_text(key: &str, lang: Lang) -> Option<(&'static str, &'static str
                 "すべてのグループにアクセスできるグローバルプロキシキー。カンマ区切り。",
             ),
         ),
-        "request_log_retention_days" => (
+        SettingKey::RequestLogRetentionDays => (
             ("日志保留时长（天）", "请求日志的保留天数，0 为永久保留。"),
             ("ログ保持日数", "リクエストログを保持する日数。0 は無期限。"),
         ),
-        "request_log_write_interval_minutes" => (
+        SettingKey::RequestLogWriteIntervalMinutes => (
             (
                 "日志延迟写入周期（分钟）",
                 "请求日志等待写入数据库的最长分钟数（服务器默认 1 秒内写入，见 REQUEST_LOG_MAX_DELAY_MS），0 为立即写入。",
@@ -272,53 +275,53 @@ pub fn setting_text(key: &str, lang: Lang) -> Option<(&'static str, &'static str
                 "リクエストログが書き込みを待つ最長時間（分）。サーバーは既定で 1 秒以内に書き込む（REQUEST_LOG_MAX_DELAY_MS）。0 は即時。",
             ),
         ),
-        "enable_request_body_logging" => (
+        SettingKey::EnableRequestBodyLogging => (
             ("记录请求体", "在请求日志中保存请求体和 User-Agent。"),
             (
                 "リクエストボディの記録",
                 "リクエストログにリクエストボディと User-Agent を保存します。",
             ),
         ),
-        "request_timeout" => (
+        SettingKey::RequestTimeout => (
             ("请求超时（秒）", "非流式请求的整体超时时间（秒）。"),
             (
                 "リクエストタイムアウト（秒）",
                 "非ストリーミングリクエスト全体のタイムアウト（秒）。",
             ),
         ),
-        "connect_timeout" => (
+        SettingKey::ConnectTimeout => (
             ("连接超时（秒）", "与上游建立连接的超时时间（秒）。"),
             (
                 "接続タイムアウト（秒）",
                 "上流への接続のタイムアウト（秒）。",
             ),
         ),
-        "idle_conn_timeout" => (
+        SettingKey::IdleConnTimeout => (
             ("空闲连接超时（秒）", "空闲上游连接的保留时间（秒）。"),
             (
                 "アイドル接続タイムアウト（秒）",
                 "アイドル状態の上流接続を保持する時間（秒）。",
             ),
         ),
-        "response_header_timeout" => (
+        SettingKey::ResponseHeaderTimeout => (
             ("响应头超时（秒）", "等待上游响应头的最长时间（秒）。"),
             (
                 "レスポンスヘッダータイムアウト（秒）",
                 "上流のレスポンスヘッダーを待つ最大時間（秒）。",
             ),
         ),
-        "max_idle_conns" => (
+        SettingKey::MaxIdleConns => (
             ("最大空闲连接数", "上游空闲连接的总数上限。"),
             ("最大アイドル接続数", "上流のアイドル接続の合計上限。"),
         ),
-        "max_idle_conns_per_host" => (
+        SettingKey::MaxIdleConnsPerHost => (
             ("每主机最大空闲连接数", "每个上游主机的空闲连接数上限。"),
             (
                 "ホストごとの最大アイドル接続数",
                 "上流ホストごとのアイドル接続の上限。",
             ),
         ),
-        "proxy_url" => (
+        SettingKey::ProxyUrl => (
             (
                 "代理服务器地址",
                 "上游请求使用的 HTTP/HTTPS/SOCKS5 代理，留空则使用环境变量。",
@@ -328,18 +331,18 @@ pub fn setting_text(key: &str, lang: Lang) -> Option<(&'static str, &'static str
                 "上流リクエストに使う HTTP/HTTPS/SOCKS5 プロキシ。空の場合は環境変数を使用。",
             ),
         ),
-        "max_retries" => (
+        SettingKey::MaxRetries => (
             ("最大重试次数", "请求失败后使用其他密钥重试的额外次数。"),
             ("最大リトライ回数", "失敗後に別のキーで再試行する追加回数。"),
         ),
-        "blacklist_threshold" => (
+        SettingKey::BlacklistThreshold => (
             ("黑名单阈值", "密钥累计失败多少次后被拉黑，0 为永不拉黑。"),
             (
                 "ブラックリストしきい値",
                 "キーがブラックリストに入るまでの失敗回数。0 は無効。",
             ),
         ),
-        "failover_status_codes" => (
+        SettingKey::FailoverStatusCodes => (
             (
                 "故障转移状态码",
                 "计为密钥失败并触发重试的上游状态码，例如 400-403,405-999。",
@@ -349,68 +352,67 @@ pub fn setting_text(key: &str, lang: Lang) -> Option<(&'static str, &'static str
                 "キーの失敗として扱い再試行する上流ステータスコード。例：400-403,405-999。",
             ),
         ),
-        "key_validation_interval_minutes" => (
+        SettingKey::KeyValidationIntervalMinutes => (
             ("密钥验证间隔（分钟）", "后台验证分组无效密钥的间隔分钟数（由主节点执行）；0 表示关闭。"),
             (
                 "キー検証間隔（分）",
                 "グループの無効なキーをバックグラウンドで検証する間隔（分、リーダーが実行）。0 で無効になります。",
             ),
         ),
-        "key_validation_concurrency" => (
+        SettingKey::KeyValidationConcurrency => (
             ("密钥验证并发数", "每个分组并行验证的密钥数。"),
             (
                 "キー検証の同時実行数",
                 "グループごとに並行して検証するキーの数。",
             ),
         ),
-        "key_validation_timeout_seconds" => (
+        SettingKey::KeyValidationTimeoutSeconds => (
             ("密钥验证超时（秒）", "单个验证请求的超时时间（秒）。"),
             (
                 "キー検証タイムアウト（秒）",
                 "1 回の検証リクエストのタイムアウト（秒）。",
             ),
         ),
-        "rate_limit_cooldown_seconds" => (
+        SettingKey::RateLimitCooldownSeconds => (
             ("限流冷却（秒）", "密钥收到无 Retry-After 的 429 后首次休息的秒数，每次重复翻倍。"),
             ("レート制限クールダウン（秒）", "Retry-After のない 429 を受けたキーの最初の休止秒数。繰り返すたびに倍になります。"),
         ),
-        "rate_limit_cooldown_max_seconds" => (
+        SettingKey::RateLimitCooldownMaxSeconds => (
             ("限流冷却上限（秒）", "无 Retry-After 时被限流密钥的最长休息秒数。"),
             ("レート制限クールダウン上限（秒）", "Retry-After のないレート制限キーの最長休止秒数。"),
         ),
-        "rate_limit_scope" => (
+        SettingKey::RateLimitScope => (
             ("限流范围", "429 让什么休息：`model` 只让该密钥在本次请求的模型上休息（服务商按模型计配额），`key` 让整个密钥休息。整个密钥额度耗尽的错误总是作用于整个密钥。"),
             ("レート制限の範囲", "429 で何を休止させるか：`model` はリクエストのモデルについてのみキーを休止（プロバイダーはモデルごとに割り当てを数えます）、`key` はキー全体を休止。キー全体の割り当て切れエラーは常にキー全体に効きます。"),
         ),
-        "retry_after_max_seconds" => (
+        SettingKey::RetryAfterMaxSeconds => (
             ("Retry-After 上限（秒）", "上游 Retry-After 可对密钥施加的最长休息秒数。"),
             ("Retry-After 上限（秒）", "上流の Retry-After がキーに課せる最長休止秒数。"),
         ),
-        "upstream_error_cooldown_seconds" => (
+        SettingKey::UpstreamErrorCooldownSeconds => (
             ("上游错误冷却（秒）", "密钥遇到 5xx、连接错误或超时后首次休息的秒数，每次重复翻倍；0 为关闭。"),
             ("上流エラークールダウン（秒）", "5xx・接続エラー・タイムアウト後のキーの最初の休止秒数。繰り返すたびに倍になります。0 で無効。"),
         ),
-        "upstream_error_cooldown_max_seconds" => (
+        SettingKey::UpstreamErrorCooldownMaxSeconds => (
             ("上游错误冷却上限（秒）", "上游错误后的最长休息秒数。"),
             ("上流エラークールダウン上限（秒）", "上流エラー後の最長休止秒数。"),
         ),
-        "upstream_error_blacklist" => (
+        SettingKey::UpstreamErrorBlacklist => (
             ("上游错误计入拉黑", "将 5xx、连接错误和超时计入拉黑阈值。"),
             ("上流エラーをブラックリストに計上", "5xx・接続エラー・タイムアウトをブラックリストしきい値に数えます。"),
         ),
-        "min_usable_keys_percent" => (
+        SettingKey::MinUsableKeysPercent => (
             ("可用密钥下限（%）", "自动拉黑永远不会让分组中轮换的密钥低于该百分比（至少一个）；被保留但仍以失效方式失败的密钥只在没有其他密钥时才会被使用。"),
             ("利用可能キーの下限（%）", "自動ブラックリストでローテーションから外さないグループのキーの割合（最低 1 つ）。残されたキーが無効として失敗し続ける場合は、他のキーがないときだけ使われます。"),
         ),
-        "first_byte_timeout_seconds" => (
+        SettingKey::FirstByteTimeoutSeconds => (
             ("首字节超时（秒）", "等待上游首个响应字节的秒数，超时后换用其他密钥重试；0 为关闭。"),
             ("最初のバイトのタイムアウト（秒）", "上流の最初の応答バイトを待つ秒数。超えると別のキーで再試行します。0 で無効。"),
         ),
-        "stream_include_usage" => (
+        SettingKey::StreamIncludeUsage => (
             ("始终统计流式用量", "为未携带 stream_options.include_usage 的 OpenAI 流式对话请求加上该参数，使 Token 用量始终可知。客户端会在 [DONE] 之前多收到一个 choices 为空、带有用量的数据块。"),
             ("ストリームの使用量を常に取得", "stream_options.include_usage のない OpenAI のストリーミングチャット要求にそれを追加し、トークン使用量を常に把握します。クライアントは [DONE] の前に、choices が空で使用量を含むチャンクを 1 つ余分に受け取ります。"),
         ),
-        _ => return None,
     };
     match lang {
         Lang::ZhCn => Some(zh),
@@ -454,7 +456,7 @@ mod tests {
         for def in gpt_load_actors::settings::SETTINGS.iter() {
             for lang in [Lang::ZhCn, Lang::JaJp] {
                 assert!(
-                    setting_text(def.key, lang).is_some(),
+                    setting_text(def.id, lang).is_some(),
                     "{} in {lang:?}",
                     def.key
                 );

@@ -64,9 +64,11 @@ fn may_use(snapshot: &Snapshot, group: &GroupView, key: &str) -> bool {
         || credentials::matches_any(key, &snapshot.global_proxy_keys)
 }
 
-/// Every group the proxy key (`?key=`) may use, in list order.
-#[utoipa::path(get, path = "/api/integration/info", tag = "integration", security(()),
-    params(("key" = String, Query, description = "A global or group proxy key")),
+/// Every group the proxy key may use, in list order. The key is read where the proxy reads it:
+/// `?key=`, `Authorization: Bearer`, `X-Api-Key` or `X-Goog-Api-Key`.
+#[utoipa::path(get, path = "/api/integration/info", tag = "integration",
+    security(("proxy_key_query" = []), ("proxy_key_bearer" = []), ("proxy_key_x_api_key" = []),
+        ("proxy_key_x_goog_api_key" = [])),
     responses((status = 200, body = Envelope<Vec<IntegrationGroup>>),
         (status = 400, description = "Missing, invalid or unauthorized proxy key", body = ErrorBody)))]
 pub async fn global_info(
@@ -87,11 +89,12 @@ pub async fn global_info(
     ok(groups.into_iter().map(|g| describe(g, false)).collect())
 }
 
-/// The one group of the path, when the proxy key (`?key=`) may use it. Answered before the
-/// proxy sees the request.
-#[utoipa::path(get, path = "/proxy/{group}/api/integration/info", tag = "integration", security(()),
-    params(("group" = String, Path, description = "Group name"),
-        ("key" = String, Query, description = "A global or group proxy key")),
+/// The one group of the path, when the proxy key may use it (read as for
+/// `/api/integration/info`). Answered before the proxy sees the request.
+#[utoipa::path(get, path = "/proxy/{group}/api/integration/info", tag = "integration",
+    security(("proxy_key_query" = []), ("proxy_key_bearer" = []), ("proxy_key_x_api_key" = []),
+        ("proxy_key_x_goog_api_key" = [])),
+    params(("group" = String, Path, description = "Group name")),
     responses((status = 200, body = Envelope<Vec<IntegrationGroup>>),
         (status = 400, description = "Missing, invalid or unauthorized proxy key", body = ErrorBody),
         (status = 404, body = ErrorBody)))]

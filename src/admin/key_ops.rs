@@ -23,14 +23,18 @@ use crate::validation::prober::{self, Prober};
 /// Body of the calls that take a list of keys.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct KeysTextRequest {
+    #[serde(deserialize_with = "super::response::whole")]
     pub group_id: i64,
-    /// Keys as a JSON array of strings, or separated by whitespace, commas or semicolons.
+    /// Keys as a JSON array of strings, or separated by whitespace, commas or semicolons; at
+    /// least one key, at most 5,000 for the synchronous calls.
+    #[schema(pattern = "[^\\s,;]")]
     pub keys_text: String,
 }
 
 /// Body of the calls that act on a whole group.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct GroupIdRequest {
+    #[serde(deserialize_with = "super::response::whole")]
     pub group_id: i64,
 }
 

@@ -179,7 +179,8 @@ pub fn group_id_param(raw: Option<&str>) -> Result<i64, ApiError> {
 pub struct KeyListQuery {
     /// Required group id.
     pub group_id: Option<String>,
-    /// `active`, `invalid` or `disabled` (the stored status).
+    /// `active`, `invalid` or `disabled` (the stored status); empty for every key.
+    #[param(pattern = "^\\s*(active|invalid|disabled)?\\s*$")]
     pub status: Option<String>,
     /// Exact key (matched by hash).
     pub key_value: Option<String>,
@@ -196,11 +197,7 @@ async fn live_health(
     group_id: GroupId,
     key_ids: Vec<KeyId>,
 ) -> Result<HashMap<KeyId, KeyHealthView>, ApiError> {
-    state
-        .pool
-        .describe(group_id, key_ids)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))
+    Ok(state.pool.describe(group_id, key_ids).await?)
 }
 
 /// List a group's keys, most recently used first (never used last), each with its live state,
@@ -250,6 +247,7 @@ pub struct KeyExportQuery {
     /// Required group id.
     pub group_id: Option<String>,
     /// `all` (default), `active`, `invalid` or `disabled`.
+    #[param(pattern = "^\\s*(all|active|invalid|disabled)?\\s*$")]
     pub status: Option<String>,
 }
 
@@ -314,6 +312,7 @@ pub async fn export(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NotesRequest {
     /// Free text, at most 255 characters after trimming.
+    #[schema(max_length = 255)]
     pub notes: String,
 }
 
@@ -344,6 +343,7 @@ pub async fn update_notes(
 pub struct KeyStatusRequest {
     /// `disabled` takes the key out of service until an operator enables it again; `active`
     /// enables it (also a blacklisted one) with a zero failure count and a fresh health.
+    #[schema(pattern = "^\\s*(active|disabled)\\s*$")]
     pub status: String,
 }
 
@@ -439,8 +439,7 @@ pub async fn reset_cooldown(
     let was_cooling = state
         .pool
         .reset_rests(row.group_id, id, model)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .await?
         .unwrap_or(false);
     let key = key_with_health(&state, id).await?;
     let msg = if was_cooling {

@@ -1,5 +1,5 @@
 //! Request logs: the filtered, paginated listing and the CSV export of the distinct keys that
-//! appear in the filtered rows.
+//! appear in the filtered rows, with their token sums.
 
 use actix_web::{web, HttpResponse};
 use bytes::Bytes;
@@ -9,7 +9,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::response::{ok, page_params, Envelope, ErrorBody, Page, Reply};
 use super::timestamp;
-use crate::db::repo_logs::{LogFilter, LogRow, LogTotal};
+use crate::crypto::KeyCodec;
+use crate::db::repo_logs::{ExportedKey, LogFilter, LogRow, LogTotal};
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
@@ -204,8 +205,67 @@ fn csv_field(value: &str) -> String {
     }
 }
 
-/// CSV (`key_value,group_name,status_code`) of every distinct key in the filtered logs, each
-/// with its latest row, ordered by key hash. Browsers authenticate with `?key=`.
+/// The export's header: GPT-Load's three columns, then the token sums (added columns, so
+/// scripts that read GPT-Load's first three columns keep working).
+const EXPORT_HEADER: &str = "key_value,group_name,status_code,input_tokens,output_tokens,\
+total_tokens,cached_tokens,cache_write_tokens,reasoning_tokens\n";
+
+/// One key's export line while its rows stream by: the newest row's fields and the token sums of
+/// all its filtered rows.
+struct KeyLine {
+    hash: String,
+    /// `key_value,group_name,status_code`; `None` when the key cannot be decrypted (no line).
+    head: Option<String>,
+    /// Per token column, the sum over the rows that reported it; `None` (an empty field) when
+    /// no row did, so unknown usage never reads as 0.
+    tokens: [Option<i64>; 6],
+}
+
+impl KeyLine {
+    fn start(row: &ExportedKey, codec: &KeyCodec) -> Self {
+        let head = codec.decode(&row.key_value).ok().map(|plain| {
+            format!(
+                "{},{},{}",
+                csv_field(plain.expose()),
+                csv_field(&row.group_name),
+                row.status_code
+            )
+        });
+        KeyLine {
+            hash: row.key_hash.clone(),
+            head,
+            tokens: row.tokens,
+        }
+    }
+
+    fn add(&mut self, tokens: &[Option<i64>; 6]) {
+        for (sum, value) in self.tokens.iter_mut().zip(tokens) {
+            if let Some(v) = value {
+                *sum = Some(sum.unwrap_or(0) + v);
+            }
+        }
+    }
+
+    fn write(&self, out: &mut String) {
+        let Some(head) = &self.head else {
+            return;
+        };
+        out.push_str(head);
+        for sum in &self.tokens {
+            out.push(',');
+            if let Some(v) = sum {
+                out.push_str(&v.to_string());
+            }
+        }
+        out.push('\n');
+    }
+}
+
+/// CSV of every distinct key in the filtered logs, ordered by key hash: `key_value,group_name,
+/// status_code` from the key's latest row (GPT-Load's columns), then the key's token sums over
+/// all its filtered rows (`input_tokens,output_tokens,total_tokens,cached_tokens,
+/// cache_write_tokens,reasoning_tokens`; empty when no row reported that count). Browsers
+/// authenticate with `?key=`.
 #[utoipa::path(get, path = "/api/logs/export", tag = "logs", params(LogQuery),
     responses((status = 200, content_type = "text/csv", body = String,
             description = "Attachment `log_keys_export_YYYYMMDDHHMMSS.csv`"),
@@ -218,34 +278,37 @@ pub async fn export(
     let filter = query.filter(&state);
     let repo = state.repo.clone();
     let header = futures_util::stream::once(async {
-        Ok::<_, ApiError>(Bytes::from_static(b"key_value,group_name,status_code\n"))
+        Ok::<_, ApiError>(Bytes::from_static(EXPORT_HEADER.as_bytes()))
     });
-    let rows = futures_util::stream::unfold(Some((0i64, String::new())), move |cursor| {
+    // A key's rows may span batches: its line is written once the next key (or the end) shows.
+    let rows = futures_util::stream::unfold(Some((0i64, None::<KeyLine>)), move |cursor| {
         let repo = repo.clone();
         let filter = filter.clone();
         async move {
-            let (offset, mut last_hash) = cursor?;
+            let (offset, mut current) = cursor?;
             match repo.log_keys_batch(&filter, offset, EXPORT_BATCH).await {
-                Ok(batch) if batch.is_empty() => None,
+                Ok(batch) if batch.is_empty() => {
+                    let mut text = String::new();
+                    if let Some(line) = current {
+                        line.write(&mut text);
+                    }
+                    Some((Ok(Bytes::from(text)), None))
+                }
                 Ok(batch) => {
                     let next = offset + batch.len() as i64;
                     let mut text = String::new();
-                    for row in batch {
-                        if row.key_hash == last_hash {
-                            continue;
+                    for row in &batch {
+                        match &mut current {
+                            Some(line) if line.hash == row.key_hash => line.add(&row.tokens),
+                            _ => {
+                                if let Some(done) = current.take() {
+                                    done.write(&mut text);
+                                }
+                                current = Some(KeyLine::start(row, &repo.codec));
+                            }
                         }
-                        last_hash = row.key_hash.clone();
-                        let Ok(plain) = repo.codec.decode(&row.key_value) else {
-                            continue;
-                        };
-                        text.push_str(&format!(
-                            "{},{},{}\n",
-                            csv_field(plain.expose()),
-                            csv_field(&row.group_name),
-                            row.status_code
-                        ));
                     }
-                    Some((Ok(Bytes::from(text)), Some((next, last_hash))))
+                    Some((Ok(Bytes::from(text)), Some((next, current))))
                 }
                 Err(err) => {
                     tracing::error!(error = %err, "Log export failed mid-stream.");

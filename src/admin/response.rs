@@ -114,6 +114,39 @@ pub fn go_float<S: serde::Serializer>(value: &f64, serializer: S) -> Result<S::O
     }
 }
 
+/// Reads an integer field that may also be written as a whole float (`1.0`): JSON and JSON
+/// Schema read both spellings as the same number, so a client (or a generated one) that writes
+/// either is understood. Fractions and values outside the field's type are refused.
+pub fn whole<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::de::Error;
+    let number = <serde_json::Number as serde::Deserialize>::deserialize(deserializer)?;
+    let value = number
+        .as_i64()
+        .or_else(|| {
+            number
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
+                .map(|f| f as i64)
+        })
+        .ok_or_else(|| D::Error::custom(format!("invalid number {number}, expected an integer")))?;
+    T::try_from(value).map_err(|_| D::Error::custom(format!("{value} is out of range")))
+}
+
+/// [`whole`] for an optional field (`null` or absent is `None`).
+pub fn whole_opt<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    #[derive(serde::Deserialize)]
+    struct Whole<T: TryFrom<i64>>(#[serde(deserialize_with = "whole")] T);
+    Ok(<Option<Whole<T>> as serde::Deserialize>::deserialize(deserializer)?.map(|w| w.0))
+}
+
 /// Go's `omitempty` on an integer: absent when zero (or unset).
 pub fn zero_or_none(value: &Option<i64>) -> bool {
     value.is_none_or(|v| v == 0)

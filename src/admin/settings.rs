@@ -3,9 +3,12 @@
 use std::collections::HashMap;
 
 use actix_web::web;
-use gpt_load_actors::settings::{find, validate_value, SettingDef, SettingError, SETTINGS};
+use gpt_load_actors::settings::{
+    find, validate_value, SettingDef, SettingError, SettingKey, SettingKind, SETTINGS,
+};
+use gpt_load_actors::status_codes::SPEC_PATTERN;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 
 use super::i18n::{setting_text, t, tf, Lang, Msg};
@@ -13,14 +16,114 @@ use super::response::{done, ok, Envelope, ErrorBody, NoData, Reply};
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
+/// Declares a type whose JSON Schema is written from the settings table by [`schemas`] rather
+/// than derived: the document then states each setting's type, bounds and choices exactly as
+/// [`validate_value`] checks them. The derived schema is a placeholder that
+/// `openapi::document` replaces.
+macro_rules! table_schema {
+    ($($(#[$doc:meta])* $name:ident,)*) => {$(
+        $(#[$doc])*
+        pub struct $name;
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new().build().into()
+            }
+        }
+
+        impl ToSchema for $name {}
+    )*};
+}
+
+table_schema! {
+    /// Body of `PUT /api/settings`: any settings, each with its own type and bounds.
+    SettingsUpdate,
+    /// A group's `config` overrides: the group-overridable settings, `null` removing one.
+    GroupConfigInput,
+    /// A group's stored `config` overrides as answered.
+    GroupConfig,
+    /// Every setting by key with the value a group uses.
+    SettingValues,
+    /// A setting's value: an integer, boolean or string, per setting.
+    SettingValue,
+}
+
+/// The JSON Schemas of the [`table_schema!`] types, by component name.
+pub fn schemas() -> Vec<(&'static str, Value)> {
+    let typed = |def: &SettingDef| json!({"type": kind_type(def.kind)});
+    let object = |defs: &mut dyn Iterator<Item = (&'static str, Value)>, closed: bool| {
+        let properties: Map<String, Value> = defs.map(|(k, v)| (k.to_string(), v)).collect();
+        let mut schema = json!({"type": "object", "properties": properties});
+        if closed {
+            schema["additionalProperties"] = Value::Bool(false);
+        }
+        schema
+    };
+    let overridable = || SETTINGS.iter().filter(|d| d.group_overridable);
+    vec![
+        (
+            "SettingsUpdate",
+            object(&mut SETTINGS.iter().map(|d| (d.key, input_schema(d))), true),
+        ),
+        (
+            "GroupConfigInput",
+            object(
+                &mut overridable()
+                    .map(|d| (d.key, json!({"anyOf": [input_schema(d), {"type": "null"}]}))),
+                true,
+            ),
+        ),
+        (
+            "GroupConfig",
+            object(&mut overridable().map(|d| (d.key, typed(d))), false),
+        ),
+        (
+            "SettingValues",
+            object(&mut SETTINGS.iter().map(|d| (d.key, typed(d))), false),
+        ),
+        (
+            "SettingValue",
+            json!({"type": ["integer", "boolean", "string"]}),
+        ),
+    ]
+}
+
+fn kind_type(kind: SettingKind) -> &'static str {
+    match kind {
+        SettingKind::Int => "integer",
+        SettingKind::Bool => "boolean",
+        SettingKind::Str => "string",
+    }
+}
+
+/// What [`validate_value`] accepts for one setting, as JSON Schema.
+fn input_schema(def: &SettingDef) -> Value {
+    let mut schema = json!({"type": kind_type(def.kind), "description": def.description});
+    if let Some(min) = def.min {
+        schema["minimum"] = min.into();
+    }
+    if let Some(max) = def.max {
+        schema["maximum"] = max.into();
+    }
+    match def.id {
+        SettingKey::RateLimitScope => schema["enum"] = json!(["model", "key"]),
+        SettingKey::FailoverStatusCodes => schema["pattern"] = SPEC_PATTERN.into(),
+        // Entries are split at commas and trimmed; at least one must remain.
+        SettingKey::ProxyKeys => schema["pattern"] = "[^\\s,]".into(),
+        _ if def.required => schema["pattern"] = "\\S".into(),
+        _ => {}
+    }
+    schema
+}
+
 /// One setting with its current value.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SettingItem {
     pub key: String,
     /// Localised name.
     pub name: String,
-    /// Current typed value (number, boolean or string).
-    #[schema(value_type = Object)]
+    /// Current typed value: an integer, boolean or string as `type` says.
+    #[schema(value_type = SettingValue)]
     pub value: Value,
     /// `int`, `bool` or `string`.
     #[serde(rename = "type")]
@@ -54,7 +157,7 @@ pub fn category_label(def: &SettingDef) -> String {
 
 /// Localised name and description of a setting.
 pub fn setting_label(def: &SettingDef) -> (String, String) {
-    match setting_text(def.key, Lang::current()) {
+    match setting_text(def.id, Lang::current()) {
         Some((name, description)) => (name.to_string(), description.to_string()),
         None => (def.name.to_string(), def.description.to_string()),
     }
@@ -79,6 +182,9 @@ pub fn setting_error_text(err: &SettingError, in_group_config: bool) -> String {
         SettingError::BelowMin { key, min } => {
             tf(Msg::SettingBelowMin, &[("key", key), ("min", min)])
         }
+        SettingError::AboveMax { key, max } => {
+            tf(Msg::SettingAboveMax, &[("key", key), ("max", max)])
+        }
         SettingError::Required(key) => tf(Msg::SettingRequired, &[("key", key)]),
         SettingError::Invalid { key, reason } => {
             tf(Msg::SettingInvalid, &[("key", key), ("reason", reason)])
@@ -99,7 +205,7 @@ pub async fn list(_admin: super::Admin, state: web::Data<AppState>) -> Reply<Vec
         let item = SettingItem {
             key: def.key.to_string(),
             name,
-            value: snapshot.settings.get(def.key),
+            value: snapshot.settings.get(def.id).clone(),
             kind: def.kind.as_str().to_string(),
             default_value: def.default.to_string(),
             description,
@@ -121,9 +227,9 @@ pub async fn list(_admin: super::Admin, state: web::Data<AppState>) -> Reply<Vec
 /// Update settings with a flat `{key: value}` object. Every value is validated before any is
 /// written; an invalid one is a 400 naming the setting, and nothing is written.
 #[utoipa::path(put, path = "/api/settings", tag = "settings",
-    request_body(content = Object, description = "Flat object of setting key → typed value"),
+    request_body(content = SettingsUpdate, description = "Flat object of setting key → typed value"),
     responses((status = 200, body = Envelope<NoData>),
-        (status = 400, description = "Unknown setting, wrong type, below minimum", body = ErrorBody),
+        (status = 400, description = "Unknown setting, wrong type, out of bounds", body = ErrorBody),
         (status = 401, body = ErrorBody)))]
 pub async fn update(
     _admin: super::Admin,

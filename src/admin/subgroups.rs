@@ -35,14 +35,19 @@ pub struct SubGroupResponse {
 /// One member to add.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SubGroupInput {
+    #[serde(deserialize_with = "super::response::whole")]
     pub group_id: i64,
     /// 0–1000.
+    #[schema(minimum = 0, maximum = 1000)]
+    #[serde(deserialize_with = "super::response::whole")]
     pub weight: i64,
 }
 
 /// Body of `POST /api/groups/{id}/sub-groups`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AddSubGroupsRequest {
+    /// Each group once.
+    #[schema(min_items = 1)]
     pub sub_groups: Vec<SubGroupInput>,
 }
 
@@ -50,6 +55,8 @@ pub struct AddSubGroupsRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct WeightRequest {
     /// 0–1000.
+    #[schema(minimum = 0, maximum = 1000)]
+    #[serde(deserialize_with = "super::response::whole")]
     pub weight: i64,
 }
 

@@ -103,7 +103,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         uptime: format_uptime(uptime),
         role: role.as_str().to_string(),
         epoch: match role {
-            crate::cluster::Role::Leader { epoch } => Some(epoch),
+            gpt_load_actors::cluster::Role::Leader { epoch } => Some(epoch),
             _ => None,
         },
         node_id: state.node_id.to_string(),

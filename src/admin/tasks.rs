@@ -30,8 +30,10 @@ pub struct KeyFileUpload {
 /// Body of `validate-group`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ValidateGroupRequest {
+    #[serde(deserialize_with = "super::response::whole")]
     pub group_id: i64,
-    /// `active` or `invalid`; absent validates every key except disabled ones.
+    /// `active` or `invalid`; absent or empty validates every key except disabled ones.
+    #[schema(pattern = "^\\s*(active|invalid)?\\s*$")]
     pub status: Option<String>,
 }
 

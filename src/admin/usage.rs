@@ -24,12 +24,14 @@ const MAX_RANGE_DAYS: i64 = 31;
 #[into_params(parameter_in = Query)]
 pub struct UsageQuery {
     /// `model` (default), `group`, `proxy_key` or `key`.
+    #[param(pattern = "^(model|group|proxy_key|key)$")]
     pub group_by: Option<String>,
     /// RFC 3339; default 24 hours before `end_time`. Counted by whole hours.
     pub start_time: Option<String>,
     /// RFC 3339; default the end of the current hour. At most 31 days after `start_time`.
     pub end_time: Option<String>,
-    /// Only this group's requests.
+    /// Only this group's requests; for an aggregate, its members' (sums are kept per group that
+    /// served).
     pub group_id: Option<i64>,
 }
 
@@ -114,6 +116,11 @@ pub async fn report(
     query: web::Query<UsageQuery>,
 ) -> Reply<UsageReport> {
     let group_by = query.group_by.as_deref().unwrap_or("model").to_string();
+    if query.group_id.is_some_and(|id| id < 1) {
+        return Err(ApiError::BadRequest(
+            "group_id must be a positive integer".into(),
+        ));
+    }
     let end = parse_time("end_time", query.end_time.as_deref())?
         .unwrap_or_else(|| current_hour() + Duration::hours(1));
     let start =
@@ -123,11 +130,15 @@ pub async fn report(
             "start_time must be before end_time, at most {MAX_RANGE_DAYS} days apart"
         )));
     }
+    let groups = match query.group_id {
+        Some(id) => Some(serving_groups(&state, id).await?),
+        None => None,
+    };
     let buckets = match group_by.as_str() {
         "model" | "group" | "proxy_key" => {
-            hourly_buckets(&state, &group_by, start, end, query.group_id).await?
+            hourly_buckets(&state, &group_by, start, end, groups.as_deref()).await?
         }
-        "key" => key_buckets(&state, start, end, query.group_id).await?,
+        "key" => key_buckets(&state, start, end, groups.as_deref()).await?,
         _ => {
             return Err(ApiError::BadRequest(
                 "group_by must be model, group, proxy_key or key".into(),
@@ -173,15 +184,39 @@ pub async fn report(
     })
 }
 
+/// The groups whose sums answer for `id`: the group itself, or an aggregate's members (none
+/// serve as the aggregate itself).
+pub(super) async fn serving_groups(state: &AppState, id: i64) -> Result<Vec<i64>, ApiError> {
+    let aggregate = state
+        .snapshot
+        .load()
+        .by_id
+        .get(&id)
+        .is_some_and(|g| g.record.is_aggregate());
+    if !aggregate {
+        return Ok(vec![id]);
+    }
+    Ok(state
+        .repo
+        .sub_group_links(id)
+        .await?
+        .into_iter()
+        .map(|(member, _)| member)
+        .collect())
+}
+
 async fn hourly_buckets(
     state: &AppState,
     group_by: &str,
     start: NaiveDateTime,
     end: NaiveDateTime,
-    group_id: Option<i64>,
+    groups: Option<&[i64]>,
 ) -> Result<Buckets, ApiError> {
-    let ids = group_id.map(|id| vec![id]);
-    let rows = state.repo.usage_hours(start, end, ids.as_deref()).await?;
+    // An aggregate without members has no sums (an empty list would mean "every group").
+    if groups.is_some_and(<[i64]>::is_empty) {
+        return Ok(Buckets::default());
+    }
+    let rows = state.repo.usage_hours(start, end, groups).await?;
     let names: HashMap<i64, String> = state
         .snapshot
         .load()
@@ -212,7 +247,7 @@ async fn key_buckets(
     state: &AppState,
     start: NaiveDateTime,
     end: NaiveDateTime,
-    group_id: Option<i64>,
+    groups: Option<&[i64]>,
 ) -> Result<Buckets, ApiError> {
     let rows = state.repo.key_usage_hours(start, end).await?;
     let hashes: Vec<String> = {
@@ -239,7 +274,7 @@ async fn key_buckets(
     let mut buckets = Buckets::default();
     for row in rows
         .iter()
-        .filter(|r| group_id.is_none_or(|g| r.group_id == g))
+        .filter(|r| groups.is_none_or(|g| g.contains(&r.group_id)))
     {
         let Ok(hour) = NaiveDateTime::parse_from_str(&row.hour, "%Y-%m-%d %H:%M:%S") else {
             continue;

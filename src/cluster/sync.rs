@@ -12,7 +12,7 @@ use gpt_load_actors::ports::{HealthBus, PortError};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::state::AppState;
-use crate::store::{ClusterEvent, Coordinator, EventEnvelope, Notice};
+use gpt_load_actors::cluster::{ClusterEvent, Coordinator, EventEnvelope, Notice, StoreError};
 
 /// Publishes `event` from `node`; a failure is logged, never returned: the write it announces is
 /// already committed, and the other nodes reload everything when their subscription recovers.
@@ -93,10 +93,10 @@ pub struct StoreHealthBus {
 #[async_trait::async_trait]
 impl HealthBus for StoreHealthBus {
     async fn count_failure(&self, key_id: KeyId) -> Result<i64, PortError> {
-        self.store
-            .count_failure(key_id)
-            .await
-            .map_err(|e| PortError(e.to_string()))
+        self.store.count_failure(key_id).await.map_err(|e| match e {
+            StoreError::Unreachable { .. } => PortError::Unavailable(e.to_string()),
+            other => PortError::Other(other.to_string()),
+        })
     }
 
     fn announce(&self, group_id: GroupId, key_id: KeyId, change: HealthChange) {

@@ -235,7 +235,7 @@ impl LogSink for Repo {
             .iter()
             .map(|r| self.log_row(r, &mut sealed))
             .collect::<Result<_, _>>()
-            .map_err(|e| PortError(e.to_string()))?;
+            .map_err(|e| PortError::Other(e.to_string()))?;
         let mut usage: HashMap<KeyId, KeyUse> = HashMap::new();
         let mut hours: HashMap<(NaiveDateTime, GroupId), HourCount> = HashMap::new();
         let mut tokens: HashMap<UsageKey, UsageSum> = HashMap::new();
@@ -404,7 +404,7 @@ impl LogSink for Repo {
             Ok(())
         }
         .await;
-        result.map_err(|e| PortError(e.to_string()))
+        result.map_err(PortError::from)
     }
 }
 

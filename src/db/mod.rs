@@ -104,6 +104,20 @@ impl DbError {
     }
 }
 
+/// The port's view of a database failure: its kind survives, so the layers above still tell an
+/// unavailable database (503, retry) from a conflict or a broken query.
+impl From<DbError> for gpt_load_actors::ports::PortError {
+    fn from(err: DbError) -> Self {
+        use gpt_load_actors::ports::PortError;
+        match err {
+            DbError::Duplicate => PortError::Conflict(err.to_string()),
+            DbError::NotFound => PortError::NotFound(err.to_string()),
+            other if other.is_unavailable() => PortError::Unavailable(other.to_string()),
+            other => PortError::Other(other.to_string()),
+        }
+    }
+}
+
 impl DbError {
     fn pool(err: impl std::fmt::Display) -> Self {
         DbError::Pool(err.to_string())

@@ -394,10 +394,6 @@ pub fn group_record(row: &GroupRow) -> GroupRecord {
     }
 }
 
-fn port(err: DbError) -> PortError {
-    PortError(err.to_string())
-}
-
 #[async_trait]
 impl KeyRepo for Repo {
     async fn load_keys(&self, group_id: Option<GroupId>) -> Result<Vec<PoolKey>, PortError> {
@@ -411,7 +407,7 @@ impl KeyRepo for Repo {
             }))
         }
         .await
-        .map_err(port)?;
+        .map_err(PortError::from)?;
         Ok(rows
             .into_iter()
             .filter_map(|row| self.pool_key(row))
@@ -444,23 +440,25 @@ impl KeyRepo for Repo {
             Ok::<_, DbError>(())
         }
         .await
-        .map_err(port)
+        .map_err(PortError::from)
     }
 
     async fn apply_key_write(&self, write: &KeyWrite) -> Result<Vec<KeyId>, PortError> {
-        Repo::apply_key_write(self, write).await.map_err(port)
+        Repo::apply_key_write(self, write)
+            .await
+            .map_err(PortError::from)
     }
 }
 
 #[async_trait]
 impl ConfigRepo for Repo {
     async fn load_groups(&self) -> Result<Vec<GroupRecord>, PortError> {
-        let rows = self.groups().await.map_err(port)?;
+        let rows = self.groups().await.map_err(PortError::from)?;
         Ok(rows.iter().map(group_record).collect())
     }
 
     async fn load_settings(&self) -> Result<HashMap<String, String>, PortError> {
-        self.settings().await.map_err(port)
+        self.settings().await.map_err(PortError::from)
     }
 
     async fn load_sub_groups(&self) -> Result<Vec<SubGroupLink>, PortError> {
@@ -473,7 +471,7 @@ impl ConfigRepo for Repo {
             }))
         }
         .await
-        .map_err(port)?;
+        .map_err(PortError::from)?;
         Ok(rows
             .into_iter()
             .map(|(group_id, sub_group_id, weight)| SubGroupLink {

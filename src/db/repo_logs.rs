@@ -130,13 +130,16 @@ pub enum LogTotal {
     AtLeast(i64),
 }
 
-/// One line of the log export: the newest row of one key.
+/// One row of the log export, read key by key, each key's newest row first.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExportedKey {
     pub key_hash: String,
     pub key_value: String,
     pub group_name: String,
     pub status_code: i32,
+    /// The row's token counts (`[input, output, total, cached, cache_write, reasoning]`), each
+    /// `None` when the upstream did not report it.
+    pub tokens: [Option<i64>; 6],
 }
 
 /// `%text%` with LIKE wildcards in `text` escaped by `!` (a backslash would need different
@@ -385,7 +388,15 @@ impl Repo {
         offset: i64,
         limit: i64,
     ) -> Result<Vec<ExportedKey>, DbError> {
-        let rows: Vec<(String, TextOrEmpty, TextOrEmpty, Int32)> = with_conn!(&self.db, conn => {
+        type Tokens = (
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+        );
+        let rows: Vec<(String, TextOrEmpty, TextOrEmpty, Int32, Tokens)> = with_conn!(&self.db, conn => {
             filtered!(request_logs::table.into_boxed(), filter)
                 .filter(request_logs::key_hash.ne(""))
                 .select((
@@ -393,6 +404,14 @@ impl Repo {
                     request_logs::key_value,
                     request_logs::group_name,
                     request_logs::status_code,
+                    (
+                        request_logs::input_tokens,
+                        request_logs::output_tokens,
+                        request_logs::total_tokens,
+                        request_logs::cached_tokens,
+                        request_logs::cache_write_tokens,
+                        request_logs::reasoning_tokens,
+                    ),
                 ))
                 .order((
                     request_logs::key_hash.asc(),
@@ -407,11 +426,12 @@ impl Repo {
         Ok(rows
             .into_iter()
             .map(
-                |(key_hash, key_value, group_name, status_code)| ExportedKey {
+                |(key_hash, key_value, group_name, status_code, t)| ExportedKey {
                     key_hash,
                     key_value: key_value.0,
                     group_name: group_name.0,
                     status_code: status_code.0,
+                    tokens: [t.0, t.1, t.2, t.3, t.4, t.5],
                 },
             )
             .collect())

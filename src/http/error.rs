@@ -5,7 +5,11 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use gpt_load_actors::key_pool::PoolError;
+use gpt_load_actors::ports::PortError;
+
 use crate::db::DbError;
+use crate::service::ServiceError;
 
 /// Every error an HTTP handler can answer with.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +92,35 @@ impl From<DbError> for ApiError {
             other if other.is_unavailable() => ApiError::DatabaseUnavailable(other),
             other => ApiError::Database(other),
         }
+    }
+}
+
+/// The one mapping of service failures to HTTP: an unavailable store is a 503 worth a retry
+/// (as an unavailable database is), a conflict a 409, the rest a 500 whose text says which part
+/// failed.
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> Self {
+        match err {
+            ServiceError::Database(err) => err.into(),
+            ServiceError::Store(err) | ServiceError::KeyPool(PoolError::Store(err)) => match err {
+                PortError::Unavailable(reason) => {
+                    ApiError::DatabaseUnavailable(DbError::Unavailable(reason))
+                }
+                PortError::NotFound(_) => ApiError::NotFound("Resource not found".into()),
+                PortError::Conflict(_) => ApiError::Duplicate("Resource already exists".into()),
+                PortError::Other(reason) => ApiError::Internal(reason),
+            },
+            other @ (ServiceError::KeyPool(_) | ServiceError::Registry(_)) => {
+                ApiError::Internal(other.to_string())
+            }
+        }
+    }
+}
+
+/// Handlers talk to the key pool directly for views; its failures map as a service's do.
+impl From<PoolError> for ApiError {
+    fn from(err: PoolError) -> Self {
+        ServiceError::from(err).into()
     }
 }
 

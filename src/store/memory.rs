@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
-use super::{Coordinator, EventEnvelope, LeadAttempt, Notice, StoreError};
+use gpt_load_actors::cluster::{Coordinator, EventEnvelope, LeadAttempt, Notice, StoreError};
 
 #[derive(Default)]
 struct Inner {

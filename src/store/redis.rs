@@ -11,7 +11,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Script};
 use tokio::sync::{broadcast, mpsc};
 
-use super::{Coordinator, EventEnvelope, LeadAttempt, Notice, StoreError};
+use gpt_load_actors::cluster::{Coordinator, EventEnvelope, LeadAttempt, Notice, StoreError};
 
 /// Commands that take longer than this count as failed: the callers (leader renewal above all)
 /// must decide in time, not wait on a dead server.

@@ -106,7 +106,7 @@ pub enum StartTaskError {
 
 /// The cluster-wide side of the slot.
 struct ClusterSlot {
-    store: Arc<dyn crate::store::Coordinator>,
+    store: Arc<dyn gpt_load_actors::cluster::Coordinator>,
     node: Arc<str>,
     ttl: std::time::Duration,
 }
@@ -136,7 +136,7 @@ impl TaskRegistry {
     /// sign of life.
     pub fn with_cluster(
         mut self,
-        store: Arc<dyn crate::store::Coordinator>,
+        store: Arc<dyn gpt_load_actors::cluster::Coordinator>,
         node: Arc<str>,
         ttl: std::time::Duration,
     ) -> Self {

@@ -32,7 +32,7 @@ impl ValidationPort for StoredKeys {
             .repo
             .group_keys(group_id, Some(KeyStatus::Invalid))
             .await
-            .map_err(|e| PortError(e.to_string()))?;
+            .map_err(PortError::from)?;
         Ok(self.repo.pool_keys(&rows))
     }
 
@@ -40,7 +40,7 @@ impl ValidationPort for StoredKeys {
         self.repo
             .mark_group_validated(group_id, at)
             .await
-            .map_err(|e| PortError(e.to_string()))
+            .map_err(PortError::from)
     }
 
     fn prober(&self, timeout: Duration) -> Box<dyn KeyProber> {

@@ -15,10 +15,10 @@ use gpt_load_actors::key_state::FailureClass;
 use gpt_load_actors::ports::{KeyProber, ProbeFailure};
 
 use crate::channel;
-use crate::http::error::ApiError;
 use crate::proxy::classify::{classify_status, retry_after};
 use crate::proxy::failure::{parse_error_message, redact};
 use crate::proxy::rewrite::{apply_header_rules, RuleContext};
+use crate::service::ServiceError;
 use crate::state::AppState;
 
 /// Sends validation requests with one pooled client. Not `Send` (awc): build it on the thread
@@ -124,7 +124,7 @@ pub async fn apply(
     group: &GroupView,
     key_id: KeyId,
     result: &Result<(), ProbeFailure>,
-) -> Result<bool, ApiError> {
+) -> Result<bool, ServiceError> {
     let group_id: GroupId = group.record.id;
     let applied = state
         .pool
@@ -135,7 +135,6 @@ pub async fn apply(
             group.config.health,
             group.config.min_usable_keys_percent,
         )
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .await?;
     Ok(applied.stored().await)
 }

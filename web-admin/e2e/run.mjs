@@ -1,11 +1,13 @@
 // End-to-end check of the admin UI in headless Chromium against the real gpt-load binary (with
 // the UI served from web-admin/dist) and the mock upstream. Prints `N passed, N failed` and exits
-// non-zero on any failure. Screenshots of every page go to $E2E_SCREENSHOTS (default /tmp/gpt-load-e2e).
+// non-zero on any failure. Screenshots of every page go to $E2E_SCREENSHOTS (default /tmp/gpt-load-e2e);
+// with $E2E_DOCS_DIR set (e.g. docs/screenshots), the token-usage views are also saved there as
+// the small PNGs the docs show.
 //
 // Needs: `npm run build`, `cargo build --bins` (gpt-load + gpt-load-mock-upstream), /usr/bin/chromium.
 
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, existsSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, existsSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -18,6 +20,8 @@ const MOCK_BIN = join(TARGET, "debug", "gpt-load-mock-upstream");
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const SHOTS = process.env.E2E_SCREENSHOTS ?? "/tmp/gpt-load-e2e";
 const AUTH_KEY = "e2e-Admin-Key-7f3c9a2b-long";
+const PROXY_KEY = "sk-e2e-Proxy-Key-5d1c0b7e-long";
+const DOCS_DIR = process.env.E2E_DOCS_DIR ? resolve(process.env.E2E_DOCS_DIR) : null;
 const STEP_TIMEOUT = 15_000;
 
 const children = [];
@@ -89,6 +93,59 @@ async function waitForHealth(base, deadlineMs) {
   throw new Error(`${base}/health did not answer within ${deadlineMs} ms`);
 }
 
+/** Waits until `check` returns a truthy value (re-run every 100 ms) or fails with its last error. */
+async function until(what, check, deadlineMs = STEP_TIMEOUT) {
+  const deadline = Date.now() + deadlineMs;
+  let last = null;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} not within ${deadlineMs} ms${last ? `: ${last.message}` : ""}`);
+}
+
+/**
+ * The usage a provider reported in a relayed body (JSON or SSE), as the server normalises it:
+ * `{input, output, total}`, or null when the body carries none. Anthropic sends no total.
+ */
+function reportedUsage(channel, text) {
+  const events = text.trimStart().startsWith("{")
+    ? [JSON.parse(text)]
+    : text
+        .split("\n")
+        .filter((l) => l.startsWith("data:"))
+        .map((l) => l.slice(5).trim())
+        .filter((d) => d && d !== "[DONE]")
+        .map((d) => JSON.parse(d));
+  let usage = null;
+  for (const e of events) {
+    if (channel === "openai" && e.usage) usage = { input: e.usage.prompt_tokens, output: e.usage.completion_tokens, total: e.usage.total_tokens };
+    if (channel === "gemini" && e.usageMetadata) {
+      const u = e.usageMetadata;
+      usage = { input: u.promptTokenCount, output: u.candidatesTokenCount, total: u.totalTokenCount };
+    }
+    if (channel === "anthropic") {
+      const u = e.type === "message_start" ? e.message?.usage : e.usage;
+      if (u) {
+        const input = u.input_tokens ?? usage?.input;
+        const output = u.output_tokens ?? usage?.output;
+        usage = { input, output, total: input + output };
+      }
+    }
+  }
+  return usage;
+}
+
+/** The numbers of a list of cells; "—" (unknown) counts as null. */
+function numbers(texts) {
+  return texts.map((t) => (t.trim() === "—" ? null : Number(t.replace(/[^0-9]/g, ""))));
+}
+
 function stopAll() {
   for (const child of children) if (child.exitCode === null) child.kill("SIGTERM");
 }
@@ -135,6 +192,27 @@ async function main() {
   const pageErrors = [];
   page.on("pageerror", (err) => pageErrors.push(err.message));
   const shot = (name) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  /** A screenshot of one element, also copied to $E2E_DOCS_DIR when set. */
+  const docShot = async (locator, name) => {
+    // Loading spinners fade out after the data arrived; wait for them to be gone.
+    await locator.locator(".n-base-loading__transition-wrapper").first().waitFor({ state: "detached" });
+    const path = join(SHOTS, `${name}.png`);
+    await locator.screenshot({ path });
+    if (DOCS_DIR) {
+      mkdirSync(DOCS_DIR, { recursive: true });
+      copyFileSync(path, join(DOCS_DIR, `${name}.png`));
+    }
+  };
+  const api = async (method, path, body) => {
+    const res = await fetch(`${base}/api${path}`, {
+      method,
+      headers: { Authorization: `Bearer ${AUTH_KEY}`, "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const json = await res.json();
+    if (!res.ok || json.code !== 0) throw new Error(`${method} /api${path} answered ${res.status}: ${JSON.stringify(json)}`);
+    return json.data;
+  };
   const apiResponse = (method, path) =>
     page.waitForResponse((r) => r.request().method() === method && new URL(r.url()).pathname === path, { timeout: STEP_TIMEOUT });
 
@@ -234,6 +312,172 @@ async function main() {
       await form.locator('[data-test="group-save"]').click();
       if ((await saved).status() !== 200) throw new Error("PUT /api/groups/1 failed");
       await page.locator('[data-test="group-info"] h3', { hasText: "E2E mock (edited)" }).waitFor();
+    });
+
+    // Real requests through the proxy to the mock, which reports usage on every channel; what it
+    // reported (read from the relayed bodies) is what the pages below must show.
+    const chat = (extra) => ({ model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }], ...extra });
+    const gemini = { contents: [{ role: "user", parts: [{ text: "hi" }] }] };
+    const bearer = { Authorization: `Bearer ${PROXY_KEY}` };
+    const sent = [
+      { group: groupName, channel: "openai", model: "gpt-4o-mini", path: "/v1/chat/completions", headers: bearer, body: chat({}) },
+      { group: groupName, channel: "openai", model: "gpt-4o-mini", path: "/v1/chat/completions", headers: bearer, body: chat({ stream: true, stream_options: { include_usage: true } }) },
+      // A stream without include_usage: OpenAI reports nothing, so the UI must show "—".
+      { group: groupName, channel: "openai", model: "gpt-4o-mini", path: "/v1/chat/completions", headers: bearer, body: chat({ stream: true }) },
+      {
+        group: "e2e-claude",
+        channel: "anthropic",
+        model: "claude-3-5-haiku-latest",
+        path: "/v1/messages",
+        headers: { "x-api-key": PROXY_KEY, "anthropic-version": "2023-06-01" },
+        body: { model: "claude-3-5-haiku-latest", max_tokens: 16, messages: [{ role: "user", content: "hi" }] },
+      },
+      { group: "e2e-gemini", channel: "gemini", model: "gemini-2.0-flash", path: "/v1beta/models/gemini-2.0-flash:generateContent", headers: { "x-goog-api-key": PROXY_KEY }, body: gemini },
+      {
+        group: "e2e-gemini",
+        channel: "gemini",
+        model: "gemini-2.0-flash",
+        path: "/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse",
+        headers: { "x-goog-api-key": PROXY_KEY },
+        body: gemini,
+      },
+    ];
+    const expected = { input: 0, output: 0, total: 0, known: 0, byModel: new Map(), byGroup: new Map() };
+    await step("requests through the proxy on three channels come back with the mock's usage", async () => {
+      await api("PUT", "/settings", { proxy_keys: PROXY_KEY });
+      for (const [name, channel, model] of [
+        ["e2e-claude", "anthropic", "claude-3-5-haiku-latest"],
+        ["e2e-gemini", "gemini", "gemini-2.0-flash"],
+      ]) {
+        const group = await api("POST", "/groups", { name, channel_type: channel, test_model: model, sort: 100, upstreams: [{ url: mockUrl, weight: 1 }] });
+        await api("POST", "/keys/add-multiple", { group_id: group.id, keys_text: `sk-${name}-0001` });
+      }
+      for (const call of sent) {
+        const res = await fetch(`${base}/proxy/${call.group}${call.path}`, {
+          method: "POST",
+          headers: { ...call.headers, "Content-Type": "application/json" },
+          body: JSON.stringify(call.body),
+        });
+        const text = await res.text();
+        if (res.status !== 200) throw new Error(`${call.group}${call.path} answered ${res.status}: ${text.slice(0, 200)}`);
+        call.usage = reportedUsage(call.channel, text);
+        if (!call.usage) continue;
+        expected.input += call.usage.input;
+        expected.output += call.usage.output;
+        expected.total += call.usage.total;
+        expected.known += 1;
+        expected.byModel.set(call.model, (expected.byModel.get(call.model) ?? 0) + call.usage.total);
+        expected.byGroup.set(call.group, (expected.byGroup.get(call.group) ?? 0) + call.usage.total);
+      }
+      if (expected.known !== sent.length - 1) throw new Error(`the mock reported usage on ${expected.known} of ${sent.length} answers`);
+      // The log writer flushes about a second after the first row.
+      await until("the usage report counting every request", async () => (await api("GET", "/usage")).totals.requests === sent.length);
+    });
+
+    await step("the dashboard's tokens card shows the tokens the mock reported", async () => {
+      // The finished import's card would cover the screenshots' corner.
+      const task = page.locator('[data-test="task-progress"]');
+      if (await task.isVisible()) {
+        await task.getByRole("button", { name: "Close" }).click();
+        await task.waitFor({ state: "hidden" });
+      }
+      await page.locator('[data-nav="dashboard"]').click();
+      const card = page.locator('[data-test="dashboard-tokens"]');
+      await card.locator('[data-test="token-chart"]').waitFor();
+      await page.getByRole("button", { name: "Refresh" }).click();
+      await card.locator('[data-test="tokens-total"]', { hasText: new RegExp(`^${expected.total}$`) }).waitFor();
+      const [input, output] = await Promise.all([
+        card.locator('[data-test="tokens-input"]').innerText(),
+        card.locator('[data-test="tokens-output"]').innerText(),
+      ]);
+      if (Number(input) !== expected.input || Number(output) !== expected.output) {
+        throw new Error(`card shows input ${input}, output ${output}; the mock reported ${expected.input}, ${expected.output}`);
+      }
+      const requests = await card.locator('[data-test="tokens-requests"]').innerText();
+      if (!requests.includes(`${expected.known} of ${sent.length}`)) throw new Error(`requests cell: ${requests}`);
+      await docShot(card, "usage-dashboard-tokens");
+    });
+
+    await step("the logs table shows each request's tokens, and — where none were reported", async () => {
+      await page.locator('[data-nav="logs"]').click();
+      const table = page.locator('[data-test="logs-page"] .n-data-table');
+      await until("every request in the logs table", async () => (await table.locator('[data-test="log-input_tokens"]').count()) === sent.length);
+      const inputs = numbers(await table.locator('[data-test="log-input_tokens"]').allInnerTexts());
+      const outputs = numbers(await table.locator('[data-test="log-output_tokens"]').allInnerTexts());
+      const sorted = (list) => JSON.stringify([...list].sort());
+      const want = (field) => sent.map((c) => (c.usage ? c.usage[field] : null));
+      if (sorted(inputs) !== sorted(want("input"))) throw new Error(`input column ${JSON.stringify(inputs)}, reported ${JSON.stringify(want("input"))}`);
+      if (sorted(outputs) !== sorted(want("output"))) throw new Error(`output column ${JSON.stringify(outputs)}, reported ${JSON.stringify(want("output"))}`);
+      await docShot(page.locator('[data-test="logs-page"]'), "usage-logs-table");
+    });
+
+    await step("the logs CSV export carries each key's token sums", async () => {
+      // The export button opens this URL (with the admin key as ?key=, like GPT-Load's UI).
+      const res = await fetch(`${base}/api/logs/export?key=${encodeURIComponent(AUTH_KEY)}`);
+      const lines = (await res.text()).trim().split("\n");
+      const header = lines.shift();
+      if (header !== "key_value,group_name,status_code,input_tokens,output_tokens,total_tokens,cached_tokens,cache_write_tokens,reasoning_tokens") {
+        throw new Error(`CSV header: ${header}`);
+      }
+      const column = (name) => header.split(",").indexOf(name);
+      const sum = (name) => lines.reduce((total, line) => total + Number(line.split(",")[column(name)] || 0), 0);
+      for (const [name, want] of [
+        ["input_tokens", expected.input],
+        ["output_tokens", expected.output],
+        ["total_tokens", expected.total],
+      ]) {
+        if (sum(name) !== want) throw new Error(`CSV ${name} adds up to ${sum(name)}, the mock reported ${want}`);
+      }
+    });
+
+    await step("a log's detail shows its tokens and the proxy key's identity, never the key", async () => {
+      const claude = sent.find((c) => c.channel === "anthropic");
+      await page.locator('[data-test="logs-page"] .n-data-table tr', { hasText: claude.model }).getByRole("button", { name: "View" }).click();
+      const drawer = page.locator('[data-test="log-detail"]');
+      await drawer.waitFor();
+      for (const [cell, want] of [
+        ["input", claude.usage.input],
+        ["output", claude.usage.output],
+        ["total", claude.usage.total],
+      ]) {
+        const shown = await drawer.locator(`[data-test="log-tokens-${cell}"]`).innerText();
+        if (Number(shown) !== want) throw new Error(`${cell}: shows ${shown}, the mock reported ${want}`);
+      }
+      const identity = await drawer.locator('[data-test="log-proxy-key"]').innerText();
+      if (!/^global #1 · [0-9a-f]{8}$/.test(identity) || identity.includes(PROXY_KEY.slice(-6))) throw new Error(`proxy key shows ${identity}`);
+      await docShot(page.locator(".n-drawer"), "usage-log-detail");
+      await page.keyboard.press("Escape");
+      await drawer.waitFor({ state: "hidden" });
+    });
+
+    await step("the key table's token totals add up to the group's reported tokens", async () => {
+      await page.locator('[data-nav="keys"]').click();
+      await page.locator(`[data-test="group-list"] [data-group="${groupName}"]`).click();
+      const cells = page.locator('[data-test="key-table"] [data-test="key-tokens"]');
+      await until("the key table's tokens", async () => (await cells.count()) === 2);
+      const shown = numbers(await cells.allInnerTexts()).reduce((sum, n) => sum + (n ?? 0), 0);
+      if (shown !== expected.byGroup.get(groupName)) throw new Error(`keys show ${shown} tokens, the mock reported ${expected.byGroup.get(groupName)}`);
+      await page.locator('[data-test="group-tokens"]', { hasText: `${expected.byGroup.get(groupName)} tokens` }).first().waitFor();
+    });
+
+    await step("the usage page breaks the tokens down by model, proxy key and key", async () => {
+      await page.locator('[data-nav="usage"]').click();
+      const usagePage = page.locator('[data-test="usage-page"]');
+      await usagePage.locator('[data-test="tokens-total"]', { hasText: new RegExp(`^${expected.total}$`) }).waitFor();
+      const table = usagePage.locator('[data-test="usage-table"]');
+      for (const [model, total] of expected.byModel) {
+        const cell = table.locator("tr", { hasText: model }).locator('[data-test="usage-total_tokens"]');
+        const shown = await cell.innerText();
+        if (Number(shown) !== total) throw new Error(`${model}: shows ${shown}, the mock reported ${total}`);
+      }
+      await docShot(usagePage, "usage-page");
+      await usagePage.locator('[data-group-by="proxy_key"]').click();
+      await table.locator('[data-test="usage-name"]', { hasText: /^global #1 · / }).waitFor();
+      await usagePage.locator('[data-group-by="key"]').click();
+      await table.locator('[data-test="usage-name"]', { hasText: "sk-e" }).first().waitFor();
+      const perKey = numbers(await table.locator('[data-test="usage-total_tokens"]').allInnerTexts()).reduce((sum, n) => sum + (n ?? 0), 0);
+      if (perKey !== expected.total) throw new Error(`per-key rows add up to ${perKey}, the mock reported ${expected.total}`);
+      await shot("09-usage-by-key");
     });
 
     await step("change a setting and see it persisted after a reload", async () => {

@@ -16,6 +16,7 @@ export const router = createRouter({
         { path: "", name: "dashboard", component: () => import("./views/DashboardView.vue") },
         { path: "keys", name: "keys", component: () => import("./views/KeysView.vue") },
         { path: "logs", name: "logs", component: () => import("./views/LogsView.vue") },
+        { path: "usage", name: "usage", component: () => import("./views/UsageView.vue") },
         { path: "settings", name: "settings", component: () => import("./views/SettingsView.vue") },
       ],
     },

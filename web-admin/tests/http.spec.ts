@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ApiError, getAuthKey, request, setAuthKey, setUnauthorizedHandler } from "../src/api/http";
 import { login } from "../src/api/auth";
-import { listKeys, resetKeyCooldown, setKeyStatus } from "../src/api/keys";
+import { addKeysAsync, listKeys, resetKeyCooldown, setKeyStatus } from "../src/api/keys";
+import { updateGroup } from "../src/api/groups";
 
 function reply(status: number, body: unknown) {
   return vi.fn(async () => new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } }));
@@ -78,5 +79,27 @@ describe("API client", () => {
     vi.stubGlobal("fetch", reply(401, { success: false, message: "Authentication failed" }));
     await expect(login("wrong")).rejects.toMatchObject({ message: "Authentication failed" });
     expect(redirect).not.toHaveBeenCalled();
+  });
+
+  it("posts and puts JSON, or a form for a file, and returns the data unwrapped", async () => {
+    setAuthKey("admin-key-123");
+    const fetch = reply(200, { code: 0, message: "ok", data: { id: 3, name: "g" } });
+    vi.stubGlobal("fetch", fetch);
+
+    const group = await updateGroup(3, { display_name: "G" });
+    expect(group.name).toBe("g");
+    let [url, init] = fetch.mock.calls[0] as unknown as [string, RequestInit];
+    expect(url).toBe("/api/groups/3");
+    expect(init.method).toBe("PUT");
+    expect((init.headers as Headers).get("Content-Type")).toBe("application/json");
+    expect(JSON.parse(init.body as string)).toEqual({ display_name: "G" });
+
+    await addKeysAsync(3, new File(["sk-a\nsk-b"], "keys.txt"));
+    [url, init] = fetch.mock.calls[1] as unknown as [string, RequestInit];
+    expect(url).toBe("/api/keys/add-async");
+    expect(init.method).toBe("POST");
+    expect(init.body).toBeInstanceOf(FormData);
+    expect((init.headers as Headers).get("Content-Type")).toBeNull();
+    expect((init.body as FormData).get("group_id")).toBe("3");
   });
 });

@@ -65,7 +65,7 @@ describe("live key health in the keys table", () => {
 
   it("labels failure classes in every language", () => {
     for (const dict of [en, zh, ja]) {
-      for (const failure of ["key_dead", "rate_limited", "upstream_trouble", "request_fault", "client_gone"] as const) {
+      for (const failure of ["key_dead", "rate_limited", "upstream_trouble", "request_fault"] as const) {
         expect(dict[failureLabel(failure)]).toBeTruthy();
       }
     }

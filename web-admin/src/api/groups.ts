@@ -1,6 +1,6 @@
 // Groups and aggregate membership (reference §4.4, §4.5).
 
-import { get, request } from "./http";
+import { get, post, put, request } from "./http";
 import type {
   ChannelType,
   ConfigOption,
@@ -18,13 +18,9 @@ export const listGroupsBrief = () => get<GroupBrief[]>("/groups/list");
 export const channelTypes = () => get<ChannelType[]>("/channel-types");
 export const configOptions = () => get<ConfigOption[]>("/groups/config-options");
 
-export async function createGroup(input: GroupInput): Promise<Group> {
-  return (await request<Group>("POST", "/groups", { body: input })).data as Group;
-}
+export const createGroup = (input: GroupInput) => post<Group>("/groups", input);
 
-export async function updateGroup(id: number, input: GroupInput): Promise<Group> {
-  return (await request<Group>("PUT", `/groups/${id}`, { body: input })).data as Group;
-}
+export const updateGroup = (id: number, input: GroupInput) => put<Group>(`/groups/${id}`, input);
 
 export const deleteGroup = (id: number) => request<never>("DELETE", `/groups/${id}`);
 
@@ -35,8 +31,7 @@ export const reorderGroups = (ids: number[]) =>
 export const groupStats = (id: number) => get<GroupStats>(`/groups/${id}/stats`);
 
 export async function copyGroup(id: number, copyKeys: CopyKeysMode): Promise<Group> {
-  const res = await request<{ group: Group }>("POST", `/groups/${id}/copy`, { body: { copy_keys: copyKeys } });
-  return (res.data as { group: Group }).group;
+  return (await post<{ group: Group }>(`/groups/${id}/copy`, { copy_keys: copyKeys })).group;
 }
 
 export const subGroups = (id: number) => get<SubGroup[]>(`/groups/${id}/sub-groups`);

@@ -102,8 +102,8 @@ function errorFrom(status: number, payload: unknown, path: string): ApiError {
   return new ApiError(status, `HTTP_${status}`, text || `HTTP ${status} from /api${path}`);
 }
 
-/** Sends a request and returns the raw JSON body (for the few routes without the envelope). */
-export async function requestRaw(method: string, path: string, options: RequestOptions = {}): Promise<unknown> {
+/** Sends a request and returns the raw JSON body (for the few routes without the envelope), typed as `T`. */
+export async function requestRaw<T = unknown>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), TIMEOUT_MS);
   let response: Response;
@@ -126,7 +126,7 @@ export async function requestRaw(method: string, path: string, options: RequestO
     onUnauthorized();
   }
   if (!response.ok) throw errorFrom(response.status, payload, path);
-  return payload;
+  return payload as T;
 }
 
 /** Sends a request and unwraps `{"code": 0, "message", "data"}`. */
@@ -138,7 +138,22 @@ export async function request<T>(method: string, path: string, options: RequestO
   return payload as Envelope<T>;
 }
 
-/** The `data` of a successful call. */
-export async function get<T>(path: string, query?: Query): Promise<T> {
-  return (await request<T>("GET", path, { query })).data as T;
+/** The `data` of a successful call: the one place the envelope's optional `data` is taken as `T`. */
+async function data<T>(method: string, path: string, options: RequestOptions): Promise<T> {
+  return (await request<T>(method, path, options)).data as T;
+}
+
+/** The `data` of a successful GET. */
+export function get<T>(path: string, query?: Query): Promise<T> {
+  return data<T>("GET", path, { query });
+}
+
+/** The `data` of a successful POST of `body` (JSON), or of `options.form` (multipart). */
+export function post<T>(path: string, body?: unknown, options: Omit<RequestOptions, "body"> = {}): Promise<T> {
+  return data<T>("POST", path, { ...options, body });
+}
+
+/** The `data` of a successful PUT of `body` (JSON). */
+export function put<T>(path: string, body?: unknown, options: Omit<RequestOptions, "body"> = {}): Promise<T> {
+  return data<T>("PUT", path, { ...options, body });
 }

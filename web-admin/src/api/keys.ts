@@ -1,6 +1,6 @@
 // Keys of a group (reference §4.6). Bulk calls take free text (`keys_text`) that the server parses.
 
-import { downloadUrl, get, request } from "./http";
+import { downloadUrl, get, post, request } from "./http";
 import type {
   AddKeysResult,
   ApiKey,
@@ -17,12 +17,10 @@ import type {
 export const listKeys = (query: KeyQuery) => get<Page<ApiKey>>("/keys", { ...query });
 
 /** Starts the import task from pasted text or an uploaded `.txt` file. */
-export async function addKeysAsync(groupId: number, source: string | File): Promise<TaskStatus> {
-  const options =
-    typeof source === "string"
-      ? { body: { group_id: groupId, keys_text: source } }
-      : { form: formWith(groupId, source) };
-  return (await request<TaskStatus>("POST", "/keys/add-async", options)).data as TaskStatus;
+export function addKeysAsync(groupId: number, source: string | File): Promise<TaskStatus> {
+  return typeof source === "string"
+    ? post<TaskStatus>("/keys/add-async", { group_id: groupId, keys_text: source })
+    : post<TaskStatus>("/keys/add-async", undefined, { form: formWith(groupId, source) });
 }
 
 function formWith(groupId: number, file: File): FormData {
@@ -33,40 +31,26 @@ function formWith(groupId: number, file: File): FormData {
 }
 
 /** Synchronous add of at most 5000 keys. */
-export async function addKeys(groupId: number, keysText: string): Promise<AddKeysResult> {
-  return (await request<AddKeysResult>("POST", "/keys/add-multiple", { body: { group_id: groupId, keys_text: keysText } }))
-    .data as AddKeysResult;
-}
+export const addKeys = (groupId: number, keysText: string) =>
+  post<AddKeysResult>("/keys/add-multiple", { group_id: groupId, keys_text: keysText });
 
-export async function deleteKeysAsync(groupId: number, keysText: string): Promise<TaskStatus> {
-  return (await request<TaskStatus>("POST", "/keys/delete-async", { body: { group_id: groupId, keys_text: keysText } }))
-    .data as TaskStatus;
-}
+export const deleteKeysAsync = (groupId: number, keysText: string) =>
+  post<TaskStatus>("/keys/delete-async", { group_id: groupId, keys_text: keysText });
 
-export async function deleteKeys(groupId: number, keysText: string): Promise<DeleteKeysResult> {
-  return (
-    await request<DeleteKeysResult>("POST", "/keys/delete-multiple", { body: { group_id: groupId, keys_text: keysText } })
-  ).data as DeleteKeysResult;
-}
+export const deleteKeys = (groupId: number, keysText: string) =>
+  post<DeleteKeysResult>("/keys/delete-multiple", { group_id: groupId, keys_text: keysText });
 
-export async function restoreKeys(groupId: number, keysText: string): Promise<RestoreKeysResult> {
-  return (
-    await request<RestoreKeysResult>("POST", "/keys/restore-multiple", { body: { group_id: groupId, keys_text: keysText } })
-  ).data as RestoreKeysResult;
-}
+export const restoreKeys = (groupId: number, keysText: string) =>
+  post<RestoreKeysResult>("/keys/restore-multiple", { group_id: groupId, keys_text: keysText });
 
 export const restoreAllInvalid = (groupId: number) => request<never>("POST", "/keys/restore-all-invalid", { body: { group_id: groupId } });
 export const clearAllInvalid = (groupId: number) => request<never>("POST", "/keys/clear-all-invalid", { body: { group_id: groupId } });
 export const clearAllKeys = (groupId: number) => request<never>("POST", "/keys/clear-all", { body: { group_id: groupId } });
 
-export async function validateGroup(groupId: number, status?: KeyStatus): Promise<TaskStatus> {
-  return (await request<TaskStatus>("POST", "/keys/validate-group", { body: { group_id: groupId, status } })).data as TaskStatus;
-}
+export const validateGroup = (groupId: number, status?: KeyStatus) => post<TaskStatus>("/keys/validate-group", { group_id: groupId, status });
 
-export async function testKeys(groupId: number, keysText: string): Promise<KeyTestResponse> {
-  return (await request<KeyTestResponse>("POST", "/keys/test-multiple", { body: { group_id: groupId, keys_text: keysText } }))
-    .data as KeyTestResponse;
-}
+export const testKeys = (groupId: number, keysText: string) =>
+  post<KeyTestResponse>("/keys/test-multiple", { group_id: groupId, keys_text: keysText });
 
 /** Disables a key (never leased nor validated) or enables it again with a fresh health. */
 export const setKeyStatus = (id: number, status: "active" | "disabled"): Promise<Envelope<ApiKey>> =>

@@ -1,5 +1,18 @@
-// The JSON shapes of GPT-Load's admin API (reference §4), as the server sends them; where the
-// server deliberately differs from GPT-Load 1.4.9, docs/compatibility.md says so.
+// The JSON shapes of the admin API, taken from the types generated from the server's OpenAPI
+// document (`npm run gen:api` → generated/schema.ts), so they cannot drift from what the server
+// sends. Where the document is still looser than the server (enums typed as plain strings, free JSON
+// as `Record<string, never>`), `Narrow` pins the values the server actually sends. Request shapes the
+// UI builds itself (filters, queries) stay here. Deliberate differences from GPT-Load 1.4.9:
+// docs/compatibility.md.
+
+import type { components } from "./generated/schema";
+
+type Schemas = components["schemas"];
+/** A generated shape with some fields replaced by the narrower types the server's values fit. */
+type Narrow<T, N> = Omit<T, keyof N> & N;
+
+/** `POST /api/auth/login`'s answer, the one route without the envelope. */
+export type LoginResponse = Schemas["LoginResponse"];
 
 /** `{"code": 0, "message", "data"}` */
 export interface Envelope<T> {
@@ -8,14 +21,8 @@ export interface Envelope<T> {
   data?: T;
 }
 
-export interface Pagination {
-  page: number;
-  page_size: number;
-  total_items: number;
-  total_pages: number;
-  /** False when total_items is a lower bound (the request-log listing stops counting). */
-  total_exact?: boolean;
-}
+/** `total_exact` is false when total_items is a lower bound (the request-log listing stops counting). */
+export type Pagination = Narrow<Schemas["Pagination"], { total_exact?: boolean }>;
 
 export interface Page<T> {
   items: T[];
@@ -25,42 +32,25 @@ export interface Page<T> {
 export type ChannelType = "openai" | "openai-response" | "gemini" | "anthropic";
 export type GroupType = "standard" | "aggregate";
 
-export interface Upstream {
-  url: string;
-  weight: number;
-}
+export type Upstream = Schemas["UpstreamSpec"];
 
-export interface HeaderRule {
-  key: string;
-  value: string;
-  action: "set" | "remove";
-}
+export type HeaderRule = Narrow<Schemas["HeaderRuleSpec"], { value: string; action: "set" | "remove" }>;
 
 /** Per-group overrides of system settings (§2.3); only present keys are stored. */
 export type GroupConfig = Record<string, number | boolean | string>;
 
-export interface Group {
-  id: number;
-  name: string;
-  endpoint: string;
-  display_name: string;
-  description: string;
-  group_type: GroupType;
-  upstreams: Upstream[];
-  channel_type: ChannelType;
-  sort: number;
-  test_model: string;
-  validation_endpoint: string;
-  param_overrides: Record<string, unknown>;
-  model_redirect_rules: Record<string, string>;
-  model_redirect_strict: boolean;
-  config: GroupConfig;
-  header_rules: HeaderRule[];
-  proxy_keys: string;
-  last_validated_at: string | null;
-  created_at: string;
-  updated_at: string;
-}
+export type Group = Narrow<
+  Schemas["GroupResponse"],
+  {
+    group_type: GroupType;
+    channel_type: ChannelType;
+    param_overrides: Record<string, unknown>;
+    model_redirect_rules: Record<string, string>;
+    config: GroupConfig;
+    header_rules: HeaderRule[];
+    last_validated_at: string | null;
+  }
+>;
 
 export type GroupInput = Partial<Omit<Group, "id" | "endpoint" | "last_validated_at" | "created_at" | "updated_at">>;
 
@@ -70,48 +60,23 @@ export interface GroupBrief {
   display_name: string;
 }
 
-export interface ConfigOption {
-  key: string;
-  name: string;
-  description: string;
-  default_value: number | boolean | string;
-}
+export type ConfigOption = Narrow<Schemas["ConfigOption"], { default_value: number | boolean | string }>;
 
-export interface PeriodStats {
-  total_requests: number;
-  failed_requests: number;
-  /** A fraction, 0–1. */
-  failure_rate: number;
-}
+/** `failure_rate` is a fraction, 0–1. */
+export type PeriodStats = Schemas["RequestStats"];
 
-export interface GroupStats {
-  /** `active_keys` includes `cooling_keys` (live, resting now); `disabled_keys` are off by hand. */
-  key_stats: {
-    total_keys: number;
-    active_keys: number;
-    invalid_keys: number;
-    disabled_keys: number;
-    cooling_keys: number;
-  };
-  stats_24_hour: PeriodStats;
-  stats_7_day: PeriodStats;
-  stats_30_day: PeriodStats;
-}
+/** Token sums of a set of final requests (`known_requests` of them reported usage). */
+export type TokenSums = Schemas["TokenSums"];
 
-export interface SubGroup {
-  group: Group;
-  weight: number;
-  total_keys: number;
-  active_keys: number;
-  invalid_keys: number;
-}
+/**
+ * `key_stats.active_keys` includes `cooling_keys` (live, resting now); `disabled_keys` are off by
+ * hand. For an aggregate the token sums are its members' (sums are kept per serving group).
+ */
+export type GroupStats = Schemas["GroupStats"];
 
-export interface ParentAggregate {
-  group_id: number;
-  name: string;
-  display_name: string;
-  weight: number;
-}
+export type SubGroup = Narrow<Schemas["SubGroupResponse"], { group: Group }>;
+
+export type ParentAggregate = Schemas["ParentAggregate"];
 
 export type CopyKeysMode = "none" | "valid_only" | "all";
 
@@ -121,26 +86,18 @@ export type KeyStatus = "active" | "invalid" | "disabled";
 /** Live state from the server's key pool: a stored `active` key may be resting. */
 export type KeyState = "active" | "cooling_down" | "invalid" | "disabled";
 
-/** Class of a key's last failure (decided by the server from status and provider error fields). */
-export type FailureClass = "key_dead" | "rate_limited" | "upstream_trouble" | "request_fault" | "client_gone";
+/** Class of a key's last failure (decided by the server from status and provider error fields). A
+ * client that left is never charged to a key, so it has no class here. */
+export type FailureClass = "key_dead" | "rate_limited" | "upstream_trouble" | "request_fault";
 
-export interface ApiKey {
-  id: number;
-  key_value: string;
-  key_hash: string;
-  group_id: number;
-  status: KeyStatus;
-  state: KeyState;
-  /** RFC 3339 end of the current cooldown, or null. */
-  cooldown_until: string | null;
-  last_failure: FailureClass | null;
-  notes: string;
-  request_count: number;
-  failure_count: number;
-  last_used_at: string | null;
-  created_at: string;
-  updated_at: string;
-}
+/** A key's rest for one model after that model's rate limit; the key serves other models. */
+export type ModelCooldown = Schemas["ModelCooldown"];
+
+/** `demoted`: failed as dead, leased only when no other key is left; token totals of its answered requests. */
+export type ApiKey = Narrow<
+  Schemas["KeyResponse"],
+  { status: KeyStatus; state: KeyState; cooldown_until: string | null; last_failure: FailureClass | null; last_used_at: string | null }
+>;
 
 export interface KeyQuery {
   group_id: number;
@@ -150,35 +107,13 @@ export interface KeyQuery {
   page_size: number;
 }
 
-export interface AddKeysResult {
-  added_count: number;
-  ignored_count: number;
-  total_in_group?: number;
-}
+export type AddKeysResult = Schemas["AddKeysResult"];
+export type DeleteKeysResult = Schemas["DeleteKeysResult"];
+export type RestoreKeysResult = Schemas["RestoreKeysResult"];
 
-export interface DeleteKeysResult {
-  deleted_count: number;
-  ignored_count: number;
-  total_in_group?: number;
-}
-
-export interface RestoreKeysResult {
-  restored_count: number;
-  ignored_count: number;
-  total_in_group: number;
-}
-
-export interface KeyTestResult {
-  key_value: string;
-  is_valid: boolean;
-  /** Absent when the key is valid, as in GPT-Load. */
-  error?: string;
-}
-
-export interface KeyTestResponse {
-  results: KeyTestResult[];
-  total_duration: number;
-}
+/** `error` is absent when the key is valid, as in GPT-Load. */
+export type KeyTestResult = Schemas["KeyTestResult"];
+export type KeyTestResponse = Schemas["KeyTestResults"];
 
 export type TaskType = "" | "KEY_VALIDATION" | "KEY_IMPORT" | "KEY_DELETE";
 
@@ -188,82 +123,30 @@ export interface ValidationResult {
   invalid_keys: number;
 }
 
-export interface TaskStatus {
-  task_type: TaskType;
-  is_running: boolean;
-  group_name?: string;
-  processed: number;
-  total: number;
-  result?: Partial<AddKeysResult & DeleteKeysResult & ValidationResult>;
-  error?: string;
-  started_at: string;
-  finished_at?: string;
-  duration_seconds?: number;
-}
+export type TaskStatus = Narrow<
+  Schemas["TaskStatus"],
+  { task_type: TaskType; result?: Partial<AddKeysResult & DeleteKeysResult & ValidationResult> | null }
+>;
 
-export interface StatCard {
-  value: number;
-  sub_value?: number;
-  sub_value_tip?: string;
-  trend: number;
-  trend_is_growth: boolean;
-}
+export type StatCard = Schemas["StatCard"];
 
-export interface SecurityWarning {
-  type: string;
-  message: string;
-  severity: "low" | "medium" | "high";
-  suggestion: string;
-}
+export type SecurityWarning = Narrow<Schemas["SecurityWarning"], { severity: "low" | "medium" | "high" }>;
 
-export interface DashboardStats {
-  key_count: StatCard;
-  rpm: StatCard;
-  request_count: StatCard;
-  error_rate: StatCard;
-  security_warnings: SecurityWarning[];
-}
+export type DashboardStats = Narrow<Schemas["DashboardStats"], { security_warnings: SecurityWarning[] }>;
 
-export interface ChartDataset {
-  label: string;
-  data: number[];
-  color: string;
-}
+export type ChartDataset = Schemas["ChartDataset"];
+export type ChartData = Schemas["ChartData"];
 
-export interface ChartData {
-  labels: string[];
-  datasets: ChartDataset[];
-}
+export type EncryptionStatus = Narrow<
+  Schemas["EncryptionStatus"],
+  { scenario_type: "" | "data_not_encrypted" | "key_not_configured" | "key_mismatch" }
+>;
 
-export interface EncryptionStatus {
-  has_mismatch: boolean;
-  scenario_type: "" | "data_not_encrypted" | "key_not_configured" | "key_mismatch";
-  message: string;
-  suggestion: string;
-}
-
-export interface RequestLog {
-  id: string;
-  timestamp: string;
-  group_id: number;
-  group_name: string;
-  parent_group_id: number;
-  parent_group_name: string;
-  key_value: string;
-  key_hash: string;
-  model: string;
-  is_success: boolean;
-  source_ip: string;
-  status_code: number;
-  request_path: string;
-  duration_ms: number;
-  error_message: string;
-  user_agent: string;
-  request_type: "retry" | "final";
-  upstream_addr: string;
-  is_stream: boolean;
-  request_body: string;
-}
+/**
+ * Token counts are null when the upstream did not report them; `proxy_key` names the proxy key that
+ * authenticated the request (`global #2 · 1a2b3c4d`), never the key.
+ */
+export type RequestLog = Narrow<Schemas["LogResponse"], { request_type: "retry" | "final" }>;
 
 export interface LogFilters {
   parent_group_name?: string;
@@ -282,19 +165,25 @@ export interface LogFilters {
 export type SettingType = "int" | "bool" | "string";
 export type SettingValue = number | boolean | string;
 
-export interface Setting {
-  key: string;
-  name: string;
-  value: SettingValue;
-  type: SettingType;
-  default_value: string;
-  description: string;
-  category: string;
-  min_value?: number | null;
-  required: boolean;
+export type Setting = Narrow<Schemas["SettingItem"], { value: SettingValue; type: SettingType }>;
+
+export type SettingCategory = Narrow<Schemas["SettingCategory"], { settings: Setting[] }>;
+
+export type UsageGroupBy = "model" | "group" | "proxy_key" | "key";
+
+export interface UsageQuery {
+  group_by: UsageGroupBy;
+  /** RFC 3339; the server counts whole hours. */
+  start_time?: string;
+  end_time?: string;
+  group_id?: number;
 }
 
-export interface SettingCategory {
-  category_name: string;
-  settings: Setting[];
-}
+/** `name`: the model, group name, proxy-key identity or masked upstream key. */
+export type UsageItem = Schemas["UsageItem"];
+
+/** `time`: start of the hour, RFC 3339. */
+export type UsagePoint = Schemas["UsagePoint"];
+
+/** `GET /api/usage`. */
+export type UsageReport = Narrow<Schemas["UsageReport"], { group_by: UsageGroupBy }>;

@@ -1,6 +1,6 @@
 //! Events nodes send each other over `<prefix>events`, as JSON.
 
-use gpt_load_actors::domain::{GroupId, HealthChange, KeyId};
+use crate::domain::{GroupId, HealthChange, KeyId};
 use serde::{Deserialize, Serialize};
 
 /// What changed. Every event names what to reload, never the data itself: the database stays

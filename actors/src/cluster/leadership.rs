@@ -89,7 +89,7 @@ impl Leadership {
         Fut: Future<Output = ()> + 'static,
     {
         let mut rx = self.subscribe();
-        actix_rt::spawn(async move {
+        actix::spawn(async move {
             loop {
                 let role = *rx.borrow_and_update();
                 if let Role::Leader { epoch } = role {
