@@ -31,7 +31,7 @@ pub struct Target {
 pub fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Target, ApiError> {
     let credential =
         credentials::extract(req.headers(), req.query_string()).ok_or(ApiError::Unauthorized)?;
-    let name = req.match_info().get("group").unwrap_or_default();
+    let name = path::group_name(req.path());
     let snapshot = state.snapshot.load_full();
     let requested = snapshot.groups.get(name).cloned();
     let global = credentials::position(&credential, &snapshot.global_proxy_keys);
