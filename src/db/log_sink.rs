@@ -293,9 +293,17 @@ impl LogSink for Repo {
         // SQLite's multi-row insert exists only on diesel's sync connection, so that backend runs
         // the same statements in a sync transaction on the wrapper's blocking thread.
         macro_rules! statements {
-            ($conn:ident, $($aw:tt)*) => {{
-                for chunk in rows.chunks(100) {
-                    diesel::insert_into(request_logs::table).values(chunk).execute($conn) $($aw)* ?;
+            ($conn:ident, $rows_per_insert:expr, $($aw:tt)*) => {{
+                if $rows_per_insert == 1 {
+                    // One cached statement, bound and stepped per row: a multi-row INSERT is new
+                    // SQL for diesel to build and SQLite to parse on every batch.
+                    for row in &rows {
+                        diesel::insert_into(request_logs::table).values(row).execute($conn) $($aw)* ?;
+                    }
+                } else {
+                    for chunk in rows.chunks($rows_per_insert) {
+                        diesel::insert_into(request_logs::table).values(chunk).execute($conn) $($aw)* ?;
+                    }
                 }
                 if let Some(sql) = counts_sql {
                     for (hour, request_type, ok, status, n) in &counts {
@@ -386,19 +394,21 @@ impl LogSink for Repo {
                     let mut conn = crate::db::checkout(pool).await?;
                     conn.spawn_blocking(move |c| {
                         use diesel::RunQueryDsl;
-                        diesel::Connection::transaction(c, |c| statements!(c,))
+                        diesel::Connection::transaction(c, |c| statements!(c, 1,))
                     })
                     .await?;
                 }
                 Database::Postgres(pool) => {
                     use diesel_async::RunQueryDsl;
                     let mut conn = crate::db::checkout(pool).await?;
-                    conn.transaction(async |c| statements!(c, .await)).await?;
+                    conn.transaction(async |c| statements!(c, 100, .await))
+                        .await?;
                 }
                 Database::Mysql(pool) => {
                     use diesel_async::RunQueryDsl;
                     let mut conn = crate::db::checkout(pool).await?;
-                    conn.transaction(async |c| statements!(c, .await)).await?;
+                    conn.transaction(async |c| statements!(c, 100, .await))
+                        .await?;
                 }
             }
             Ok(())
