@@ -14,6 +14,7 @@ pub mod key_encryption;
 pub mod key_sync;
 pub mod log_writer;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod migrate_keys;
 pub mod proxy;
