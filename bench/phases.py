@@ -3,7 +3,9 @@
 graphs) on stdin and charges each sample to the innermost frame that belongs to a phase of the
 request path, then prints a table.
 
-    perf script -i perf.data | phases.py CPU_US_PER_REQUEST
+    perf script -i perf.data | phases.py CPU_US_PER_REQUEST [PHASE]
+
+With PHASE (a name from the table), it lists that phase's leaf functions instead.
 
 CPU_US_PER_REQUEST (measured over the same window) turns shares into microseconds per request.
 """
@@ -81,6 +83,16 @@ def samples(stream):
 
 def main():
     cpu_us = float(sys.argv[1]) if len(sys.argv) > 1 else 0.0
+    detail = sys.argv[2] if len(sys.argv) > 2 else None
+    if detail:
+        # The leaf functions of one phase's samples: where inside it the time goes.
+        leaves = Counter(
+            frames[0] for frames in samples(sys.stdin) if frames and charge(frames) == detail
+        )
+        total = sum(leaves.values())
+        for leaf, n in leaves.most_common(25):
+            print(f"{n / max(total, 1) * 100:5.1f} %  {leaf[:150]}")
+        return 0
     counts = Counter(charge(frames) for frames in samples(sys.stdin))
     total = sum(counts.values())
     if not total:

@@ -8,6 +8,7 @@
 #   BIN_DIR=/path/to/other/build SECONDS_SAMPLED=10 bash bench/profile.sh
 #
 # Knobs: BIN_DIR (default $CARGO_TARGET_DIR/release, built if missing), SECONDS_SAMPLED (5),
+# STREAM=1 (streamed answers: 20 SSE events each, sent back to back, to weigh the usage scanner),
 # FREQ (perf sampling Hz, 499), CONNECTIONS (64), EXTRA_ENV (e.g. "ENABLE_REQUEST_LOGS=false"),
 # KEEP_TMP=1. Needs perf (Debian: linux-perf) and wrk; installs them with apt-get if missing.
 set -euo pipefail
@@ -21,6 +22,7 @@ CONNECTIONS="${CONNECTIONS:-64}"
 ADMIN_KEY="bench-admin-key-0123456789"
 PROXY_KEY="sk-bench-proxy-key"
 BODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}'
+[[ "${STREAM:-0}" == 1 ]] && BODY='{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hello"}]}'
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
@@ -49,7 +51,7 @@ cd "$TMP"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 
-"$BIN_DIR/gpt-load-mock-upstream" --port 0 --any-key --no-record --workers 2 >mock.out 2>mock.err &
+"$BIN_DIR/gpt-load-mock-upstream" --port 0 --any-key --no-record --workers 2 --stream-chunks 20 >mock.out 2>mock.err &
 PIDS+=("$!")
 MOCK_URL=""
 for _ in $(seq 1 100); do
