@@ -12,13 +12,13 @@ use super::group_model::{GroupBrief, GroupModel};
 use super::i18n::{t, tf, Msg};
 use super::response::{done, ok, Envelope, ErrorBody, NoData, Reply};
 use super::settings::setting_error_text;
+use super::state::AdminState;
 use super::{parse_id, require_group, timestamp, timestamp_opt};
 use crate::channel::CHANNEL_TYPES;
 use crate::db::models::{GroupRow, GroupValues};
 use crate::db::repo::now;
 use crate::db::DbError;
 use crate::http::error::ApiError;
-use crate::state::AppState;
 
 /// One upstream base URL and its weight (0 disables it).
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -285,14 +285,14 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
 }
 
 /// The current `app_url` setting.
-pub fn app_url(state: &AppState) -> String {
+pub fn app_url(state: &AdminState) -> String {
     state.snapshot.load().settings.app_url()
 }
 
 /// List groups, `sort` ascending then newest first.
 #[utoipa::path(get, path = "/api/groups", tag = "groups",
     responses((status = 200, body = Envelope<Vec<GroupResponse>>), (status = 401, body = ErrorBody)))]
-pub async fn list(_admin: super::Admin, state: web::Data<AppState>) -> Reply<Vec<GroupResponse>> {
+pub async fn list(_admin: super::Admin, state: web::Data<AdminState>) -> Reply<Vec<GroupResponse>> {
     let url = app_url(&state);
     let rows = state.repo.groups().await?;
     ok(rows
@@ -307,7 +307,7 @@ pub async fn list(_admin: super::Admin, state: web::Data<AppState>) -> Reply<Vec
     responses((status = 200, body = Envelope<Vec<GroupBrief>>), (status = 401, body = ErrorBody)))]
 pub async fn list_brief(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
 ) -> Reply<Vec<GroupBrief>> {
     let mut rows = state.repo.groups().await?;
     rows.sort_by_key(|r| r.id);
@@ -320,7 +320,7 @@ pub async fn list_brief(
         (status = 401, body = ErrorBody), (status = 409, description = "Name taken", body = ErrorBody)))]
 pub async fn create(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     input: web::Json<GroupInput>,
 ) -> Reply<GroupResponse> {
     let input = input.into_inner();
@@ -363,7 +363,7 @@ pub async fn create(
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn update(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     id: web::Path<String>,
     input: web::Json<GroupInput>,
 ) -> Reply<GroupResponse> {
@@ -406,7 +406,7 @@ pub async fn update(
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     id: web::Path<String>,
 ) -> Reply<NoData> {
     let id = parse_id(&id, Msg::InvalidGroupId)?;
