@@ -11,7 +11,7 @@ use chrono::{Duration, Local, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::group_ops::current_hour;
+use super::current_hour;
 use super::i18n::{t, Msg};
 use super::response::{go_float, ok, zero_or_none, Envelope, ErrorBody, Reply};
 use super::security::{operational_warnings, warnings, SecurityWarning};

@@ -4,13 +4,14 @@
 use std::collections::HashSet;
 
 use actix_web::web;
-use chrono::{Duration, DurationRound, NaiveDateTime, Utc};
+use chrono::Duration;
 use gpt_load_actors::domain::KeyStatus;
 use gpt_load_actors::settings::{typed_value, SETTINGS};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::current_hour;
 use super::groups::{app_url, name_conflict, values_of, GroupResponse};
 use super::i18n::{t, tf, Msg};
 use super::response::{done, ok, Envelope, ErrorBody, NoData, Reply};
@@ -166,14 +167,6 @@ pub struct GroupStats {
     pub tokens_24_hour: TokenSums,
     pub tokens_7_day: TokenSums,
     pub tokens_30_day: TokenSums,
-}
-
-/// The start of the current UTC hour.
-pub fn current_hour() -> NaiveDateTime {
-    let now = Utc::now();
-    now.duration_trunc(Duration::hours(1))
-        .unwrap_or(now)
-        .naive_utc()
 }
 
 /// Key counts (stored statuses, plus the keys cooling down right now) and request counts over the

@@ -27,7 +27,9 @@ use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
-use chrono::{NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{
+    Duration as ChronoDuration, DurationRound, NaiveDateTime, SecondsFormat, TimeZone, Utc,
+};
 use futures_util::future::LocalBoxFuture;
 
 use crate::http::admission::Slot;
@@ -91,6 +93,14 @@ pub fn weigh_admin_key(state: &AdminState, req: &HttpRequest, given: Option<&str
     state
         .login_throttle
         .attempt(addr, given, || credentials::matches_any(given, &expected))
+}
+
+/// The start of the current UTC hour.
+pub fn current_hour() -> NaiveDateTime {
+    let now = Utc::now();
+    now.duration_trunc(ChronoDuration::hours(1))
+        .unwrap_or(now)
+        .naive_utc()
 }
 
 /// The answer an outcome calls for: a wrong key waits out its delay before its 401; a locked-out

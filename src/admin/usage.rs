@@ -9,7 +9,7 @@ use gpt_load_actors::domain::mask_secret;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::group_ops::current_hour;
+use super::current_hour;
 use super::response::{ok, Envelope, ErrorBody, Reply};
 use super::state::AdminState;
 use super::timestamp;
