@@ -4,9 +4,9 @@
 //! jobs take the few handles they use one by one.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::Addr;
-use std::time::Instant;
 
 use gpt_load_actors::group_registry::{GroupRegistryActor, SharedSnapshot};
 use gpt_load_actors::key_pool::KeyPool;

@@ -1,4 +1,6 @@
-//! Keeps this node's copies (group registry, key pool) in step with writes made on other nodes.
+//! Keeps this node's copies (group registry, key pool) in step with writes made on other nodes,
+//! and announces this node's own writes: [`Announcer`] publishes an event, [`ConfigSync`] reloads
+//! groups and settings here and then announces it (the admin API's `reload_config`).
 //!
 //! The writer applies its own change before answering the admin request (so the next request on
 //! that node sees it), then publishes an event; every other node applies the event, and the
@@ -7,15 +9,14 @@
 
 use std::sync::Arc;
 
-use gpt_load_actors::domain::{GroupId, HealthChange, KeyId};
-use gpt_load_actors::ports::{HealthBus, PortError};
-use tokio::sync::broadcast::error::RecvError;
-
 use actix::Addr;
 use gpt_load_actors::cluster::{ClusterEvent, Coordinator, EventEnvelope, Notice, StoreError};
+use gpt_load_actors::domain::{GroupId, HealthChange, KeyId};
 use gpt_load_actors::group_registry::{GroupRegistryActor, Reload, SharedSnapshot};
 use gpt_load_actors::key_pool::KeyPool;
 use gpt_load_actors::log_batcher::{LogBatcherActor, SetMaxDelay};
+use gpt_load_actors::ports::{HealthBus, PortError};
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::config::AppConfig;
 use crate::service::ServiceError;
