@@ -15,6 +15,7 @@ pub mod key_sync;
 pub mod logging;
 pub mod metrics;
 pub mod migrate_keys;
+pub mod outbound;
 pub mod proxy;
 pub mod retention;
 pub mod service;
