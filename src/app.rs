@@ -317,7 +317,7 @@ async fn start_locked(
     let batcher = LogBatcherActor::new(
         Arc::new(repo.clone()),
         config.request_log_buffer_size,
-        crate::state::log_max_delay(&config, &snapshot.load().settings),
+        config.log_max_delay(&snapshot.load().settings),
     );
     let log_counters = batcher.counters();
     let log_queue = batcher.queue();
@@ -362,7 +362,7 @@ async fn start_locked(
         )),
     };
     // Subscribed before the election starts, so no event after this point is missed.
-    crate::cluster::sync::spawn_listener(state.clone());
+    crate::cluster::sync::spawn_listener(state.config_sync(), state.pool.clone());
     let cluster = clustered.then(|| {
         gpt_load_actors::cluster::ClusterActor::new(
             Arc::clone(&coordinator),
@@ -376,15 +376,28 @@ async fn start_locked(
         .start()
     });
     if clustered {
-        crate::cluster::terms::spawn(&state, config.leader_renew_interval());
+        crate::cluster::terms::spawn(
+            Arc::clone(&coordinator),
+            Arc::clone(&node_id),
+            &state.leadership,
+            config.leader_renew_interval(),
+        );
     }
-    crate::retention::spawn(state.clone());
+    crate::retention::spawn(
+        state.repo.clone(),
+        Arc::clone(&state.snapshot),
+        &state.leadership,
+    );
     let validator = crate::validation::background::spawn(
-        &state,
+        state.repo.clone(),
+        state.pool.clone(),
+        Arc::clone(&state.snapshot),
+        &state.leadership,
         config.validation_check_every,
         config.validation_minute,
     );
-    let data = web::Data::new(state.clone());
+    let proxy_data = web::Data::new(state.proxy_state());
+    let admin_data = web::Data::new(state.admin_state());
     let cors_config = Arc::clone(&config);
     let json_limit = config.max_request_body_bytes;
     let proxy_route = config.proxy_route.clone();
@@ -393,7 +406,8 @@ async fn start_locked(
     let mut server = HttpServer::new(move || {
         let in_flight = in_flight.clone();
         App::new()
-            .app_data(data.clone())
+            .app_data(proxy_data.clone())
+            .app_data(admin_data.clone())
             .app_data(web::Data::new(UpstreamClients::new(proxy_route.clone())))
             .app_data(
                 web::JsonConfig::default()
@@ -421,7 +435,7 @@ async fn start_locked(
             .wrap(cors(&cors_config))
             .wrap(from_fn(access_log))
             .route("/health", web::get().to(admin::system::health))
-            .route("/metrics", web::get().to(crate::metrics::handler))
+            .route("/metrics", web::get().to(admin::prometheus::handler))
             .configure(admin::configure)
             // A static prefix: a `{group}` segment (or a `{tail:.*}` resource) compiles to a
             // regex that ran on every proxied request. The handler reads the group itself.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::db::DatabaseUrl;
-use crate::proxy::outbound::{OutboundProxy, ProxyRoute};
+use crate::outbound::{OutboundProxy, ProxyRoute};
 
 /// A configuration error, naming the variable at fault.
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +133,9 @@ pub struct AppConfig {
     /// Login throttling limits. Not environment variables: tests shorten them.
     pub login_throttle: crate::http::throttle::ThrottleLimits,
 }
+
+/// How often the leader looks for groups due for validation (GPT-Load: every 5 minutes).
+pub const VALIDATION_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
 
 const WEAK_PATTERNS: [&str; 5] = ["password", "sk-123456", "123456", "admin", "secret"];
 
@@ -304,7 +307,7 @@ impl AppConfig {
                 https: env.proxy("HTTPS_PROXY")?,
                 no_proxy: env.list("NO_PROXY", &[]),
             },
-            validation_check_every: crate::validation::background::CHECK_EVERY,
+            validation_check_every: VALIDATION_CHECK_EVERY,
             validation_minute: std::time::Duration::from_secs(60),
             trusted_proxies: networks("TRUSTED_PROXIES", env.list("TRUSTED_PROXIES", &[]))?,
             login_throttle: crate::http::throttle::ThrottleLimits::default(),
@@ -337,6 +340,19 @@ impl AppConfig {
     /// See [`AppConfig::request_log_max_delay_ms`].
     pub fn request_log_max_delay(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.request_log_max_delay_ms)
+    }
+
+    /// The longest a request log record waits before it is written: `REQUEST_LOG_MAX_DELAY_MS`,
+    /// shortened by `request_log_write_interval_minutes` when that is smaller. The setting (which
+    /// GPT-Load's UI sets, 1 minute by default) is an upper bound on the delay, no longer the
+    /// delay itself, so a crash never loses a minute of logs.
+    pub fn log_max_delay(
+        &self,
+        settings: &gpt_load_actors::settings::SystemSettings,
+    ) -> std::time::Duration {
+        let minutes = settings.request_log_write_interval_minutes().max(0) as u64;
+        self.request_log_max_delay()
+            .min(std::time::Duration::from_secs(minutes.saturating_mul(60)))
     }
 
     /// See [`AppConfig::db_timeout_ms`].

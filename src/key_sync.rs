@@ -8,12 +8,21 @@
 use gpt_load_actors::domain::{GroupId, KeyId, KeyStatus, PoolKey};
 use gpt_load_actors::key_pool::OperatorCommand;
 
-use crate::service::ServiceError;
-use crate::state::AppState;
 use gpt_load_actors::cluster::ClusterEvent;
+use gpt_load_actors::key_pool::KeyPool;
+
+use crate::cluster::sync::Announcer;
+use crate::service::ServiceError;
+
+/// What a key write needs: the pool that applies it and the voice that tells the cluster.
+#[derive(Clone)]
+pub struct KeySync {
+    pub pool: KeyPool,
+    pub announcer: Announcer,
+}
 
 /// Adds freshly inserted keys.
-pub async fn add(state: &AppState, keys: Vec<PoolKey>) -> Result<(), ServiceError> {
+pub async fn add(state: &KeySync, keys: Vec<PoolKey>) -> Result<(), ServiceError> {
     if keys.is_empty() {
         return Ok(());
     }
@@ -22,17 +31,20 @@ pub async fn add(state: &AppState, keys: Vec<PoolKey>) -> Result<(), ServiceErro
     groups.dedup();
     state.pool.add(keys).await?;
     for group_id in groups {
-        state.announce(ClusterEvent::KeysChanged { group_id }).await;
+        state
+            .announcer
+            .announce(ClusterEvent::KeysChanged { group_id })
+            .await;
     }
     Ok(())
 }
 
 /// Forgets the cluster-wide failure counts of keys that start over (restored) or are gone.
-async fn reset_failures(state: &AppState, key_ids: &[KeyId]) {
+async fn reset_failures(state: &KeySync, key_ids: &[KeyId]) {
     if key_ids.is_empty() {
         return;
     }
-    if let Err(err) = state.coordinator.reset_failures(key_ids).await {
+    if let Err(err) = state.announcer.coordinator.reset_failures(key_ids).await {
         tracing::warn!(error = %err, "Could not reset cluster-wide key failure counts.");
     }
 }
@@ -40,7 +52,7 @@ async fn reset_failures(state: &AppState, key_ids: &[KeyId]) {
 /// Runs an operator's command through the pool and, once stored, tells the other nodes. Answers
 /// the ids it touched.
 pub async fn command(
-    state: &AppState,
+    state: &KeySync,
     command: OperatorCommand,
 ) -> Result<Vec<KeyId>, ServiceError> {
     let (group_id, restarts) = match &command {
@@ -58,6 +70,9 @@ pub async fn command(
     if restarts {
         reset_failures(state, &touched).await;
     }
-    state.announce(ClusterEvent::KeysChanged { group_id }).await;
+    state
+        .announcer
+        .announce(ClusterEvent::KeysChanged { group_id })
+        .await;
     Ok(touched)
 }

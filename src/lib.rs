@@ -17,6 +17,7 @@ pub mod logging;
 pub mod memory;
 pub mod metrics;
 pub mod migrate_keys;
+pub mod outbound;
 pub mod proxy;
 pub mod retention;
 pub mod service;

@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use crate::state::AppState;
+use gpt_load_actors::cluster::Leadership;
+use gpt_load_actors::group_registry::SharedSnapshot;
+
+use crate::db::repo::Repo;
 
 /// How often the cleanup runs (and once at start).
 pub const RETENTION_INTERVAL: Duration = Duration::from_secs(2 * 3600);
@@ -14,18 +17,18 @@ pub const RETENTION_INTERVAL: Duration = Duration::from_secs(2 * 3600);
 pub const USAGE_MIN_DAYS: i64 = 31;
 
 /// Deletes expired request logs once; returns how many rows went.
-pub async fn run_once(state: &AppState) -> usize {
-    let days = state.snapshot.load().settings.request_log_retention_days();
+pub async fn run_once(repo: &Repo, snapshot: &SharedSnapshot) -> usize {
+    let days = snapshot.load().settings.request_log_retention_days();
     if days <= 0 {
         return 0;
     }
     let now = chrono::Utc::now().naive_utc();
     let usage_cutoff = now - chrono::Duration::days(days.max(USAGE_MIN_DAYS));
-    if let Err(err) = state.repo.delete_usage_before(usage_cutoff).await {
+    if let Err(err) = repo.delete_usage_before(usage_cutoff).await {
         tracing::warn!(error = %err, "Deleting expired token sums failed.");
     }
     let cutoff = now - chrono::Duration::days(days);
-    match state.repo.delete_logs_before(cutoff).await {
+    match repo.delete_logs_before(cutoff).await {
         Ok(n) => {
             if n > 0 {
                 tracing::info!(deleted = n, days, "Deleted expired request logs.");
@@ -40,15 +43,14 @@ pub async fn run_once(state: &AppState) -> usize {
 }
 
 /// While this node leads: runs the cleanup at once and then every [`RETENTION_INTERVAL`].
-pub fn spawn(state: AppState) {
-    let leadership = state.leadership.clone();
+pub fn spawn(repo: Repo, snapshot: SharedSnapshot, leadership: &Leadership) {
     leadership.spawn_while_leader("log-retention", move |_epoch| {
-        let state = state.clone();
+        let (repo, snapshot) = (repo.clone(), snapshot.clone());
         async move {
             let mut ticker = tokio::time::interval(RETENTION_INTERVAL);
             loop {
                 ticker.tick().await;
-                run_once(&state).await;
+                run_once(&repo, &snapshot).await;
             }
         }
     });

@@ -1,20 +1,26 @@
-//! What every handler shares: the published group snapshot, the actors and the repository.
+//! The composition root's inventory: every shared handle a started server owns. Only `app` (and
+//! the tests, through `RunningApp::state`) hold the whole of it; readers get their own view:
+//! [`ProxyState`] for the request path, [`AdminState`] for the admin API, and the background
+//! jobs take the few handles they use one by one.
 
 use std::sync::Arc;
-
-use actix::Addr;
 use std::time::Instant;
 
-use gpt_load_actors::group_registry::{GroupRegistryActor, Reload, SharedSnapshot};
-use gpt_load_actors::key_pool::KeyPool;
-use gpt_load_actors::log_batcher::{LogBatcherActor, LogCounters, SetMaxDelay};
+use actix::Addr;
 
+use gpt_load_actors::group_registry::{GroupRegistryActor, SharedSnapshot};
+use gpt_load_actors::key_pool::KeyPool;
+use gpt_load_actors::log_batcher::{LogBatcherActor, LogCounters};
+
+use crate::admin::state::AdminState;
+use crate::cluster::sync::{Announcer, ConfigSync};
 use crate::config::AppConfig;
 use crate::db::repo::Repo;
+use crate::proxy::state::ProxyState;
 use crate::service::ServiceError;
 use crate::tasks::TaskRegistry;
 
-/// Shared application state (cheap to clone).
+/// Every shared handle of a started server (cheap to clone).
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<AppConfig>,
@@ -80,26 +86,61 @@ impl AppState {
         server.stop(false).await;
     }
 
-    /// Applies an admin write to groups or settings: reloads them here (waiting until the new
-    /// snapshot is published, so the next request on this node sees the write), then tells the
-    /// other nodes of the cluster to do the same.
+    /// Applies an admin write to groups or settings here, then tells the other nodes (tests).
     pub async fn reload_config(&self) -> Result<(), ServiceError> {
-        self.reload_config_local().await?;
-        self.announce(gpt_load_actors::cluster::ClusterEvent::ConfigChanged)
-            .await;
-        Ok(())
+        self.config_sync().reload_config().await
     }
 
-    /// Tells the other nodes of the cluster about a write this node already applied.
-    pub async fn announce(&self, event: gpt_load_actors::cluster::ClusterEvent) {
-        crate::cluster::sync::publish(&*self.coordinator, &self.node_id, event).await;
+    /// This node's voice in the cluster.
+    pub fn announcer(&self) -> Announcer {
+        Announcer {
+            coordinator: Arc::clone(&self.coordinator),
+            node_id: Arc::clone(&self.node_id),
+        }
     }
 
-    /// Reloads groups and settings on this node only.
-    pub async fn reload_config_local(&self) -> Result<(), ServiceError> {
-        self.registry.send(Reload).await??;
-        self.logs.do_send(SetMaxDelay(self.log_max_delay()));
-        Ok(())
+    /// Groups and settings reloads, for the admin API and the cluster listener.
+    pub fn config_sync(&self) -> ConfigSync {
+        ConfigSync {
+            config: Arc::clone(&self.config),
+            snapshot: Arc::clone(&self.snapshot),
+            registry: self.registry.clone(),
+            logs: self.logs.clone(),
+            announcer: self.announcer(),
+        }
+    }
+
+    /// What the request path reads.
+    pub fn proxy_state(&self) -> ProxyState {
+        ProxyState {
+            config: Arc::clone(&self.config),
+            snapshot: Arc::clone(&self.snapshot),
+            pool: self.pool.clone(),
+            repo: self.repo.clone(),
+            log_queue: self.log_queue.clone(),
+            metrics: Arc::clone(&self.metrics),
+            admission: self.admission.clone(),
+            stop_deadline: self.stop_deadline.clone(),
+        }
+    }
+
+    /// What the admin API reads and writes.
+    pub fn admin_state(&self) -> AdminState {
+        AdminState {
+            config: Arc::clone(&self.config),
+            snapshot: Arc::clone(&self.snapshot),
+            pool: self.pool.clone(),
+            repo: self.repo.clone(),
+            metrics: Arc::clone(&self.metrics),
+            log_counters: Arc::clone(&self.log_counters),
+            started_at: self.started_at,
+            tasks: self.tasks.clone(),
+            leadership: self.leadership.clone(),
+            draining: Arc::clone(&self.draining),
+            admission: self.admission.clone(),
+            login_throttle: Arc::clone(&self.login_throttle),
+            sync: self.config_sync(),
+        }
     }
 
     /// Writes every buffered request log now (graceful stop, tests).
@@ -117,22 +158,4 @@ impl AppState {
             }
         }
     }
-
-    /// The longest a request log record waits before it is written, with the settings in force.
-    pub fn log_max_delay(&self) -> std::time::Duration {
-        log_max_delay(&self.config, &self.snapshot.load().settings)
-    }
-}
-
-/// `REQUEST_LOG_MAX_DELAY_MS`, shortened by `request_log_write_interval_minutes` when that is
-/// smaller: the setting (which GPT-Load's UI sets, 1 minute by default) is an upper bound on the
-/// delay, no longer the delay itself, so a crash never loses a minute of logs.
-pub fn log_max_delay(
-    config: &AppConfig,
-    settings: &gpt_load_actors::settings::SystemSettings,
-) -> std::time::Duration {
-    let minutes = settings.request_log_write_interval_minutes().max(0) as u64;
-    config
-        .request_log_max_delay()
-        .min(std::time::Duration::from_secs(minutes.saturating_mul(60)))
 }

@@ -362,7 +362,7 @@ async fn retention_deletes_exactly_the_old_rows() {
     aged.unwrap();
     t.chat("r", false).await;
     assert_eq!(
-        gpt_load::retention::run_once(&t.app().state).await,
+        gpt_load::retention::run_once(&t.app().state.repo, &t.app().state.snapshot).await,
         3,
         "default retention is 7 days"
     );
@@ -372,7 +372,7 @@ async fn retention_deletes_exactly_the_old_rows() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
-        gpt_load::retention::run_once(&t.app().state).await,
+        gpt_load::retention::run_once(&t.app().state.repo, &t.app().state.snapshot).await,
         0,
         "0 keeps logs forever"
     );

@@ -11,12 +11,12 @@ use chrono::{Duration, Local, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::group_ops::current_hour;
+use super::current_hour;
 use super::i18n::{t, Msg};
 use super::response::{go_float, ok, zero_or_none, Envelope, ErrorBody, Reply};
 use super::security::{operational_warnings, warnings, SecurityWarning};
+use super::state::AdminState;
 use crate::db::repo_stats::HourlyStat;
-use crate::state::AppState;
 
 /// One stat card.
 #[derive(Debug, Serialize, ToSchema)]
@@ -71,7 +71,7 @@ fn totals(rows: &[HourlyStat], skip: &HashSet<i64>) -> (i64, i64) {
 /// Dashboard cards and security warnings.
 #[utoipa::path(get, path = "/api/dashboard/stats", tag = "dashboard",
     responses((status = 200, body = Envelope<DashboardStats>), (status = 401, body = ErrorBody)))]
-pub async fn stats(_admin: super::Admin, state: web::Data<AppState>) -> Reply<DashboardStats> {
+pub async fn stats(_admin: super::Admin, state: web::Data<AdminState>) -> Reply<DashboardStats> {
     let counts = state.repo.key_counts(None).await?;
     let (active, invalid) = counts
         .values()
@@ -211,7 +211,7 @@ pub struct ChartData {
         (status = 401, body = ErrorBody)))]
 pub async fn chart(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     query: web::Query<ChartQuery>,
 ) -> Reply<ChartData> {
     let group = match query.group_id.as_deref().map(str::trim) {
@@ -285,7 +285,7 @@ pub struct EncryptionStatus {
     responses((status = 200, body = Envelope<EncryptionStatus>), (status = 401, body = ErrorBody)))]
 pub async fn encryption_status(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
 ) -> Reply<EncryptionStatus> {
     // The detector lives with the codec, which knows every stored format; this route only
     // answers in the API's envelope and language.

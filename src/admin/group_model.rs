@@ -3,12 +3,91 @@
 //! and `api_keys` (never loaded there, so `null`). See docs/compatibility.md.
 
 use gpt_load_actors::settings::{validate_value, SettingKind, SystemSettings, SETTINGS};
-use serde::Serialize;
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 
-use super::groups::GroupResponse;
+use super::{timestamp, timestamp_opt};
 use crate::db::models::GroupRow;
+
+/// One upstream base URL and its weight (0 disables it).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct UpstreamSpec {
+    pub url: String,
+    pub weight: i64,
+}
+
+/// A header rule: `action` `set` puts `value` (with `${CLIENT_IP}`, `${GROUP_NAME}`, `${API_KEY}`,
+/// `${TIMESTAMP_MS}`, `${TIMESTAMP_S}` substituted) on upstream requests, `remove` deletes the header.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct HeaderRuleSpec {
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+    #[serde(default)]
+    pub action: String,
+}
+
+/// A group as the API returns it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupResponse {
+    pub id: i64,
+    pub name: String,
+    /// `{app_url}/proxy/{name}`.
+    pub endpoint: String,
+    pub display_name: String,
+    pub description: String,
+    pub group_type: String,
+    #[schema(value_type = Vec<UpstreamSpec>)]
+    pub upstreams: Value,
+    pub channel_type: String,
+    pub sort: i32,
+    pub test_model: String,
+    pub validation_endpoint: String,
+    #[schema(value_type = Object)]
+    pub param_overrides: Value,
+    #[schema(value_type = Object)]
+    pub model_redirect_rules: Value,
+    pub model_redirect_strict: bool,
+    #[schema(value_type = super::settings::GroupConfig)]
+    pub config: Value,
+    #[schema(value_type = Vec<HeaderRuleSpec>)]
+    pub header_rules: Value,
+    pub proxy_keys: String,
+    pub last_validated_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl GroupResponse {
+    /// The API form of a stored group.
+    pub fn from_row(row: &GroupRow, app_url: &str) -> Self {
+        let parse =
+            |text: &str, fallback: Value| serde_json::from_str::<Value>(text).unwrap_or(fallback);
+        GroupResponse {
+            id: row.id,
+            name: row.name.clone(),
+            endpoint: format!("{}/proxy/{}", app_url.trim_end_matches('/'), row.name),
+            display_name: row.display_name.clone(),
+            description: row.description.clone(),
+            group_type: row.group_type.clone(),
+            upstreams: parse(&row.upstreams, json!([])),
+            channel_type: row.channel_type.clone(),
+            sort: row.sort,
+            test_model: row.test_model.clone(),
+            validation_endpoint: row.validation_endpoint.clone(),
+            param_overrides: parse(&row.param_overrides, json!({})),
+            model_redirect_rules: parse(&row.model_redirect_rules, json!({})),
+            model_redirect_strict: row.model_redirect_strict,
+            config: parse(&row.config, json!({})),
+            header_rules: parse(&row.header_rules, json!([])),
+            proxy_keys: row.proxy_keys.clone(),
+            last_validated_at: timestamp_opt(&row.last_validated_at),
+            created_at: timestamp(&row.created_at),
+            updated_at: timestamp(&row.updated_at),
+        }
+    }
+}
 
 /// A group in the shape of GPT-Load's database model.
 #[derive(Debug, Serialize, ToSchema)]
@@ -82,7 +161,7 @@ pub struct GroupBrief {
     pub proxy_keys: String,
     pub description: String,
     pub group_type: String,
-    #[schema(value_type = Option<Vec<super::groups::UpstreamSpec>>)]
+    #[schema(value_type = Option<Vec<UpstreamSpec>>)]
     pub upstreams: Option<Value>,
     pub validation_endpoint: String,
     pub channel_type: String,
@@ -95,7 +174,7 @@ pub struct GroupBrief {
     pub model_redirect_strict: bool,
     #[schema(value_type = Option<super::settings::GroupConfig>)]
     pub config: Option<Value>,
-    #[schema(value_type = Option<Vec<super::groups::HeaderRuleSpec>>)]
+    #[schema(value_type = Option<Vec<HeaderRuleSpec>>)]
     pub header_rules: Option<Value>,
     #[schema(value_type = Option<Vec<Object>>)]
     pub api_keys: Option<Vec<Value>>,

@@ -4,24 +4,25 @@
 use std::collections::HashSet;
 
 use actix_web::web;
-use chrono::{Duration, DurationRound, NaiveDateTime, Utc};
+use chrono::Duration;
 use gpt_load_actors::domain::KeyStatus;
 use gpt_load_actors::settings::{typed_value, SETTINGS};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::current_hour;
 use super::groups::{app_url, name_conflict, values_of, GroupResponse};
 use super::i18n::{t, tf, Msg};
 use super::response::{done, ok, Envelope, ErrorBody, NoData, Reply};
 use super::settings::setting_label;
+use super::state::AdminState;
 use super::{parse_id, require_group};
 use crate::db::repo::now;
 use crate::db::repo_groups::CopyKeys;
 use crate::db::repo_usage::TokenSums;
 use crate::http::error::ApiError;
 use crate::key_sync;
-use crate::state::AppState;
 use crate::tasks::{self, StartTaskError, TaskKind, TaskRun};
 
 /// A setting a group may override, with the current system value as its default.
@@ -42,7 +43,7 @@ pub struct ConfigOption {
     responses((status = 200, body = Envelope<Vec<ConfigOption>>), (status = 401, body = ErrorBody)))]
 pub async fn config_options(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
 ) -> Reply<Vec<ConfigOption>> {
     let snapshot = state.snapshot.load();
     ok(SETTINGS
@@ -89,7 +90,7 @@ pub struct ReorderRequest {
         (status = 401, body = ErrorBody)))]
 pub async fn reorder(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     body: web::Json<ReorderRequest>,
 ) -> Reply<NoData> {
     if body.items.is_empty() {
@@ -168,14 +169,6 @@ pub struct GroupStats {
     pub tokens_30_day: TokenSums,
 }
 
-/// The start of the current UTC hour.
-pub fn current_hour() -> NaiveDateTime {
-    let now = Utc::now();
-    now.duration_trunc(Duration::hours(1))
-        .unwrap_or(now)
-        .naive_utc()
-}
-
 /// Key counts (stored statuses, plus the keys cooling down right now) and request counts over the
 /// last 24 hours, 7 days and 30 days (from the hourly statistics, current hour included), with
 /// token sums over the same periods. Aggregate groups own no keys; their token sums are their
@@ -186,7 +179,7 @@ pub fn current_hour() -> NaiveDateTime {
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn stats(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     id: web::Path<String>,
 ) -> Reply<GroupStats> {
     let id = parse_id(&id, Msg::InvalidGroupId)?;
@@ -286,7 +279,7 @@ pub struct CopyResponse {
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn copy(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     id: web::Path<String>,
     body: web::Json<CopyRequest>,
 ) -> Reply<CopyResponse> {
@@ -323,11 +316,11 @@ pub async fn copy(
         .map_err(name_conflict)?;
     if copied > 0 {
         let keys = state.repo.group_keys(row.id, None).await?;
-        key_sync::add(&state, state.repo.pool_keys(&keys)).await?;
+        key_sync::add(&state.key_sync(), state.repo.pool_keys(&keys)).await?;
     }
     state.reload_config().await?;
     if let Some(task) = import {
-        let task_state = state.get_ref().clone();
+        let task_state = state.key_jobs();
         let group_id = row.id;
         state
             .tasks
@@ -340,7 +333,7 @@ pub async fn copy(
 }
 
 /// The plain text of the source keys a copy takes (undecryptable ones are skipped).
-async fn source_keys(state: &AppState, id: i64, mode: CopyKeys) -> Result<Vec<String>, ApiError> {
+async fn source_keys(state: &AdminState, id: i64, mode: CopyKeys) -> Result<Vec<String>, ApiError> {
     let status = match mode {
         CopyKeys::None => return Ok(Vec::new()),
         CopyKeys::All => None,
@@ -356,7 +349,7 @@ async fn source_keys(state: &AppState, id: i64, mode: CopyKeys) -> Result<Vec<St
 
 /// The import task for a copy's keys, or `None` when there are none or another task runs.
 async fn claim_import(
-    state: &AppState,
+    state: &AdminState,
     name: &str,
     keys: usize,
 ) -> Result<Option<TaskRun>, ApiError> {

@@ -4,39 +4,22 @@ use actix_web::http::header::HeaderName;
 use actix_web::web;
 use gpt_load_actors::domain::HeaderRule;
 use gpt_load_actors::settings::validate_group_overrides;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 
 use super::group_model::{GroupBrief, GroupModel};
+pub use super::group_model::{GroupResponse, HeaderRuleSpec, UpstreamSpec};
 use super::i18n::{t, tf, Msg};
 use super::response::{done, ok, Envelope, ErrorBody, NoData, Reply};
 use super::settings::setting_error_text;
-use super::{parse_id, require_group, timestamp, timestamp_opt};
+use super::state::AdminState;
+use super::{parse_id, require_group};
 use crate::channel::CHANNEL_TYPES;
 use crate::db::models::{GroupRow, GroupValues};
 use crate::db::repo::now;
 use crate::db::DbError;
 use crate::http::error::ApiError;
-use crate::state::AppState;
-
-/// One upstream base URL and its weight (0 disables it).
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-pub struct UpstreamSpec {
-    pub url: String,
-    pub weight: i64,
-}
-
-/// A header rule: `action` `set` puts `value` (with `${CLIENT_IP}`, `${GROUP_NAME}`, `${API_KEY}`,
-/// `${TIMESTAMP_MS}`, `${TIMESTAMP_S}` substituted) on upstream requests, `remove` deletes the header.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-pub struct HeaderRuleSpec {
-    pub key: String,
-    #[serde(default)]
-    pub value: String,
-    #[serde(default)]
-    pub action: String,
-}
 
 /// Fields a create or update request may carry; absent fields are left as they are.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -71,67 +54,6 @@ pub struct GroupInput {
     pub header_rules: Option<Vec<HeaderRuleSpec>>,
     /// Group proxy keys, comma separated.
     pub proxy_keys: Option<String>,
-}
-
-/// A group as the API returns it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct GroupResponse {
-    pub id: i64,
-    pub name: String,
-    /// `{app_url}/proxy/{name}`.
-    pub endpoint: String,
-    pub display_name: String,
-    pub description: String,
-    pub group_type: String,
-    #[schema(value_type = Vec<UpstreamSpec>)]
-    pub upstreams: Value,
-    pub channel_type: String,
-    pub sort: i32,
-    pub test_model: String,
-    pub validation_endpoint: String,
-    #[schema(value_type = Object)]
-    pub param_overrides: Value,
-    #[schema(value_type = Object)]
-    pub model_redirect_rules: Value,
-    pub model_redirect_strict: bool,
-    #[schema(value_type = super::settings::GroupConfig)]
-    pub config: Value,
-    #[schema(value_type = Vec<HeaderRuleSpec>)]
-    pub header_rules: Value,
-    pub proxy_keys: String,
-    pub last_validated_at: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-impl GroupResponse {
-    /// The API form of a stored group.
-    pub fn from_row(row: &GroupRow, app_url: &str) -> Self {
-        let parse =
-            |text: &str, fallback: Value| serde_json::from_str::<Value>(text).unwrap_or(fallback);
-        GroupResponse {
-            id: row.id,
-            name: row.name.clone(),
-            endpoint: format!("{}/proxy/{}", app_url.trim_end_matches('/'), row.name),
-            display_name: row.display_name.clone(),
-            description: row.description.clone(),
-            group_type: row.group_type.clone(),
-            upstreams: parse(&row.upstreams, json!([])),
-            channel_type: row.channel_type.clone(),
-            sort: row.sort,
-            test_model: row.test_model.clone(),
-            validation_endpoint: row.validation_endpoint.clone(),
-            param_overrides: parse(&row.param_overrides, json!({})),
-            model_redirect_rules: parse(&row.model_redirect_rules, json!({})),
-            model_redirect_strict: row.model_redirect_strict,
-            config: parse(&row.config, json!({})),
-            header_rules: parse(&row.header_rules, json!([])),
-            proxy_keys: row.proxy_keys.clone(),
-            last_validated_at: timestamp_opt(&row.last_validated_at),
-            created_at: timestamp(&row.created_at),
-            updated_at: timestamp(&row.updated_at),
-        }
-    }
 }
 
 /// The request bodies of group create and update, as JSON Schema written next to the rules of
@@ -285,14 +207,14 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
 }
 
 /// The current `app_url` setting.
-pub fn app_url(state: &AppState) -> String {
+pub fn app_url(state: &AdminState) -> String {
     state.snapshot.load().settings.app_url()
 }
 
 /// List groups, `sort` ascending then newest first.
 #[utoipa::path(get, path = "/api/groups", tag = "groups",
     responses((status = 200, body = Envelope<Vec<GroupResponse>>), (status = 401, body = ErrorBody)))]
-pub async fn list(_admin: super::Admin, state: web::Data<AppState>) -> Reply<Vec<GroupResponse>> {
+pub async fn list(_admin: super::Admin, state: web::Data<AdminState>) -> Reply<Vec<GroupResponse>> {
     let url = app_url(&state);
     let rows = state.repo.groups().await?;
     ok(rows
@@ -307,7 +229,7 @@ pub async fn list(_admin: super::Admin, state: web::Data<AppState>) -> Reply<Vec
     responses((status = 200, body = Envelope<Vec<GroupBrief>>), (status = 401, body = ErrorBody)))]
 pub async fn list_brief(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
 ) -> Reply<Vec<GroupBrief>> {
     let mut rows = state.repo.groups().await?;
     rows.sort_by_key(|r| r.id);
@@ -320,7 +242,7 @@ pub async fn list_brief(
         (status = 401, body = ErrorBody), (status = 409, description = "Name taken", body = ErrorBody)))]
 pub async fn create(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     input: web::Json<GroupInput>,
 ) -> Reply<GroupResponse> {
     let input = input.into_inner();
@@ -363,7 +285,7 @@ pub async fn create(
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn update(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     id: web::Path<String>,
     input: web::Json<GroupInput>,
 ) -> Reply<GroupResponse> {
@@ -406,7 +328,7 @@ pub async fn update(
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     id: web::Path<String>,
 ) -> Reply<NoData> {
     let id = parse_id(&id, Msg::InvalidGroupId)?;

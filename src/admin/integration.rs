@@ -8,10 +8,10 @@ use utoipa::ToSchema;
 
 use super::i18n::{t, Msg};
 use super::response::{ok, Envelope, ErrorBody, Reply};
+use super::state::AdminState;
 use crate::channel;
 use crate::http::credentials;
 use crate::http::error::ApiError;
-use crate::state::AppState;
 
 /// One group a proxy key can use.
 #[derive(Debug, Serialize, ToSchema)]
@@ -73,7 +73,7 @@ fn may_use(snapshot: &Snapshot, group: &GroupView, key: &str) -> bool {
         (status = 400, description = "Missing, invalid or unauthorized proxy key", body = ErrorBody)))]
 pub async fn global_info(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
 ) -> Reply<Vec<IntegrationGroup>> {
     let key = proxy_key(&req)?;
     let snapshot = state.snapshot.load();
@@ -100,7 +100,7 @@ pub async fn global_info(
         (status = 404, body = ErrorBody)))]
 pub async fn group_info(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     path: web::Path<String>,
 ) -> Reply<Vec<IntegrationGroup>> {
     let key = proxy_key(&req)?;

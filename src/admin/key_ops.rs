@@ -15,9 +15,9 @@ use super::i18n::{t, tf, Msg};
 use super::keys::{first_unfit_key, parse_keys_text, UnfitKey, SYNC_BATCH_LIMIT};
 use super::require_group;
 use super::response::{done, ok, Envelope, ErrorBody, NoData, Reply};
+use super::state::AdminState;
 use crate::http::error::ApiError;
 use crate::key_sync;
-use crate::state::AppState;
 use crate::validation::prober::{self, Prober};
 
 /// Body of the calls that take a list of keys.
@@ -128,7 +128,7 @@ pub fn check_importable(keys_text: &str) -> Result<(), ApiError> {
 /// The group and the parsed keys of a synchronous bulk call: the group must exist and the list
 /// must hold 1 to 5,000 keys.
 async fn listed_keys(
-    state: &AppState,
+    state: &AdminState,
     body: &KeysTextRequest,
 ) -> Result<(i64, Vec<String>), ApiError> {
     let group_id = body_group_id(body.group_id)?;
@@ -137,7 +137,7 @@ async fn listed_keys(
     Ok((group_id, keys))
 }
 
-fn unique_hashes(state: &AppState, keys: &[String]) -> Vec<String> {
+fn unique_hashes(state: &AdminState, keys: &[String]) -> Vec<String> {
     let mut seen = HashSet::new();
     keys.iter()
         .map(|k| state.repo.codec.hash(k))
@@ -147,7 +147,7 @@ fn unique_hashes(state: &AppState, keys: &[String]) -> Vec<String> {
 
 /// Ids of the group's keys with these hashes.
 async fn listed_ids(
-    state: &AppState,
+    state: &AdminState,
     group_id: GroupId,
     hashes: &[String],
 ) -> Result<Vec<KeyId>, ApiError> {
@@ -157,7 +157,7 @@ async fn listed_ids(
 
 /// Ids of the group's stored keys (of one status when given).
 async fn stored_ids(
-    state: &AppState,
+    state: &AdminState,
     group_id: GroupId,
     status: Option<KeyStatus>,
 ) -> Result<Vec<KeyId>, ApiError> {
@@ -168,7 +168,7 @@ async fn stored_ids(
 /// Deletes keys through the pool (with `only`, keys the pool holds in another state stay);
 /// answers how many were deleted.
 async fn delete(
-    state: &AppState,
+    state: &AdminState,
     group_id: GroupId,
     key_ids: Vec<KeyId>,
     only: Option<KeyStatus>,
@@ -178,17 +178,17 @@ async fn delete(
         key_ids,
         only,
     };
-    Ok(key_sync::command(state, command).await?.len())
+    Ok(key_sync::command(&state.key_sync(), command).await?.len())
 }
 
 /// Restores invalid keys through the pool (all of the group's when `None`); answers how many.
 async fn restore(
-    state: &AppState,
+    state: &AdminState,
     group_id: GroupId,
     key_ids: Option<Vec<KeyId>>,
 ) -> Result<usize, ApiError> {
     let command = OperatorCommand::Restore { group_id, key_ids };
-    Ok(key_sync::command(state, command).await?.len())
+    Ok(key_sync::command(&state.key_sync(), command).await?.len())
 }
 
 /// Add up to 5,000 keys at once (deprecated in GPT-Load in favour of `add-async`).
@@ -197,7 +197,7 @@ async fn restore(
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn add_multiple(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     body: web::Json<KeysTextRequest>,
 ) -> Reply<AddKeysResult> {
     let (group_id, keys) = listed_keys(&state, &body).await?;
@@ -210,7 +210,7 @@ pub async fn add_multiple(
         .collect();
     let added = state.repo.import_keys(group_id, unique).await?;
     let added_count = added.len();
-    key_sync::add(&state, added).await?;
+    key_sync::add(&state.key_sync(), added).await?;
     let total = state.repo.count_keys(group_id).await?;
     ok(AddKeysResult {
         added_count,
@@ -225,7 +225,7 @@ pub async fn add_multiple(
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_multiple(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     body: web::Json<KeysTextRequest>,
 ) -> Reply<DeleteKeysResult> {
     let (group_id, keys) = listed_keys(&state, &body).await?;
@@ -246,7 +246,7 @@ pub async fn delete_multiple(
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn restore_multiple(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     body: web::Json<KeysTextRequest>,
 ) -> Reply<RestoreKeysResult> {
     let (group_id, keys) = listed_keys(&state, &body).await?;
@@ -267,7 +267,7 @@ pub async fn restore_multiple(
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn restore_all_invalid(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     body: web::Json<GroupIdRequest>,
 ) -> Reply<NoData> {
     let group_id = body_group_id(body.group_id)?;
@@ -282,7 +282,7 @@ pub async fn restore_all_invalid(
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn clear_all_invalid(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     body: web::Json<GroupIdRequest>,
 ) -> Reply<NoData> {
     let group_id = body_group_id(body.group_id)?;
@@ -298,7 +298,7 @@ pub async fn clear_all_invalid(
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn clear_all(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     body: web::Json<GroupIdRequest>,
 ) -> Reply<NoData> {
     let group_id = body_group_id(body.group_id)?;
@@ -316,7 +316,7 @@ pub async fn clear_all(
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn test_multiple(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     body: web::Json<KeysTextRequest>,
 ) -> Reply<KeyTestResults> {
     let started = Instant::now();
@@ -345,7 +345,7 @@ pub async fn test_multiple(
             continue;
         };
         let result = prober.probe(&group, &key).await;
-        prober::apply(&state, &group, row.id, &result).await?;
+        prober::apply(&state.pool, &group, row.id, &result).await?;
         results.push(KeyTestResult {
             key_value: key,
             is_valid: result.is_ok(),

@@ -14,12 +14,12 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::i18n::{t, Msg};
 use super::response::{done, ok, ok_with, page_params, Envelope, ErrorBody, NoData, Page, Reply};
+use super::state::AdminState;
 use super::{parse_id, require_group, timestamp, timestamp_opt};
 use crate::db::models::KeyRow;
 use crate::db::repo::KeyFilter;
 use crate::http::error::ApiError;
 use crate::key_sync;
-use crate::state::AppState;
 
 /// Keys a synchronous bulk call may carry.
 pub const SYNC_BATCH_LIMIT: usize = 5000;
@@ -73,7 +73,7 @@ pub struct ModelCooldown {
 impl KeyResponse {
     /// The API form of a stored key with its live health (`None`: the pool does not hold it,
     /// so the stored status stands in).
-    pub fn from_row(row: &KeyRow, state: &AppState, live: Option<&KeyHealthView>) -> Self {
+    pub fn from_row(row: &KeyRow, state: &AdminState, live: Option<&KeyHealthView>) -> Self {
         KeyResponse {
             state: live.map_or_else(|| row.status.clone(), |v| v.state.as_str().to_string()),
             cooldown_until: live
@@ -193,7 +193,7 @@ pub struct KeyListQuery {
 /// The live health of some keys of a group, from the pool (an admin-path message, never a
 /// database read).
 async fn live_health(
-    state: &AppState,
+    state: &AdminState,
     group_id: GroupId,
     key_ids: Vec<KeyId>,
 ) -> Result<HashMap<KeyId, KeyHealthView>, ApiError> {
@@ -207,7 +207,7 @@ async fn live_health(
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     query: web::Query<KeyListQuery>,
 ) -> Reply<Page<KeyResponse>> {
     let group_id = group_id_param(query.group_id.as_deref())?;
@@ -259,7 +259,7 @@ pub struct KeyExportQuery {
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn export(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     query: web::Query<KeyExportQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let group_id = group_id_param(query.group_id.as_deref())?;
@@ -323,7 +323,7 @@ pub struct NotesRequest {
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn update_notes(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     id: web::Path<String>,
     body: web::Json<NotesRequest>,
 ) -> Reply<NoData> {
@@ -348,7 +348,7 @@ pub struct KeyStatusRequest {
 }
 
 /// The key (404 when unknown) with its live health.
-async fn key_with_health(state: &AppState, id: KeyId) -> Result<KeyResponse, ApiError> {
+async fn key_with_health(state: &AdminState, id: KeyId) -> Result<KeyResponse, ApiError> {
     let row = state
         .repo
         .key(id)
@@ -368,7 +368,7 @@ async fn key_with_health(state: &AppState, id: KeyId) -> Result<KeyResponse, Api
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn update_status(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     id: web::Path<String>,
     body: web::Json<KeyStatusRequest>,
 ) -> Reply<KeyResponse> {
@@ -387,7 +387,10 @@ pub async fn update_status(
         key_id: id,
         status,
     };
-    if key_sync::command(&state, command).await?.is_empty() {
+    if key_sync::command(&state.key_sync(), command)
+        .await?
+        .is_empty()
+    {
         return Err(ApiError::NotFound(t(Msg::KeyNotFound)));
     }
     tracing::info!(
@@ -420,7 +423,7 @@ pub struct ResetCooldownQuery {
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn reset_cooldown(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     id: web::Path<String>,
     query: web::Query<ResetCooldownQuery>,
 ) -> Reply<KeyResponse> {

@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::response::{ok, page_params, Envelope, ErrorBody, Page, Reply};
+use super::state::AdminState;
 use super::timestamp;
 use crate::crypto::KeyCodec;
 use crate::db::repo_logs::{ExportedKey, LogFilter, LogRow, LogTotal};
 use crate::http::error::ApiError;
-use crate::state::AppState;
 
 /// Rows per batch of the streamed export.
 const EXPORT_BATCH: i64 = 1000;
@@ -73,7 +73,7 @@ impl LogQuery {
     /// The repository filter. Like GPT-Load, a filter value that does not parse (the original
     /// UI sends `status_code=NaN` for letters typed in its box) is ignored rather than refused,
     /// and `request_type` matches the raw value.
-    pub fn filter(&self, state: &AppState) -> LogFilter {
+    pub fn filter(&self, state: &AdminState) -> LogFilter {
         LogFilter {
             parent_group_name: present(&self.parent_group_name).map(str::to_string),
             group_name: present(&self.group_name).map(str::to_string),
@@ -133,7 +133,7 @@ pub struct LogResponse {
 }
 
 impl LogResponse {
-    fn from_row(row: LogRow, state: &AppState) -> Self {
+    fn from_row(row: LogRow, state: &AdminState) -> Self {
         let key_value = if row.key_value.is_empty() {
             String::new()
         } else {
@@ -181,7 +181,7 @@ impl LogResponse {
     responses((status = 200, body = Envelope<Page<LogResponse>>), (status = 401, body = ErrorBody)))]
 pub async fn list(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     query: web::Query<LogQuery>,
 ) -> Reply<Page<LogResponse>> {
     let filter = query.filter(&state);
@@ -272,7 +272,7 @@ impl KeyLine {
         (status = 401, body = ErrorBody)))]
 pub async fn export(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     query: web::Query<LogQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let filter = query.filter(&state);

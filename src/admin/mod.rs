@@ -12,10 +12,12 @@ pub mod key_ops;
 pub mod keys;
 pub mod logs;
 pub mod openapi;
+pub mod prometheus;
 pub mod response;
 pub mod routes;
 pub mod security;
 pub mod settings;
+pub mod state;
 pub mod subgroups;
 pub mod system;
 pub mod tasks;
@@ -25,15 +27,17 @@ use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
-use chrono::{NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{
+    Duration as ChronoDuration, DurationRound, NaiveDateTime, SecondsFormat, TimeZone, Utc,
+};
 use futures_util::future::LocalBoxFuture;
 
 use crate::http::admission::Slot;
 use crate::http::credentials;
 use crate::http::error::ApiError;
 use crate::http::throttle::{client_addr, Outcome};
-use crate::state::AppState;
 use i18n::{t, Msg};
+use state::AdminState;
 
 pub use routes::configure;
 
@@ -51,7 +55,7 @@ impl FromRequest for Admin {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let outcome = match req.app_data::<web::Data<AppState>>() {
+        let outcome = match req.app_data::<web::Data<AdminState>>() {
             Some(state) => weigh_admin_key(
                 state,
                 req,
@@ -62,7 +66,7 @@ impl FromRequest for Admin {
             },
         };
         let admission = req
-            .app_data::<web::Data<AppState>>()
+            .app_data::<web::Data<AdminState>>()
             .map(|state| state.admission.clone());
         Box::pin(async move {
             settle(outcome).await?;
@@ -74,7 +78,7 @@ impl FromRequest for Admin {
 
 /// Weighs an admin key a request offers, through the login throttle of its client address. A
 /// missing key is refused at once and not counted: it guesses nothing.
-pub fn weigh_admin_key(state: &AppState, req: &HttpRequest, given: Option<&str>) -> Outcome {
+pub fn weigh_admin_key(state: &AdminState, req: &HttpRequest, given: Option<&str>) -> Outcome {
     let Some(given) = given.filter(|g| !g.is_empty()) else {
         return Outcome::Denied {
             delay: Duration::ZERO,
@@ -89,6 +93,14 @@ pub fn weigh_admin_key(state: &AppState, req: &HttpRequest, given: Option<&str>)
     state
         .login_throttle
         .attempt(addr, given, || credentials::matches_any(given, &expected))
+}
+
+/// The start of the current UTC hour.
+pub fn current_hour() -> NaiveDateTime {
+    let now = Utc::now();
+    now.duration_trunc(ChronoDuration::hours(1))
+        .unwrap_or(now)
+        .naive_utc()
 }
 
 /// The answer an outcome calls for: a wrong key waits out its delay before its 401; a locked-out
@@ -149,7 +161,7 @@ pub fn parse_id(raw: &str, msg: Msg) -> Result<i64, ApiError> {
 
 /// The group with this id, or 404 "Group not found".
 pub async fn require_group(
-    state: &AppState,
+    state: &AdminState,
     id: i64,
 ) -> Result<crate::db::models::GroupRow, ApiError> {
     state

@@ -13,8 +13,8 @@ use utoipa::ToSchema;
 
 use super::i18n::{setting_text, t, tf, Lang, Msg};
 use super::response::{done, ok, Envelope, ErrorBody, NoData, Reply};
+use super::state::AdminState;
 use crate::http::error::ApiError;
-use crate::state::AppState;
 
 /// Declares a type whose JSON Schema is written from the settings table by [`schemas`] rather
 /// than derived: the document then states each setting's type, bounds and choices exactly as
@@ -196,7 +196,10 @@ pub fn setting_error_text(err: &SettingError, in_group_config: bool) -> String {
 /// Settings grouped by category, in GPT-Load's order.
 #[utoipa::path(get, path = "/api/settings", tag = "settings",
     responses((status = 200, body = Envelope<Vec<SettingCategory>>), (status = 401, body = ErrorBody)))]
-pub async fn list(_admin: super::Admin, state: web::Data<AppState>) -> Reply<Vec<SettingCategory>> {
+pub async fn list(
+    _admin: super::Admin,
+    state: web::Data<AdminState>,
+) -> Reply<Vec<SettingCategory>> {
     let snapshot = state.snapshot.load();
     let mut categories: Vec<SettingCategory> = Vec::new();
     for def in SETTINGS.iter() {
@@ -233,7 +236,7 @@ pub async fn list(_admin: super::Admin, state: web::Data<AppState>) -> Reply<Vec
         (status = 401, body = ErrorBody)))]
 pub async fn update(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     body: web::Json<Map<String, Value>>,
 ) -> Reply<NoData> {
     let mut values = HashMap::new();

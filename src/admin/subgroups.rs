@@ -12,11 +12,11 @@ use super::group_model::GroupModel;
 use super::groups::app_url;
 use super::i18n::{t, tf, Msg};
 use super::response::{done, ok, Envelope, ErrorBody, NoData, Reply};
+use super::state::AdminState;
 use super::{parse_id, require_group};
 use crate::channel::effective_validation_endpoint;
 use crate::db::models::GroupRow;
 use crate::http::error::ApiError;
-use crate::state::AppState;
 
 /// Largest member weight.
 pub const MAX_WEIGHT: i64 = 1000;
@@ -69,7 +69,7 @@ pub struct ParentAggregate {
     pub weight: i32,
 }
 
-async fn require_aggregate(state: &AppState, raw_id: &str) -> Result<GroupRow, ApiError> {
+async fn require_aggregate(state: &AdminState, raw_id: &str) -> Result<GroupRow, ApiError> {
     let id = parse_id(raw_id, Msg::InvalidGroupId)?;
     let group = require_group(state, id).await?;
     if group.group_type != "aggregate" {
@@ -94,7 +94,7 @@ fn check_weight(weight: i64) -> Result<i32, ApiError> {
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     id: web::Path<String>,
 ) -> Reply<Vec<SubGroupResponse>> {
     let aggregate = require_aggregate(&state, &id).await?;
@@ -129,7 +129,7 @@ pub async fn list(
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn add(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     id: web::Path<String>,
     body: web::Json<AddSubGroupsRequest>,
 ) -> Reply<NoData> {
@@ -215,7 +215,7 @@ pub async fn add(
         (status = 401, body = ErrorBody), (status = 404, description = "Unknown group or not a member", body = ErrorBody)))]
 pub async fn update_weight(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     path: web::Path<(String, String)>,
     body: web::Json<WeightRequest>,
 ) -> Reply<NoData> {
@@ -242,7 +242,7 @@ pub async fn update_weight(
         (status = 401, body = ErrorBody), (status = 404, description = "Unknown group or not a member", body = ErrorBody)))]
 pub async fn remove(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     path: web::Path<(String, String)>,
 ) -> Reply<NoData> {
     let (id, sub) = path.into_inner();
@@ -262,7 +262,7 @@ pub async fn remove(
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn parents(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     id: web::Path<String>,
 ) -> Reply<Vec<ParentAggregate>> {
     let id = parse_id(&id, Msg::InvalidGroupId)?;

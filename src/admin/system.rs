@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::response::{ok, Envelope, ErrorBody, Reply};
+use super::state::AdminState;
 use crate::channel::CHANNEL_TYPES;
 use crate::http::error::ApiError;
-use crate::state::AppState;
 
 /// Body of `POST /api/auth/login`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -56,7 +56,11 @@ const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
     responses((status = 200, body = LoginResponse), (status = 400, body = LoginResponse),
         (status = 401, body = LoginResponse),
         (status = 429, description = "Too many failed attempts from this address", body = LoginResponse)))]
-pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+pub async fn login(
+    state: web::Data<AdminState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
     let reply = |success: bool, message: &str| LoginResponse {
         success,
         message: message.to_string(),
@@ -82,13 +86,14 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Byte
 /// traffic from memory. Only a draining node answers 503.
 #[utoipa::path(get, path = "/health", tag = "system", security(()),
     responses((status = 200, body = HealthResponse), (status = 503, body = HealthResponse)))]
-pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+pub async fn health(state: web::Data<AdminState>) -> HttpResponse {
     let uptime = state.started_at.elapsed();
     let reach = |ok: bool| if ok { "ok" } else { "unreachable" }.to_string();
     let db_probe = tokio::time::timeout(PROBE_TIMEOUT, state.repo.db.ping());
     let redis_probe = async {
-        if state.coordinator.kind() == "redis" {
-            let answered = tokio::time::timeout(PROBE_TIMEOUT, state.coordinator.ping()).await;
+        if state.sync.announcer.coordinator.kind() == "redis" {
+            let answered =
+                tokio::time::timeout(PROBE_TIMEOUT, state.sync.announcer.coordinator.ping()).await;
             reach(matches!(answered, Ok(Ok(()))))
         } else {
             "disabled".to_string()
@@ -106,7 +111,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
             gpt_load_actors::cluster::Role::Leader { epoch } => Some(epoch),
             _ => None,
         },
-        node_id: state.node_id.to_string(),
+        node_id: state.sync.announcer.node_id.to_string(),
         database: reach(matches!(db, Ok(Ok(())))),
         redis,
     };

@@ -13,9 +13,9 @@ use utoipa::ToSchema;
 use super::i18n::{t, tf, Msg};
 use super::key_ops::{body_group_id, check_importable, parse_batch, KeysTextRequest};
 use super::response::{ok, Envelope, ErrorBody, Reply};
+use super::state::AdminState;
 use super::{parse_id, require_group};
 use crate::http::error::ApiError;
-use crate::state::AppState;
 use crate::tasks::{self, TaskKind, TaskStatus};
 
 /// The multipart form of `add-async`: a `.txt` file of keys and the target group.
@@ -61,7 +61,7 @@ fn task_error(err: tasks::StartTaskError) -> ApiError {
         (status = 413, body = ErrorBody)))]
 pub async fn add_async(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<web::Json<Envelope<TaskStatus>>, actix_web::Error> {
@@ -85,7 +85,7 @@ pub async fn add_async(
     Ok(start_import(&state, group_id, keys_text).await?)
 }
 
-async fn start_import(state: &AppState, group_id: i64, keys_text: String) -> Reply<TaskStatus> {
+async fn start_import(state: &AdminState, group_id: i64, keys_text: String) -> Reply<TaskStatus> {
     let group_id = body_group_id(group_id)?;
     let group = require_group(state, group_id).await?;
     let keys = parse_batch(&keys_text, None)?;
@@ -97,7 +97,7 @@ async fn start_import(state: &AppState, group_id: i64, keys_text: String) -> Rep
         .await
         .map_err(task_error)?;
     let status = task.status();
-    let task_state = state.clone();
+    let task_state = state.key_jobs();
     state
         .tasks
         .spawn(move || tasks::import::run(task_state, task, group_id, keys));
@@ -160,7 +160,7 @@ async fn read_upload(
         (status = 409, description = "Another task is running", body = ErrorBody)))]
 pub async fn delete_async(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     body: web::Json<KeysTextRequest>,
 ) -> Reply<TaskStatus> {
     let body = body.into_inner();
@@ -173,7 +173,7 @@ pub async fn delete_async(
         .await
         .map_err(task_error)?;
     let status = task.status();
-    let task_state = state.get_ref().clone();
+    let task_state = state.key_jobs();
     state
         .tasks
         .spawn(move || tasks::delete::run(task_state, task, group_id, keys));
@@ -191,7 +191,7 @@ pub async fn delete_async(
         (status = 409, description = "Another task is running, or no keys to validate", body = ErrorBody)))]
 pub async fn validate_group(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     body: web::Json<ValidateGroupRequest>,
 ) -> Reply<TaskStatus> {
     let group_id = body_group_id(body.group_id)?;
@@ -225,7 +225,7 @@ pub async fn validate_group(
         .await
         .map_err(task_error)?;
     let status = task.status();
-    let task_state = state.get_ref().clone();
+    let task_state = state.key_jobs();
     state
         .tasks
         .spawn(move || tasks::validate::run(task_state, task, group, keys));
@@ -235,6 +235,6 @@ pub async fn validate_group(
 /// The current or last task: type, progress (`processed` of `total`), result or error.
 #[utoipa::path(get, path = "/api/tasks/status", tag = "tasks",
     responses((status = 200, body = Envelope<TaskStatus>), (status = 401, body = ErrorBody)))]
-pub async fn status(_admin: super::Admin, state: web::Data<AppState>) -> Reply<TaskStatus> {
+pub async fn status(_admin: super::Admin, state: web::Data<AdminState>) -> Reply<TaskStatus> {
     ok(state.tasks.cluster_status().await)
 }

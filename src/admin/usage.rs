@@ -9,12 +9,12 @@ use gpt_load_actors::domain::mask_secret;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::group_ops::current_hour;
+use super::current_hour;
 use super::response::{ok, Envelope, ErrorBody, Reply};
+use super::state::AdminState;
 use super::timestamp;
 use crate::db::repo_usage::TokenSums;
 use crate::http::error::ApiError;
-use crate::state::AppState;
 
 /// Longest range one call may cover.
 const MAX_RANGE_DAYS: i64 = 31;
@@ -112,7 +112,7 @@ impl Buckets {
         (status = 401, body = ErrorBody)))]
 pub async fn report(
     _admin: super::Admin,
-    state: web::Data<AppState>,
+    state: web::Data<AdminState>,
     query: web::Query<UsageQuery>,
 ) -> Reply<UsageReport> {
     let group_by = query.group_by.as_deref().unwrap_or("model").to_string();
@@ -186,7 +186,7 @@ pub async fn report(
 
 /// The groups whose sums answer for `id`: the group itself, or an aggregate's members (none
 /// serve as the aggregate itself).
-pub(super) async fn serving_groups(state: &AppState, id: i64) -> Result<Vec<i64>, ApiError> {
+pub(super) async fn serving_groups(state: &AdminState, id: i64) -> Result<Vec<i64>, ApiError> {
     let aggregate = state
         .snapshot
         .load()
@@ -206,7 +206,7 @@ pub(super) async fn serving_groups(state: &AppState, id: i64) -> Result<Vec<i64>
 }
 
 async fn hourly_buckets(
-    state: &AppState,
+    state: &AdminState,
     group_by: &str,
     start: NaiveDateTime,
     end: NaiveDateTime,
@@ -244,7 +244,7 @@ async fn hourly_buckets(
 }
 
 async fn key_buckets(
-    state: &AppState,
+    state: &AdminState,
     start: NaiveDateTime,
     end: NaiveDateTime,
     groups: Option<&[i64]>,

@@ -6,34 +6,37 @@
 
 use std::time::Duration;
 
-use crate::state::AppState;
+use std::sync::Arc;
+
+use gpt_load_actors::cluster::{Coordinator, Leadership};
 
 /// Starts the journal job on every leadership term of this node.
-pub fn spawn(state: &AppState, every: Duration) {
-    let store = state.coordinator.clone();
-    let node = state.node_id.clone();
-    state
-        .leadership
-        .spawn_while_leader("leader-term-journal", move |epoch| {
-            let store = store.clone();
-            let node = node.clone();
-            async move {
-                let mut ticker = tokio::time::interval(every);
-                loop {
-                    ticker.tick().await;
-                    match store.record_term(&node, epoch).await {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            tracing::warn!(
-                                epoch,
-                                "The leader lock is no longer ours; not recording the term."
-                            )
-                        }
-                        Err(err) => {
-                            tracing::warn!(epoch, error = %err, "Could not record the leader term.")
-                        }
+pub fn spawn(
+    store: Arc<dyn Coordinator>,
+    node: Arc<str>,
+    leadership: &Leadership,
+    every: Duration,
+) {
+    leadership.spawn_while_leader("leader-term-journal", move |epoch| {
+        let store = store.clone();
+        let node = node.clone();
+        async move {
+            let mut ticker = tokio::time::interval(every);
+            loop {
+                ticker.tick().await;
+                match store.record_term(&node, epoch).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(
+                            epoch,
+                            "The leader lock is no longer ours; not recording the term."
+                        )
+                    }
+                    Err(err) => {
+                        tracing::warn!(epoch, error = %err, "Could not record the leader term.")
                     }
                 }
             }
-        });
+        }
+    });
 }

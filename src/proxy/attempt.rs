@@ -23,9 +23,9 @@ use super::record::AttemptInfo;
 use super::resolve::lease;
 use super::rewrite::{self, RuleContext};
 use super::send::{send, Outgoing};
+use super::state::ProxyState;
 use super::upstream::UpstreamClients;
 use crate::http::error::ApiError;
-use crate::state::AppState;
 
 /// Error bodies larger than this are cut when read for retry decisions.
 const ERROR_BODY_LIMIT: usize = 1 << 20;
@@ -70,7 +70,7 @@ impl Timeouts {
 /// Runs attempts with different keys until one is not a failover failure, none are left, or an
 /// interruption ends the request.
 pub async fn run(
-    state: &AppState,
+    state: &ProxyState,
     clients: &UpstreamClients,
     ctx: &mut RequestContext,
 ) -> Result<Attempted, ApiError> {
@@ -269,7 +269,7 @@ async fn failed_answer(ctx: &mut RequestContext, mut response: awc::ClientRespon
 /// (and the next request) already sees the key cooling down or blacklisted. Only the failure path
 /// pays this round trip.
 async fn report(
-    state: &AppState,
+    state: &ProxyState,
     group: &GroupView,
     key_id: i64,
     class: FailureClass,

@@ -7,9 +7,9 @@ use actix_web::HttpRequest;
 use gpt_load_actors::group_registry::{GroupView, Snapshot};
 
 use super::path;
+use super::state::ProxyState;
 use crate::http::credentials;
 use crate::http::error::ApiError;
-use crate::state::AppState;
 
 /// An authenticated request for a known group.
 pub struct Target {
@@ -28,7 +28,7 @@ pub struct Target {
 /// names cannot be probed; only a valid global key learns that a group is unknown (404). A path
 /// with dot segments is refused with 400 rather than sent where it could leave the upstream's
 /// base path.
-pub fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Target, ApiError> {
+pub fn authenticate(req: &HttpRequest, state: &ProxyState) -> Result<Target, ApiError> {
     let credential =
         credentials::extract(req.headers(), req.query_string()).ok_or(ApiError::Unauthorized)?;
     let name = path::group_name(req.path());

@@ -21,7 +21,6 @@ pub mod classify;
 pub mod context;
 pub mod decode;
 pub mod failure;
-pub mod outbound;
 pub mod path;
 pub mod prepare;
 pub mod record;
@@ -29,20 +28,21 @@ pub mod relay;
 pub mod resolve;
 pub mod rewrite;
 pub mod send;
+pub mod state;
 pub mod upstream;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::http::error::ApiError;
-use crate::state::AppState;
 use prepare::Serving;
+use state::ProxyState;
 use upstream::UpstreamClients;
 
 /// Handles one proxied request.
 pub async fn proxy(
     req: HttpRequest,
     payload: web::Payload,
-    state: web::Data<AppState>,
+    state: web::Data<ProxyState>,
     clients: web::Data<UpstreamClients>,
 ) -> Result<HttpResponse, ApiError> {
     let started = std::time::Instant::now();

@@ -16,10 +16,10 @@ use super::cancel::Interrupts;
 use super::context::{Forward, RequestContext};
 use super::record::{loggable_body, LogContext, RequestLog};
 use super::rewrite::{self, Redirect};
+use super::state::ProxyState;
 use crate::channel::{self, BodyProbe, InboundRequest};
 use crate::http::credentials;
 use crate::http::error::ApiError;
-use crate::state::AppState;
 use crate::usage::Wire;
 
 /// Client headers that must not reach the upstream: credentials (replaced by the upstream key),
@@ -49,7 +49,7 @@ pub struct Serving {
 /// list (400, recorded).
 pub fn prepare(
     req: &HttpRequest,
-    state: &AppState,
+    state: &ProxyState,
     target: Target,
     serving: Serving,
     body: HeldBody,
@@ -173,7 +173,7 @@ struct LogFields<'a> {
 
 fn log_context(
     req: &HttpRequest,
-    state: &AppState,
+    state: &ProxyState,
     target: &Target,
     group: &Arc<GroupView>,
     fields: LogFields<'_>,

@@ -14,8 +14,8 @@ use super::attempt::Attempted;
 use super::context::RequestContext;
 use super::decode;
 use super::rewrite;
+use super::state::ProxyState;
 use crate::http::error::ApiError;
-use crate::state::AppState;
 use crate::usage::{UsageScanner, Wire};
 
 /// Model lists are read whole to be rewritten.
@@ -23,7 +23,7 @@ const MODEL_LIST_LIMIT: usize = 8 << 20;
 
 /// Turns the attempts' outcome into the client's answer, records it, and observes the metrics.
 pub async fn respond(
-    state: &AppState,
+    state: &ProxyState,
     ctx: RequestContext,
     outcome: Attempted,
 ) -> Result<HttpResponse, ApiError> {

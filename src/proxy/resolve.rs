@@ -8,13 +8,13 @@ use gpt_load_actors::domain::GroupId;
 use gpt_load_actors::group_registry::{GroupView, Snapshot};
 use gpt_load_actors::key_pool::Lease;
 
+use super::state::ProxyState;
 use crate::http::error::ApiError;
-use crate::state::AppState;
 
 /// A key for `group_id` and `model` (as sent upstream) other than those `tried`, read from the
 /// table the key pool publishes (no message on the hot path).
 pub fn lease(
-    state: &AppState,
+    state: &ProxyState,
     group_id: GroupId,
     model: Option<&str>,
     tried: &[i64],
@@ -24,7 +24,7 @@ pub fn lease(
 
 /// The serving group, with its first key when choosing it needed one.
 pub fn serving_group(
-    state: &AppState,
+    state: &ProxyState,
     snapshot: &Snapshot,
     requested: &Arc<GroupView>,
 ) -> Result<(Arc<GroupView>, Option<Lease>), ApiError> {

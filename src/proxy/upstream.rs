@@ -8,7 +8,7 @@ use std::time::Duration;
 use awc::{Client, Connector};
 use gpt_load_actors::settings::EffectiveConfig;
 
-use super::outbound::{Dialer, ProxyRoute};
+use crate::outbound::{Dialer, ProxyRoute};
 
 /// The settings that shape a connection pool.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

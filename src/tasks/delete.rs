@@ -7,15 +7,14 @@ use gpt_load_actors::domain::GroupId;
 use gpt_load_actors::key_pool::OperatorCommand;
 use serde_json::json;
 
-use super::TaskRun;
+use super::{KeyJobs, TaskRun};
 use crate::key_sync;
-use crate::state::AppState;
 
 /// Keys per chunk, as GPT-Load.
 const CHUNK: usize = 1000;
 
 /// Deletes `keys` (already parsed) from `group_id`.
-pub async fn run(state: AppState, task: TaskRun, group_id: GroupId, keys: Vec<String>) {
+pub async fn run(state: KeyJobs, task: TaskRun, group_id: GroupId, keys: Vec<String>) {
     match delete(&state, &task, group_id, &keys).await {
         Ok(deleted) => {
             tracing::info!(
@@ -37,7 +36,7 @@ pub async fn run(state: AppState, task: TaskRun, group_id: GroupId, keys: Vec<St
 }
 
 async fn delete(
-    state: &AppState,
+    state: &KeyJobs,
     task: &TaskRun,
     group_id: GroupId,
     keys: &[String],
@@ -65,7 +64,7 @@ async fn delete(
             key_ids: ids,
             only: None,
         };
-        deleted += key_sync::command(state, command)
+        deleted += key_sync::command(&state.keys, command)
             .await
             .map_err(|e| e.to_string())?
             .len();

@@ -6,16 +6,15 @@ use std::collections::HashSet;
 use gpt_load_actors::domain::GroupId;
 use serde_json::json;
 
-use super::TaskRun;
+use super::{KeyJobs, TaskRun};
 use crate::key_sync;
-use crate::state::AppState;
 
 /// Keys per chunk and transaction. Larger chunks write fewer SQLite pages in total (see
 /// `Repo::import_keys`) but hold the write lock longer; 5,000 keys take about 0.1 s.
 const CHUNK: usize = 5000;
 
 /// Imports `keys` (already parsed, maybe with duplicates) into `group_id`.
-pub async fn run(state: AppState, task: TaskRun, group_id: GroupId, keys: Vec<String>) {
+pub async fn run(state: KeyJobs, task: TaskRun, group_id: GroupId, keys: Vec<String>) {
     match import(&state, &task, group_id, &keys).await {
         Ok(added) => {
             tracing::info!(group_id, added, total = keys.len(), "Key import finished.");
@@ -32,7 +31,7 @@ pub async fn run(state: AppState, task: TaskRun, group_id: GroupId, keys: Vec<St
 }
 
 async fn import(
-    state: &AppState,
+    state: &KeyJobs,
     task: &TaskRun,
     group_id: GroupId,
     keys: &[String],
@@ -53,7 +52,7 @@ async fn import(
             .await
             .map_err(|e| e.to_string())?;
         added += inserted.len();
-        key_sync::add(state, inserted)
+        key_sync::add(&state.keys, inserted)
             .await
             .map_err(|e| e.to_string())?;
         processed += chunk.len();

@@ -21,6 +21,17 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::db::repo::Repo;
+use crate::key_sync::KeySync;
+
+/// What the key tasks read and write: the stored keys, and the pool (with the cluster) that
+/// follows every change to them.
+#[derive(Clone)]
+pub struct KeyJobs {
+    pub repo: Repo,
+    pub keys: KeySync,
+}
+
 /// The kinds of task, spelled as GPT-Load reports them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TaskKind {

@@ -9,13 +9,12 @@ use futures_util::StreamExt;
 use gpt_load_actors::group_registry::GroupView;
 use serde_json::json;
 
-use super::TaskRun;
+use super::{KeyJobs, TaskRun};
 use crate::db::models::KeyRow;
-use crate::state::AppState;
 use crate::validation::prober::{self, Prober};
 
 /// Validates `keys` of `group`. Must run on the task thread (the prober's client is bound to it).
-pub async fn run(state: AppState, task: TaskRun, group: Arc<GroupView>, keys: Vec<KeyRow>) {
+pub async fn run(state: KeyJobs, task: TaskRun, group: Arc<GroupView>, keys: Vec<KeyRow>) {
     let config = &group.config;
     let timeout = Duration::from_secs(config.key_validation_timeout_secs.max(1) as u64);
     let concurrency = config.key_validation_concurrency.max(1) as usize;
@@ -34,7 +33,7 @@ pub async fn run(state: AppState, task: TaskRun, group: Arc<GroupView>, keys: Ve
             async move {
                 let plain = state.repo.codec.decode(&row.key_value).ok()?;
                 let result = prober.probe(group, plain.expose()).await;
-                let stored = prober::apply(state, group, row.id, &result).await;
+                let stored = prober::apply(&state.keys.pool, group, row.id, &result).await;
                 Some((result.is_ok(), stored))
             }
         })

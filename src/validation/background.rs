@@ -15,10 +15,9 @@ use gpt_load_actors::validator::{RunRound, StopRounds, ValidatorActor};
 
 use super::prober::Prober;
 use crate::db::repo::Repo;
-use crate::state::AppState;
-
-/// How often the leader looks for groups due for validation (GPT-Load: every 5 minutes).
-pub const CHECK_EVERY: Duration = Duration::from_secs(300);
+use gpt_load_actors::cluster::Leadership;
+use gpt_load_actors::group_registry::SharedSnapshot;
+use gpt_load_actors::key_pool::KeyPool;
 
 /// The validator's view of the database and the upstreams.
 pub struct StoredKeys {
@@ -72,20 +71,21 @@ impl Validator {
 
 /// Starts the validator on its own arbiter (probing never shares a thread with the key pool) and
 /// the leader-only job that drives it. `minute` is the unit of `key_validation_interval_minutes`.
-pub fn spawn(state: &AppState, check_every: Duration, minute: Duration) -> Validator {
-    let port = Arc::new(StoredKeys {
-        repo: state.repo.clone(),
-    });
-    let pool = state.pool.clone();
-    let snapshot = Arc::clone(&state.snapshot);
+pub fn spawn(
+    repo: Repo,
+    pool: KeyPool,
+    snapshot: SharedSnapshot,
+    leadership: &Leadership,
+    check_every: Duration,
+    minute: Duration,
+) -> Validator {
+    let port = Arc::new(StoredKeys { repo });
     let arbiter = actix_rt::Arbiter::new().handle();
     let validator = ValidatorActor::start_in_arbiter(&arbiter, move |_| {
         ValidatorActor::new(port, pool, snapshot, minute)
     });
     let driver = validator.clone();
-    state
-        .leadership
-        .spawn_while_leader("key-validation", move |epoch| {
+    leadership.spawn_while_leader("key-validation", move |epoch| {
             let validator = driver.clone();
             async move {
                 let _stop = StopOnDrop(validator.clone());

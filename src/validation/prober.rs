@@ -19,7 +19,7 @@ use crate::proxy::classify::{classify_status, retry_after};
 use crate::proxy::failure::{parse_error_message, redact};
 use crate::proxy::rewrite::{apply_header_rules, RuleContext};
 use crate::service::ServiceError;
-use crate::state::AppState;
+use gpt_load_actors::key_pool::KeyPool;
 
 /// Sends validation requests with one pooled client. Not `Send` (awc): build it on the thread
 /// that uses it.
@@ -120,14 +120,13 @@ fn transport_error(err: &SendRequestError) -> String {
 /// failures, no cooldown), a failure counts under the group's health policy and pool floor, a
 /// disabled key never changes. Waits until the change is stored; returns whether there was one.
 pub async fn apply(
-    state: &AppState,
+    pool: &KeyPool,
     group: &GroupView,
     key_id: KeyId,
     result: &Result<(), ProbeFailure>,
 ) -> Result<bool, ServiceError> {
     let group_id: GroupId = group.record.id;
-    let applied = state
-        .pool
+    let applied = pool
         .apply_probe(
             group_id,
             key_id,

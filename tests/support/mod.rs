@@ -595,5 +595,5 @@ pub fn hourly(
 
 /// The start of the current UTC hour.
 pub fn this_hour() -> chrono::NaiveDateTime {
-    gpt_load::admin::group_ops::current_hour()
+    gpt_load::admin::current_hour()
 }
