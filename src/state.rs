@@ -121,6 +121,7 @@ impl AppState {
             metrics: Arc::clone(&self.metrics),
             admission: self.admission.clone(),
             stop_deadline: self.stop_deadline.clone(),
+            proxy_identities: Arc::clone(&self.proxy_identities),
         }
     }
 
