@@ -136,6 +136,12 @@ SELECT printf('%08x-0000-4000-8000-%012x', x, x),
        CASE WHEN x % 20 = 0 THEN 'upstream error' ELSE '' END, 'bench',
        CASE WHEN x % 25 = 0 THEN 'retry' ELSE 'final' END, 'http://127.0.0.1:1', x % 2 = 0, ''
 FROM c JOIN bench_keys k ON k.n = x % 1000;
+-- gpt-load's log writer counts the rows it writes; rows inserted here are counted here.
+INSERT INTO request_log_counts (hour, request_type, is_success, status_code, log_count)
+SELECT strftime('%Y-%m-%d %H:00:00', "timestamp"), request_type, is_success, status_code, COUNT(*)
+FROM request_logs WHERE true GROUP BY 1, 2, 3, 4
+ON CONFLICT (hour, request_type, is_success, status_code)
+DO UPDATE SET log_count = log_count + excluded.log_count;
 ANALYZE;
 SQL
 }

@@ -1,50 +1,83 @@
 #!/usr/bin/env bash
-# Load benchmark: the mock upstream hit directly, nginx as a plain reverse proxy in front of it,
-# and gpt-load proxying to it while rotating keys. See bench/README.md.
+# Load benchmark, side by side in one run: the mock upstream hit directly, nginx as a plain
+# keep-alive reverse proxy rotating three keys (the floor), and gpt-load with request logging on
+# and off. Measures max throughput and CPU per request (wrk), latency at fixed rates with
+# coordinated-omission correction (oha), SSE time to first and last byte, and memory (idle,
+# after load, with 100,000 keys). See bench/README.md.
 #
-#   bash bench/run.sh                      # 10 s per target, 64 connections, 2 wrk threads
+#   bash bench/run.sh                      # ~4 minutes after the build
 #   DURATION=30 CONNECTIONS=128 bash bench/run.sh
+#   SMOKE=1 bash bench/run.sh              # CI: a few seconds per phase, checks it works
 #
 # Environment knobs (all optional):
-#   DURATION          seconds measured per target            (default 10)
+#   DURATION          seconds measured per target at max load (default 10)
 #   WARMUP            seconds of warm-up per target           (default 2)
 #   CONNECTIONS       wrk connections                         (default 64)
 #   THREADS           wrk threads                             (default 2)
+#   RATES             fixed rates for the latency runs, req/s (default "500 50")
+#   RATE_DURATION     seconds per fixed-rate run              (default 10)
+#   SSE_REQUESTS      streamed requests per target            (default 100)
+#   BIG_KEYS          keys imported for the memory figure     (default 100000)
 #   MOCK_WORKERS      worker threads of the mock upstream     (default 2)
 #   NGINX_WORKERS     nginx worker_processes                  (default 2)
 #   MAX_ERROR_RATE    allowed fraction of non-2xx responses, and separately of socket errors,
 #                     per target before the run fails          (default 0.001 = 0.1 %)
+#   PROFILE           release or debug binaries               (default release)
 #   CARGO_TARGET_DIR  cargo target dir                        (default /var/tmp/gpt-load-target)
-#   SKIP_BUILD=1      use the existing release binaries as they are
+#   TOOLS_DIR         where oha is installed if missing       (default /var/tmp/gpt-load-tools)
+#   SMOKE=1           short everything (1 s runs, 5 streams, 2,000 keys): checks the script works
+#   SKIP_BUILD=1      use the existing binaries as they are
+#   BIN_DIR           take gpt-load and the mock from this directory (implies SKIP_BUILD=1)
+#   BEFORE_BIN        an older gpt-load binary, measured in the same run as "gpt-load-before"
+#                     (logging on), for before/after figures from one run
 #   KEEP_TMP=1        keep the temp dir (logs, configs) even on success
 # All traffic goes to 127.0.0.1 only. Every process started here is stopped on exit.
 set -euo pipefail
 
+if [[ "${SMOKE:-0}" == 1 ]]; then
+    : "${DURATION:=1}" "${WARMUP:=1}" "${RATES:=50}" "${RATE_DURATION:=1}" "${SSE_REQUESTS:=5}"
+    : "${BIG_KEYS:=2000}"
+fi
 DURATION="${DURATION:-10}"
 WARMUP="${WARMUP:-2}"
 CONNECTIONS="${CONNECTIONS:-64}"
 THREADS="${THREADS:-2}"
+RATES="${RATES:-500 50}"
+RATE_DURATION="${RATE_DURATION:-10}"
+SSE_REQUESTS="${SSE_REQUESTS:-100}"
+BIG_KEYS="${BIG_KEYS:-100000}"
 MOCK_WORKERS="${MOCK_WORKERS:-2}"
 NGINX_WORKERS="${NGINX_WORKERS:-2}"
 MAX_ERROR_RATE="${MAX_ERROR_RATE:-0.001}"
+PROFILE="${PROFILE:-release}"
+TOOLS_DIR="${TOOLS_DIR:-/var/tmp/gpt-load-tools}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/gpt-load-target}"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-MOCK_BIN="$CARGO_TARGET_DIR/release/gpt-load-mock-upstream"
-GPT_LOAD_BIN="$CARGO_TARGET_DIR/release/gpt-load"
+[[ "$PROFILE" == release || "$PROFILE" == debug ]] || { echo "FAIL: PROFILE must be release or debug" >&2; exit 1; }
+# BIN_DIR: take both binaries from there as they are (no build).
+if [[ -n "${BIN_DIR:-}" ]]; then SKIP_BUILD=1; fi
+BIN_DIR="${BIN_DIR:-$CARGO_TARGET_DIR/$PROFILE}"
+MOCK_BIN="$BIN_DIR/gpt-load-mock-upstream"
+GPT_LOAD_BIN="$BIN_DIR/gpt-load"
 
 ADMIN_KEY="bench-admin-key-0123456789"
 PROXY_KEY="sk-bench-proxy-key"
 UPSTREAM_KEYS="sk-up-1,sk-up-2,sk-up-3"
 BODY='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}'
+STREAM_BODY='{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hello"}]}'
+# Streamed answers: 20 content events 5 ms apart (non-streamed answers are not delayed).
+STREAM_CHUNKS=20
+STREAM_INTERVAL_MS=5
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
 
-for v in DURATION WARMUP CONNECTIONS THREADS MOCK_WORKERS NGINX_WORKERS; do
+for v in DURATION WARMUP CONNECTIONS THREADS RATE_DURATION SSE_REQUESTS BIG_KEYS MOCK_WORKERS NGINX_WORKERS; do
     [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
 done
 (( CONNECTIONS >= THREADS )) || die "CONNECTIONS ($CONNECTIONS) must be >= THREADS ($THREADS)"
+for r in $RATES; do [[ "$r" =~ ^[1-9][0-9]*$ ]] || die "RATES must be positive integers, got '$RATES'"; done
 
 # ---------------------------------------------------------------- processes and cleanup
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/gpt-load-bench.XXXXXX")"
@@ -110,6 +143,16 @@ ensure_pkg wrk wrk
 ensure_pkg nginx nginx-light
 ensure_pkg curl curl
 command -v python3 >/dev/null 2>&1 || ensure_pkg python3 python3-minimal
+# oha sends at a fixed rate and corrects for coordinated omission (--latency-correction); it is not
+# packaged by Debian, so it comes from crates.io, built once into TOOLS_DIR.
+OHA="$(command -v oha || true)"
+[[ -n "$OHA" ]] || OHA="$TOOLS_DIR/bin/oha"
+if [[ ! -x "$OHA" ]]; then
+    log "installing oha from crates.io into $TOOLS_DIR (once)"
+    CARGO_TARGET_DIR="$TOOLS_DIR/build" cargo install --quiet --locked --root "$TOOLS_DIR" oha@1 \
+        >"$TMP/oha-install.log" 2>&1 || { tail -n 20 "$TMP/oha-install.log" >&2; die "could not install oha"; }
+    rm -rf "$TOOLS_DIR/build"
+fi
 NGINX="$(PATH="$PATH:/usr/sbin:/sbin" command -v nginx)"
 
 json_get() {     # json_get EXPR < json   (EXPR in jq syntax, only .a.b forms used)
@@ -131,8 +174,9 @@ free_port() {
 
 # ---------------------------------------------------------------- build
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-    log "building release binaries (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
-    (cd "$ROOT" && cargo build --release -p gpt-load -p gpt-load-mock-upstream)
+    log "building $PROFILE binaries (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+    flag=(); [[ "$PROFILE" == release ]] && flag=(--release)
+    (cd "$ROOT" && cargo build "${flag[@]}" -p gpt-load -p gpt-load-mock-upstream)
 fi
 [[ -x "$MOCK_BIN" ]] || die "missing $MOCK_BIN"
 [[ -x "$GPT_LOAD_BIN" ]] || die "missing $GPT_LOAD_BIN"
@@ -153,18 +197,20 @@ cpu_ticks() {    # cpu_ticks PID...: utime+stime summed over the given processes
     echo "$total"
 }
 
-peak_rss_kib() { # peak_rss_kib PID...: VmHWM summed over the given processes
-    local total=0 pid k
+status_kib() {   # status_kib FIELD PID...: a /proc/PID/status field (VmHWM, VmRSS) summed
+    local field="$1" total=0 pid k
+    shift
     for pid in "$@"; do
-        k="$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")"
+        k="$(awk -v f="$field:" '$1 == f {print $2}' "/proc/$pid/status")"
         total=$((total + ${k:-0}))
     done
     echo "$total"
 }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
-# ---------------------------------------------------------------- wrk
+# ---------------------------------------------------------------- wrk: max throughput
 write_lua() {    # write_lua FILE KEY
-    cat >"$1" <<EOF
+    cat >"$1" <<LUA
 wrk.method = "POST"
 wrk.body = '$BODY'
 wrk.headers["Content-Type"] = "application/json"
@@ -178,15 +224,15 @@ done = function(summary, latency, requests)
         e.connect, e.read, e.write, e.timeout,
         latency:percentile(50), latency:percentile(99), latency.mean, latency.max))
 end
-EOF
+LUA
 }
 
-run_wrk() {      # run_wrk SECONDS LUA URL OUTFILE  (wrk runs in background so signals reach us)
-    local pid
-    wrk --latency -t "$THREADS" -c "$CONNECTIONS" -d "${1}s" -s "$2" "$3" >"$4" 2>&1 &
+run_bg() {       # run_bg OUTFILE CMD...: runs CMD in the background (so signals reach us), waits
+    local out="$1" pid rc=0
+    shift
+    "$@" >"$out" 2>&1 &
     pid=$!
     PIDS+=("$pid")
-    local rc=0
     wait "$pid" || rc=$?
     unset 'PIDS[${#PIDS[@]}-1]'
     return "$rc"
@@ -205,80 +251,128 @@ check_one() {    # check_one NAME URL KEY: a single request must answer 200
     fi
 }
 
-# Results, one entry per target.
-NAMES=(); RPS=(); P50=(); P99=(); CPU_US=(); CORES=(); RSS_MIB=(); NON2XX=(); SOCKERR=(); REQS=()
-UP_CPU_US=()
+settle() {       # settle: wait (up to 60 s) until every gpt-load is idle: a logging instance writes
+                 # the rows of a max-load run for a while after it, and that would land in the next
+                 # target's figures (it shares the CPUs)
+    local deadline=$((SECONDS + 60)) before after
+    while (( SECONDS < deadline )); do
+        before="$(cpu_ticks "${GL_PIDS[@]}")"
+        sleep 0.5
+        after="$(cpu_ticks "${GL_PIDS[@]}")"
+        (( after - before <= 1 )) && return 0
+    done
+    echo "warning: gpt-load still busy after 60 s of waiting" >&2
+}
+
+too_many() {     # too_many COUNT TOTAL: COUNT is over MAX_ERROR_RATE of TOTAL
+    awk -v n="$1" -v r="$2" -v m="$MAX_ERROR_RATE" 'BEGIN { exit !(r > 0 && n / r > m) }'
+}
+
+# Results per target, in associative arrays keyed by target name.
+declare -A RPS P99MAX CPU_US CORES PEAK_MIB UP_CPU_US REQS NON2XX SOCKERR
+declare -A FIXED SSE RSS_IDLE RSS_AFTER
 FAILURES=()
 
-measure() {      # measure NAME URL KEY "TARGET PIDS" "UPSTREAM PIDS"
+measure_max() {  # measure_max NAME URL KEY "TARGET PIDS" "UPSTREAM PIDS"
     local name="$1" url="$2" key="$3" pids=($4) up_pids=($5)
     local lua="$TMP/wrk-$name.lua" out="$TMP/wrk-$name.out"
     write_lua "$lua" "$key"
     check_one "$name" "$url" "$key"
+    settle
 
     log "$name: warm-up ${WARMUP}s"
-    run_wrk "$WARMUP" "$lua" "$url" "$TMP/wrk-$name-warmup.out" || die "$name: wrk warm-up failed: $(cat "$TMP/wrk-$name-warmup.out")"
+    run_bg "$TMP/wrk-$name-warmup.out" wrk -t "$THREADS" -c "$CONNECTIONS" -d "${WARMUP}s" -s "$lua" "$url" \
+        || die "$name: wrk warm-up failed: $(cat "$TMP/wrk-$name-warmup.out")"
 
-    log "$name: measuring ${DURATION}s, $CONNECTIONS connections, $THREADS threads -> $url"
+    log "$name: max load ${DURATION}s, $CONNECTIONS connections, $THREADS threads -> $url"
     local t0 u0 t1 u1
     t0="$(cpu_ticks "${pids[@]}")"; u0="$(cpu_ticks "${up_pids[@]}")"
-    run_wrk "$DURATION" "$lua" "$url" "$out" || die "$name: wrk failed: $(cat "$out")"
+    run_bg "$out" wrk --latency -t "$THREADS" -c "$CONNECTIONS" -d "${DURATION}s" -s "$lua" "$url" \
+        || die "$name: wrk failed: $(cat "$out")"
     t1="$(cpu_ticks "${pids[@]}")"; u1="$(cpu_ticks "${up_pids[@]}")"
-
-    echo "----- wrk output: $name"
-    cat "$out"
 
     local line
     line="$(grep '^BENCH ' "$out" | tail -n1)" || die "$name: no BENCH line in wrk output"
-    local requests duration_us non2xx ec er ew et p50 p99
-    requests="$(sed -E 's/.* requests=([0-9]+).*/\1/' <<<"$line")"
-    duration_us="$(sed -E 's/.* duration_us=([0-9]+).*/\1/' <<<"$line")"
-    non2xx="$(sed -E 's/.* non2xx=([0-9]+).*/\1/' <<<"$line")"
-    ec="$(sed -E 's/.* err_connect=([0-9]+).*/\1/' <<<"$line")"
-    er="$(sed -E 's/.* err_read=([0-9]+).*/\1/' <<<"$line")"
-    ew="$(sed -E 's/.* err_write=([0-9]+).*/\1/' <<<"$line")"
-    et="$(sed -E 's/.* err_timeout=([0-9]+).*/\1/' <<<"$line")"
-    p50="$(sed -E 's/.* p50_us=([0-9]+).*/\1/' <<<"$line")"
-    p99="$(sed -E 's/.* p99_us=([0-9]+).*/\1/' <<<"$line")"
-    local sockerr=$((ec + er + ew + et))
+    field() { sed -E "s/.* $1=([0-9.]+).*/\\1/" <<<"$line"; }
+    local requests duration_us non2xx p99 sockerr
+    requests="$(field requests)"; duration_us="$(field duration_us)"; non2xx="$(field non2xx)"
+    p99="$(field p99_us)"
+    sockerr=$(( $(field err_connect) + $(field err_read) + $(field err_write) + $(field err_timeout) ))
 
-    local rss
-    rss="$(peak_rss_kib "${pids[@]}")"
-
-    # All arithmetic in one awk call; prints the derived figures.
     local derived
     derived="$(awk -v req="$requests" -v dur="$duration_us" -v dt=$((t1 - t0)) -v du=$((u1 - u0)) \
-        -v hz="$CLK_TCK" -v nup="${#up_pids[@]}" -v rss="$rss" 'BEGIN {
+        -v hz="$CLK_TCK" -v nup="${#up_pids[@]}" 'BEGIN {
             rps = dur > 0 ? req / (dur / 1e6) : 0
             cpu = req > 0 ? (dt / hz) * 1e6 / req : 0
             cores = dur > 0 ? (dt / hz) / (dur / 1e6) : 0
             up = (nup > 0 && req > 0) ? sprintf("%.1f", (du / hz) * 1e6 / req) : "-"
-            printf "%.0f %.1f %.2f %s %.1f\n", rps, cpu, cores, up, rss / 1024
+            printf "%.0f %.1f %.2f %s\n", rps, cpu, cores, up
         }')"
-    local rps cpu cores up rss_mib
-    read -r rps cpu cores up rss_mib <<<"$derived"
+    read -r RPS[$name] CPU_US[$name] CORES[$name] UP_CPU_US[$name] <<<"$derived"
+    REQS[$name]="$requests"; NON2XX[$name]="$non2xx"; SOCKERR[$name]="$sockerr"
+    P99MAX[$name]="$(awk -v v="$p99" 'BEGIN { printf "%.2f", v / 1000 }')"
+    PEAK_MIB[$name]="$(mib "$(status_kib VmHWM "${pids[@]}")")"
+    echo "----- $name: requests=$requests req/s=${RPS[$name]} p99=${P99MAX[$name]} ms cpu=${CPU_US[$name]} µs/req (${CORES[$name]} cores) non-2xx=$non2xx socket-errors=$sockerr"
 
-    NAMES+=("$name"); REQS+=("$requests"); RPS+=("$rps")
-    P50+=("$(awk -v v="$p50" 'BEGIN { printf "%.2f ms", v / 1000 }')")
-    P99+=("$(awk -v v="$p99" 'BEGIN { printf "%.2f ms", v / 1000 }')")
-    CPU_US+=("$cpu"); CORES+=("$cores"); UP_CPU_US+=("$up"); RSS_MIB+=("$rss_mib")
-    NON2XX+=("$non2xx"); SOCKERR+=("$sockerr (c$ec/r$er/w$ew/t$et)")
+    (( requests > 0 )) || FAILURES+=("$name: wrk completed no requests")
+    too_many "$non2xx" "$requests" && FAILURES+=("$name: $non2xx non-2xx responses out of $requests")
+    too_many "$sockerr" "$requests" && FAILURES+=("$name: $sockerr socket errors out of $requests")
+    return 0
+}
 
-    echo "----- $name: requests=$requests req/s=$rps p50=${P50[-1]} p99=${P99[-1]} cpu=${cpu}us/req ($cores cores) peakRSS=${rss_mib}MiB non-2xx=$non2xx socket-errors=$sockerr (connect $ec, read $er, write $ew, timeout $et)"
+# ---------------------------------------------------------------- oha: latency at a fixed rate
+measure_rate() { # measure_rate NAME URL KEY RATE: FIXED[NAME@RATE]="p50 p99" in ms
+    local name="$1" url="$2" key="$3" rate="$4" out="$TMP/oha-$1-$4.json"
+    # One connection per 10 req/s (at least 5): enough that a slow answer does not hold back the
+    # schedule, which --latency-correction then charges to the requests that waited.
+    local conns=$(( rate / 10 > 5 ? rate / 10 : 5 ))
+    settle
+    log "$name: ${RATE_DURATION}s at $rate req/s ($conns connections, latency-corrected)"
+    run_bg "$out" "$OHA" --no-tui --output-format json --latency-correction -z "${RATE_DURATION}s" \
+        --wait-ongoing-requests-after-deadline \
+        -q "$rate" -c "$conns" -m POST -T application/json -H "Authorization: Bearer $key" \
+        -d "$BODY" "$url" || die "$name: oha failed: $(head -c 2000 "$out")"
+    local parsed
+    parsed="$(python3 - "$out" <<'PY'
+import json, sys
+raw = open(sys.argv[1]).read()
+doc = json.loads(raw[raw.index("{"):])
+pct = doc["latencyPercentiles"]
+codes = doc.get("statusCodeDistribution", {})
+ok = sum(v for k, v in codes.items() if k.startswith("2"))
+total = sum(codes.values()) + sum(doc.get("errorDistribution", {}).values())
+print("%.3f %.3f %d %d" % (pct["p50"] * 1000, pct["p99"] * 1000, ok, total))
+PY
+)" || die "$name: unreadable oha output: $(head -c 2000 "$out")"
+    local p50 p99 ok total
+    read -r p50 p99 ok total <<<"$parsed"
+    FIXED[$name@$rate]="$p50 $p99"
+    echo "----- $name @ $rate req/s: p50=$p50 ms p99=$p99 ms ($ok of $total answered 2xx)"
+    (( total > 0 )) || FAILURES+=("$name @ $rate req/s: no request completed")
+    too_many $((total - ok)) "$total" && FAILURES+=("$name @ $rate req/s: $((total - ok)) of $total not 2xx")
+    return 0
+}
 
-    if (( requests == 0 )); then
-        FAILURES+=("$name: wrk completed no requests")
-    fi
-    if awk -v n="$non2xx" -v r="$requests" -v m="$MAX_ERROR_RATE" 'BEGIN { exit !(r > 0 && n / r > m) }'; then
-        FAILURES+=("$name: $non2xx non-2xx responses out of $requests (> $MAX_ERROR_RATE)")
-    elif (( non2xx > 0 )); then
-        echo "WARNING: $name had $non2xx non-2xx responses (under the $MAX_ERROR_RATE threshold)" >&2
-    fi
-    if awk -v n="$sockerr" -v r="$requests" -v m="$MAX_ERROR_RATE" 'BEGIN { exit !(r > 0 && n / r > m) }'; then
-        FAILURES+=("$name: $sockerr socket errors out of $requests (> $MAX_ERROR_RATE)")
-    elif (( sockerr > 0 )); then
-        echo "WARNING: $name had $sockerr socket errors (under the $MAX_ERROR_RATE threshold)" >&2
-    fi
+# ---------------------------------------------------------------- SSE: first and last byte
+measure_sse() {  # measure_sse NAME URL KEY: SSE[NAME]="ttfb50 ttfb99 ttlb50 ttlb99 reads-with-several"
+    local name="$1" url="$2" key="$3" out="$TMP/sse-$1.json"
+    settle
+    log "$name: $SSE_REQUESTS streamed answers ($STREAM_CHUNKS events ${STREAM_INTERVAL_MS} ms apart), one after another"
+    run_bg "$out" python3 "$ROOT/bench/sse_timing.py" "$url" "$key" "$SSE_REQUESTS" "$STREAM_BODY" \
+        || die "$name: sse_timing failed: $(cat "$out")"
+    local parsed
+    parsed="$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(d["ttfb_p50_ms"], d["ttfb_p99_ms"], d["ttlb_p50_ms"], d["ttlb_p99_ms"],
+      d["reads_with_several_events"], d["events_per_answer"], d["ok"], d["failures"])' "$out")" \
+        || die "$name: unreadable sse output: $(cat "$out")"
+    local f50 f99 l50 l99 several events ok failed
+    read -r f50 f99 l50 l99 several events ok failed <<<"$parsed"
+    SSE[$name]="$f50 $f99 $l50 $l99 $several $events"
+    echo "----- $name SSE: first byte p50=$f50 p99=$f99 ms, last byte p50=$l50 p99=$l99 ms, $events events per answer, $several reads carried several events; $ok ok, $failed failed"
+    (( failed == 0 )) || FAILURES+=("$name SSE: $failed of $SSE_REQUESTS streamed requests failed")
+    return 0
 }
 
 wait_alive() {   # wait_alive PID NAME LOGFILE: fail if the process died
@@ -287,31 +381,27 @@ wait_alive() {   # wait_alive PID NAME LOGFILE: fail if the process died
 
 # ---------------------------------------------------------------- machine and settings
 CPU_MODEL="$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)"
-[[ -n "$CPU_MODEL" ]] || CPU_MODEL="$(lscpu 2>/dev/null | awk -F': *' '/Model name/ {print $2; exit}' || true)"
 echo "## Machine"
-echo "- nproc: $(nproc)"
-echo "- CPU: ${CPU_MODEL:-unknown}"
-echo "- kernel: $(uname -sr)"
-echo "- memory: $(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
-echo "- wrk: $(wrk -v 2>&1 | head -n1 || true)"
-echo "- nginx: $("$NGINX" -v 2>&1 | head -n1)"
-echo "- gpt-load: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)'), release build from $CARGO_TARGET_DIR"
+echo "- nproc: $(nproc), CPU: ${CPU_MODEL:-unknown}, kernel: $(uname -sr), memory: $(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
+echo "- wrk: $(wrk -v 2>&1 | head -n1 || true); oha: $("$OHA" --version 2>&1 | head -n1); $("$NGINX" -v 2>&1 | head -n1)"
+echo "- gpt-load: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)'), $PROFILE build from $CARGO_TARGET_DIR"
 echo
 echo "## Settings"
-echo "- duration: ${DURATION}s measured per target, after a ${WARMUP}s warm-up"
-echo "- wrk: --latency -t $THREADS -c $CONNECTIONS, POST non-streamed, body $BODY"
+echo "- max load: wrk -t $THREADS -c $CONNECTIONS, ${DURATION}s measured after ${WARMUP}s warm-up, POST non-streamed, body $BODY"
+echo "- fixed rates: oha --latency-correction, ${RATE_DURATION}s at each of $RATES req/s"
+echo "- SSE: $SSE_REQUESTS streamed answers per target, one after another on one keep-alive connection, $STREAM_CHUNKS events ${STREAM_INTERVAL_MS} ms apart"
 echo "- mock upstream: --any-key --no-record --workers $MOCK_WORKERS"
-echo "- nginx: worker_processes $NGINX_WORKERS, access_log off, upstream keepalive 64, HTTP/1.1 to the upstream"
-echo "- gpt-load: LOG_LEVEL=info (one access-log line per request, to a file), MAX_CONCURRENT_REQUESTS=10000, sqlite, 3 upstream keys rotated"
-echo "- CPU via /proc/PID/stat utime+stime (CLK_TCK=$CLK_TCK), delta over the measured run only, divided by wrk's request count"
-echo "- everything (wrk, mock, proxy) shares the same $(nproc) CPUs of this machine"
+echo "- nginx: worker_processes $NGINX_WORKERS, access_log off, upstream keepalive 64, HTTP/1.1, key rotation by split_clients"
+echo "- gpt-load: LOG_LEVEL=info (one access-log line per request), MAX_CONCURRENT_REQUESTS=10000, sqlite, 3 upstream keys rotated; gpt-load-nolog adds ENABLE_REQUEST_LOGS=false"
+echo "- CPU via /proc/PID/stat utime+stime (CLK_TCK=$CLK_TCK) over the measured run only, divided by wrk's request count; everything shares the same $(nproc) CPUs"
 echo
 
 # ---------------------------------------------------------------- mock upstream
 log "starting mock upstream"
 # Create the output files first: the background job opens its redirections only after the fork.
-: >"$TMP/mock.out"; : >"$TMP/mock.err"; : >"$TMP/nginx.out"; : >"$TMP/error.log"; : >"$TMP/gpt-load.log"
-"$MOCK_BIN" --port 0 --any-key --no-record --workers "$MOCK_WORKERS" >"$TMP/mock.out" 2>"$TMP/mock.err" &
+: >"$TMP/mock.out"; : >"$TMP/mock.err"; : >"$TMP/nginx.out"; : >"$TMP/error.log"
+"$MOCK_BIN" --port 0 --any-key --no-record --workers "$MOCK_WORKERS" \
+    --stream-chunks "$STREAM_CHUNKS" --stream-interval-ms "$STREAM_INTERVAL_MS" >"$TMP/mock.out" 2>"$TMP/mock.err" &
 MOCK_PID=$!
 PIDS+=("$MOCK_PID")
 MOCK_URL=""
@@ -329,8 +419,8 @@ log "mock upstream at $MOCK_URL (pid $MOCK_PID)"
 # ---------------------------------------------------------------- nginx
 NGINX_PORT="$(free_port)"
 mkdir -p "$TMP/nginx"
-cat >"$TMP/nginx.conf" <<EOF
-# Generated by bench/run.sh: a plain reverse proxy, nothing else.
+cat >"$TMP/nginx.conf" <<CONF
+# Generated by bench/run.sh: a plain reverse proxy that rotates three upstream keys.
 daemon off;
 master_process on;
 worker_processes $NGINX_WORKERS;
@@ -352,6 +442,12 @@ http {
 
     keepalive_requests 100000;
 
+    split_clients "\$request_id" \$upstream_key {
+        33.3%   "Bearer sk-up-1";
+        33.3%   "Bearer sk-up-2";
+        *       "Bearer sk-up-3";
+    }
+
     upstream mock {
         server $MOCK_HOSTPORT;
         keepalive 64;
@@ -364,10 +460,11 @@ http {
             proxy_pass http://mock;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            proxy_set_header Authorization \$upstream_key;
         }
     }
 }
-EOF
+CONF
 "$NGINX" -t -q -c "$TMP/nginx.conf" -p "$TMP" 2>"$TMP/nginx-t.log" || { cat "$TMP/nginx-t.log" >&2; die "nginx config test failed"; }
 log "starting nginx on 127.0.0.1:$NGINX_PORT"
 "$NGINX" -c "$TMP/nginx.conf" -p "$TMP" >"$TMP/nginx.out" 2>&1 &
@@ -385,91 +482,183 @@ done
 (( ${#NGINX_WORKER_PIDS[@]} >= 1 )) || die "nginx has no worker processes"
 log "nginx master $NGINX_PID, workers ${NGINX_WORKER_PIDS[*]}"
 
-# ---------------------------------------------------------------- gpt-load
-GL_PORT="$(free_port)"
-log "starting gpt-load on 127.0.0.1:$GL_PORT"
-# Clean environment: only the settings below (plus PATH/HOME) reach the service.
-env -i PATH="$PATH" HOME="${HOME:-/}" \
-    AUTH_KEY="$ADMIN_KEY" PORT="$GL_PORT" HOST=127.0.0.1 DATABASE_DSN="$TMP/bench.db" \
-    LOG_LEVEL=info MAX_CONCURRENT_REQUESTS=10000 \
-    "$GPT_LOAD_BIN" >"$TMP/gpt-load.log" 2>&1 &
-GL_PID=$!
-PIDS+=("$GL_PID")
-GL="http://127.0.0.1:$GL_PORT"
-deadline=$((SECONDS + 30))
-until [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$GL/health" || true)" == 200 ]]; do
-    wait_alive "$GL_PID" gpt-load "$TMP/gpt-load.log"
-    (( SECONDS < deadline )) || { tail -n 50 "$TMP/gpt-load.log" >&2; die "gpt-load /health not 200 within 30 s"; }
-    sleep 0.2
-done
+# ---------------------------------------------------------------- gpt-load (logging on and off)
+declare -A GL_PIDS GL_BASE GROUP_IDS
+start_gpt_load() {   # start_gpt_load NAME BINARY EXTRA_ENV...
+    local name="$1" bin="$2" port
+    shift 2
+    port="$(free_port)"
+    : >"$TMP/$name.log"
+    # Clean environment: only the settings below (plus PATH/HOME) reach the service.
+    env -i PATH="$PATH" HOME="${HOME:-/}" \
+        AUTH_KEY="$ADMIN_KEY" PORT="$port" HOST=127.0.0.1 DATABASE_DSN="$TMP/$name.db" \
+        LOG_LEVEL=info MAX_CONCURRENT_REQUESTS=10000 "$@" \
+        "$bin" >"$TMP/$name.log" 2>&1 &
+    GL_PIDS[$name]=$!
+    PIDS+=("$!")
+    GL_BASE[$name]="http://127.0.0.1:$port"
+}
 
-admin_post() {   # admin_post PATH JSON -> response body on stdout; dies unless code == 0
+admin_post() {   # admin_post BASE PATH JSON -> response body on stdout; dies unless code == 0
     local resp code
-    resp="$(curl -sS --max-time 10 -X POST -H "Authorization: Bearer $ADMIN_KEY" \
-        -H 'Content-Type: application/json' --data "$2" "$GL$1")" || die "POST $1 failed"
+    resp="$(curl -sS --max-time 60 -X POST -H "Authorization: Bearer $ADMIN_KEY" \
+        -H 'Content-Type: application/json' --data-binary "$3" "$1$2")" || die "POST $2 failed"
     code="$(json_get .code <<<"$resp" 2>/dev/null || echo '?')"
-    [[ "$code" == 0 ]] || die "POST $1 answered: $resp"
+    [[ "$code" == 0 ]] || die "POST $2 answered: $(head -c 500 <<<"$resp")"
     printf '%s' "$resp"
 }
-GROUP_RESP="$(admin_post /api/groups "{\"name\":\"bench\",\"channel_type\":\"openai\",\"test_model\":\"gpt-4o-mini\",\"upstreams\":[{\"url\":\"$MOCK_URL\",\"weight\":1}],\"proxy_keys\":\"$PROXY_KEY\"}")"
-GROUP_ID="$(json_get .data.id <<<"$GROUP_RESP")"
-[[ "$GROUP_ID" =~ ^[0-9]+$ ]] || die "no group id in: $GROUP_RESP"
-admin_post /api/keys/add-multiple "{\"group_id\":$GROUP_ID,\"keys_text\":\"$UPSTREAM_KEYS\"}" >/dev/null
-GL_URL="$GL/proxy/bench/v1/chat/completions"
-# Keys may reach the pool asynchronously: wait until the proxy answers 200.
-deadline=$((SECONDS + 15))
-until [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H 'Content-Type: application/json' \
-            -H "Authorization: Bearer $PROXY_KEY" --data "$BODY" "$GL_URL" || true)" == 200 ]]; do
-    wait_alive "$GL_PID" gpt-load "$TMP/gpt-load.log"
-    (( SECONDS < deadline )) || break   # check_one below reports the failing answer
-    sleep 0.2
-done
-log "gpt-load pid $GL_PID, group $GROUP_ID, proxy URL $GL_URL"
+
+setup_gpt_load() {   # setup_gpt_load NAME: waits for /health, creates the group and its keys
+    local name="$1" base="${GL_BASE[$1]}" pid="${GL_PIDS[$1]}" deadline
+    deadline=$((SECONDS + 60))
+    until [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$base/health" || true)" == 200 ]]; do
+        wait_alive "$pid" "$name" "$TMP/$name.log"
+        (( SECONDS < deadline )) || { tail -n 50 "$TMP/$name.log" >&2; die "$name /health not 200 within 60 s"; }
+        sleep 0.2
+    done
+    local group group_id
+    group="$(admin_post "$base" /api/groups "{\"name\":\"bench\",\"channel_type\":\"openai\",\"test_model\":\"gpt-4o-mini\",\"upstreams\":[{\"url\":\"$MOCK_URL\",\"weight\":1}],\"proxy_keys\":\"$PROXY_KEY\"}")"
+    group_id="$(json_get .data.id <<<"$group")"
+    [[ "$group_id" =~ ^[0-9]+$ ]] || die "no group id in: $group"
+    admin_post "$base" /api/keys/add-multiple "{\"group_id\":$group_id,\"keys_text\":\"$UPSTREAM_KEYS\"}" >/dev/null
+    # Keys may reach the pool asynchronously: wait until the proxy answers 200.
+    deadline=$((SECONDS + 15))
+    until [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H 'Content-Type: application/json' \
+                -H "Authorization: Bearer $PROXY_KEY" --data "$BODY" "$base/proxy/bench/v1/chat/completions" || true)" == 200 ]]; do
+        wait_alive "$pid" "$name" "$TMP/$name.log"
+        (( SECONDS < deadline )) || break   # check_one reports the failing answer
+        sleep 0.2
+    done
+    GROUP_IDS[$name]="$group_id"
+    RSS_IDLE[$name]="$(mib "$(status_kib VmRSS "$pid")")"
+    log "$name pid $pid at $base, group $group_id, idle RSS ${RSS_IDLE[$name]} MiB"
+}
+
+GL_NAMES=(gpt-load gpt-load-nolog)
+start_gpt_load gpt-load "$GPT_LOAD_BIN"
+start_gpt_load gpt-load-nolog "$GPT_LOAD_BIN" ENABLE_REQUEST_LOGS=false
+if [[ -n "${BEFORE_BIN:-}" ]]; then
+    [[ -x "$BEFORE_BIN" ]] || die "BEFORE_BIN is not an executable: $BEFORE_BIN"
+    GL_NAMES+=(gpt-load-before)
+    start_gpt_load gpt-load-before "$BEFORE_BIN"
+fi
+for t in "${GL_NAMES[@]}"; do setup_gpt_load "$t"; done
 
 # ---------------------------------------------------------------- measurements
-measure mock-direct "$MOCK_URL/v1/chat/completions" "sk-direct" "$MOCK_PID" ""
-measure nginx "http://127.0.0.1:$NGINX_PORT/v1/chat/completions" "sk-up-1" "${NGINX_WORKER_PIDS[*]}" "$MOCK_PID"
-measure gpt-load "$GL_URL" "$PROXY_KEY" "$GL_PID" "$MOCK_PID"
+TARGETS=(mock-direct nginx "${GL_NAMES[@]}")
+declare -A URL KEY TPIDS UPIDS
+URL[mock-direct]="$MOCK_URL/v1/chat/completions";                 KEY[mock-direct]="sk-direct"
+URL[nginx]="http://127.0.0.1:$NGINX_PORT/v1/chat/completions";    KEY[nginx]="client-key-unused"
+TPIDS[mock-direct]="$MOCK_PID"; UPIDS[mock-direct]=""
+TPIDS[nginx]="${NGINX_WORKER_PIDS[*]}"
+UPIDS[nginx]="$MOCK_PID"
+for t in "${GL_NAMES[@]}"; do
+    URL[$t]="${GL_BASE[$t]}/proxy/bench/v1/chat/completions"; KEY[$t]="$PROXY_KEY"
+    TPIDS[$t]="${GL_PIDS[$t]}"; UPIDS[$t]="$MOCK_PID"
+done
 
-# Informational: did gpt-load spread the load over the three upstream keys? (counters may be
-# flushed to the database asynchronously, so they can lag behind wrk's count.)
+for t in "${TARGETS[@]}"; do measure_max "$t" "${URL[$t]}" "${KEY[$t]}" "${TPIDS[$t]}" "${UPIDS[$t]}"; done
+for rate in $RATES; do
+    for t in "${TARGETS[@]}"; do measure_rate "$t" "${URL[$t]}" "${KEY[$t]}" "$rate"; done
+done
+for t in "${TARGETS[@]}"; do measure_sse "$t" "${URL[$t]}" "${KEY[$t]}"; done
+for t in "${GL_NAMES[@]}"; do RSS_AFTER[$t]="$(mib "$(status_kib VmRSS "${GL_PIDS[$t]}")")"; done
+RSS_IDLE[nginx]="-"; RSS_AFTER[nginx]="$(mib "$(status_kib VmRSS "${NGINX_WORKER_PIDS[@]}")")"
+RSS_IDLE[mock-direct]="-"; RSS_AFTER[mock-direct]="-"
+
+# Memory with many keys: BIG_KEYS keys imported into a second group of the logging-off instance
+# (add-async, as the UI does), measured once the import task has finished.
+big_keys_rss() {
+    local base="${GL_BASE[gpt-load-nolog]}" pid="${GL_PIDS[gpt-load-nolog]}" group group_id keys_file
+    log "gpt-load-nolog: importing $BIG_KEYS keys into one group"
+    group="$(admin_post "$base" /api/groups "{\"name\":\"big\",\"channel_type\":\"openai\",\"test_model\":\"gpt-4o-mini\",\"upstreams\":[{\"url\":\"$MOCK_URL\",\"weight\":1}]}")"
+    group_id="$(json_get .data.id <<<"$group")"
+    keys_file="$TMP/big-keys.json"
+    python3 - "$BIG_KEYS" "$group_id" >"$keys_file" <<'PY'
+import json, sys
+n, gid = int(sys.argv[1]), int(sys.argv[2])
+print(json.dumps({"group_id": gid, "keys_text": "\n".join("sk-bench-%048d" % i for i in range(n))}))
+PY
+    admin_post "$base" /api/keys/add-async "@$keys_file" >/dev/null
+    local deadline=$((SECONDS + 600)) status
+    while :; do
+        status="$(curl -s --max-time 5 -H "Authorization: Bearer $ADMIN_KEY" "$base/api/tasks/status")"
+        [[ "$(json_get .data.is_running <<<"$status")" == False || "$(json_get .data.is_running <<<"$status")" == false ]] && break
+        (( SECONDS < deadline )) || die "import of $BIG_KEYS keys did not finish within 600 s"
+        sleep 0.5
+    done
+    local count
+    count="$(curl -s --max-time 30 -H "Authorization: Bearer $ADMIN_KEY" "$base/api/keys?group_id=$group_id&page_size=1" \
+        | json_get .data.pagination.total_items)"
+    [[ "$count" == "$BIG_KEYS" ]] || FAILURES+=("big keys: $count keys in the group after the import, expected $BIG_KEYS")
+    RSS_BIG="$(mib "$(status_kib VmRSS "$pid")")"
+    log "gpt-load-nolog with $count keys: RSS $RSS_BIG MiB"
+}
+big_keys_rss
+
 KEY_USAGE="$(curl -s --max-time 5 -H "Authorization: Bearer $ADMIN_KEY" \
-    "$GL/api/keys?group_id=$GROUP_ID&page_size=100" | python3 -c '
+    "${GL_BASE[gpt-load]}/api/keys?group_id=${GROUP_IDS[gpt-load]}&page_size=100" | python3 -c '
 import json, sys
 try:
     items = json.load(sys.stdin)["data"]["items"]
-    print(", ".join("%s=%s (%s)" % (k["key_value"], k["request_count"], k["status"]) for k in items))
+    print(", ".join("%s=%s" % (k["key_value"], k["request_count"]) for k in items))
 except Exception as e:
     print("unavailable (%s)" % e)' 2>/dev/null || echo unavailable)"
-
-# Did the service log problems during the run?
-GL_WARN="$(grep -ciE '(^|[^a-z])(warn|error)([^a-z]|$)|panick' "$TMP/gpt-load.log" || true)"
-GL_LINES="$(wc -l <"$TMP/gpt-load.log")"
+GL_WARN="$(for t in "${GL_NAMES[@]}"; do cat "$TMP/$t.log"; done | grep -ciE '(^|[^a-z])(warn|error)([^a-z]|$)|panick' || true)"
 NGINX_ERR="$(grep -cvE '^\s*$' "$TMP/error.log" 2>/dev/null || true)"
 
-# ---------------------------------------------------------------- table
+# ---------------------------------------------------------------- tables
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f×", a / b; else printf "-" }'; }
+over() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f", a - b }'; }
+
 echo
-echo "## Results (${DURATION}s per target, $CONNECTIONS connections, $THREADS wrk threads, $(nproc) CPUs)"
+echo "## Results ($(nproc) CPUs; max load: ${DURATION}s, $CONNECTIONS connections)"
 echo
-echo "| target | req/s | p50 latency | p99 latency | CPU µs/request (target process) | CPU cores busy | peak RSS (VmHWM) | mock CPU µs/request | requests | non-2xx | socket errors (connect/read/write/timeout) |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-for i in "${!NAMES[@]}"; do
-    label="${NAMES[i]}"
-    case "$label" in
-        nginx) label="nginx (sum of ${#NGINX_WORKER_PIDS[@]} workers)" ;;
-    esac
-    echo "| $label | ${RPS[i]} | ${P50[i]} | ${P99[i]} | ${CPU_US[i]} | ${CORES[i]} | ${RSS_MIB[i]} MiB | ${UP_CPU_US[i]} | ${REQS[i]} | ${NON2XX[i]} | ${SOCKERR[i]} |"
+echo "| target | max req/s | CPU µs/request | CPU vs nginx | p99 at max load | p99 vs nginx | peak RSS | mock CPU µs/request | requests, non-2xx, socket errors |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
+for t in "${TARGETS[@]}"; do
+    echo "| $t | ${RPS[$t]} | ${CPU_US[$t]} | $(ratio "${CPU_US[$t]}" "${CPU_US[nginx]}") | ${P99MAX[$t]} ms | $(ratio "${P99MAX[$t]}" "${P99MAX[nginx]}") | ${PEAK_MIB[$t]} MiB | ${UP_CPU_US[$t]} | ${REQS[$t]}, ${NON2XX[$t]}, ${SOCKERR[$t]} |"
 done
 echo
-echo "- gpt-load upstream key request_count (from GET /api/keys): $KEY_USAGE"
-echo "- gpt-load log: $GL_LINES lines, $GL_WARN mentioning warn/error/panic; nginx error.log: ${NGINX_ERR:-0} lines"
+echo "Latency at a fixed rate (oha, coordinated-omission corrected), ms; overhead = minus mock-direct:"
+echo
+header="| target |"; sep="|---|"
+for rate in $RATES; do header+=" p50 @ $rate/s | p99 @ $rate/s | p99 overhead @ $rate/s |"; sep+="---:|---:|---:|"; done
+echo "$header"; echo "$sep"
+for t in "${TARGETS[@]}"; do
+    row="| $t |"
+    for rate in $RATES; do
+        read -r p50 p99 <<<"${FIXED[$t@$rate]}"
+        read -r _ d99 <<<"${FIXED[mock-direct@$rate]}"
+        row+=" $p50 | $p99 | $(over "$p99" "$d99") |"
+    done
+    echo "$row"
+done
+echo
+echo "SSE, $STREAM_CHUNKS events ${STREAM_INTERVAL_MS} ms apart, ms; overhead = minus mock-direct:"
+echo
+echo "| target | first byte p50 | first byte p99 | overhead p50 / p99 | last byte p50 | last byte p99 | events per answer | reads with several events |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+read -r d50 d99 _ _ _ _ <<<"${SSE[mock-direct]}"
+for t in "${TARGETS[@]}"; do
+    read -r f50 f99 l50 l99 several events <<<"${SSE[$t]}"
+    echo "| $t | $f50 | $f99 | $(over "$f50" "$d50") / $(over "$f99" "$d99") | $l50 | $l99 | $events | $several |"
+done
+echo
+echo "Memory (VmRSS, MiB):"
+echo
+echo "| target | idle | after the load above | with $BIG_KEYS keys in one group |"
+echo "|---|---:|---:|---:|"
+echo "| nginx (workers) | - | ${RSS_AFTER[nginx]} | - |"
+for t in "${GL_NAMES[@]}"; do
+    big="-"; [[ "$t" == gpt-load-nolog ]] && big="$RSS_BIG"
+    echo "| $t | ${RSS_IDLE[$t]} | ${RSS_AFTER[$t]} | $big |"
+done
+echo
+echo "- gpt-load upstream key request_count: $KEY_USAGE"
+echo "- gpt-load logs: $GL_WARN lines mentioning warn/error/panic; nginx error.log: ${NGINX_ERR:-0} lines"
 if (( GL_WARN > 0 )); then
-    echo "--- first warn/error lines of gpt-load.log:"
-    grep -iE '(^|[^a-z])(warn|error)([^a-z]|$)|panick' "$TMP/gpt-load.log" | head -n 10 || true
-fi
-if (( ${NGINX_ERR:-0} > 0 )); then
-    echo "--- nginx error.log:"
-    head -n 10 "$TMP/error.log" || true
+    for t in "${GL_NAMES[@]}"; do cat "$TMP/$t.log"; done | grep -iE '(^|[^a-z])(warn|error)([^a-z]|$)|panick' | head -n 10 || true
 fi
 
 if (( ${#FAILURES[@]} > 0 )); then

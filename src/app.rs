@@ -356,6 +356,7 @@ async fn start_locked(
             config.request_body_memory_bytes,
         ),
         stop_deadline: crate::proxy::cancel::StopDeadline::default(),
+        proxy_identities: Arc::default(),
         login_throttle: Arc::new(crate::http::throttle::LoginThrottle::new(
             config.login_throttle.clone(),
         )),
@@ -436,11 +437,14 @@ async fn start_locked(
             .route("/health", web::get().to(admin::system::health))
             .route("/metrics", web::get().to(admin::prometheus::handler))
             .configure(admin::configure)
-            // More specific than the proxy's catch-all, so it must come first.
-            .service(admin::routes::integration_route())
-            // A scope matches its prefix segment by segment; a `{tail:.*}` resource compiled
-            // to a regex that ran on every proxied request (~3 % of its CPU time).
-            .service(web::scope("/proxy/{group}").default_service(web::to(proxy::proxy)))
+            // A static prefix: a `{group}` segment (or a `{tail:.*}` resource) compiles to a
+            // regex that ran on every proxied request. The handler reads the group itself.
+            .service(
+                web::scope("/proxy")
+                    // More specific than the proxy's catch-all, so it must come first.
+                    .service(admin::routes::integration_route())
+                    .default_service(web::to(proxy::proxy)),
+            )
             .default_service(web::to(crate::http::spa::serve))
     })
     .keep_alive(Duration::from_secs(config.server_idle_timeout_secs))

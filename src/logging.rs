@@ -2,26 +2,24 @@
 
 use std::fs::OpenOptions;
 
-use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::fmt::writer::MakeWriterExt;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{AppConfig, LogFormat};
+use crate::log_writer::{batched, FlushGuard};
 
 /// Keeps the background log writers alive; dropping it writes out what is still queued. Hold
 /// it until the process ends.
 #[must_use = "dropping the guard stops the background log writers"]
 pub struct LogGuard {
-    _writers: Vec<WorkerGuard>,
+    _writers: Vec<FlushGuard>,
 }
 
 /// Installs the global subscriber. A second call (tests) keeps the first one.
 ///
-/// Lines are formatted on the calling thread but written by a background thread
-/// (`tracing-appender`), so a request never waits on a `write(2)` to stdout or the log file —
-/// one access-log line per request made those syscalls a visible share of the proxy's CPU time.
-/// The queue is not lossy: if the writer falls far behind (128k lines), callers wait rather than
-/// drop lines.
+/// Lines are formatted on the calling thread and gathered in memory; a background thread writes
+/// them out in batches ([`crate::log_writer`]), so a request never waits on a `write(2)` to
+/// stdout or the log file. Nothing is dropped: if the writer falls far behind, callers wait.
 pub fn init(config: &AppConfig) -> Result<LogGuard, String> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!(
@@ -50,18 +48,19 @@ pub fn init(config: &AppConfig) -> Result<LogGuard, String> {
         .with_env_filter(filter)
         .with_target(false)
         .with_ansi(ansi);
-    let (stdout, stdout_guard) = tracing_appender::non_blocking(std::io::stdout());
+    let start = |e: std::io::Error| format!("cannot start the log writer thread: {e}");
+    let (stdout, stdout_guard) = batched(std::io::stdout()).map_err(start)?;
     let mut guards = vec![stdout_guard];
     let result = match (config.log_format, file) {
         (LogFormat::Text, None) => builder.with_writer(stdout).try_init(),
         (LogFormat::Text, Some(f)) => {
-            let (file, guard) = tracing_appender::non_blocking(f);
+            let (file, guard) = batched(f).map_err(start)?;
             guards.push(guard);
             builder.with_writer(stdout.and(file)).try_init()
         }
         (LogFormat::Json, None) => builder.json().with_writer(stdout).try_init(),
         (LogFormat::Json, Some(f)) => {
-            let (file, guard) = tracing_appender::non_blocking(f);
+            let (file, guard) = batched(f).map_err(start)?;
             guards.push(guard);
             builder.json().with_writer(stdout.and(file)).try_init()
         }

@@ -54,6 +54,8 @@ pub struct AppState {
     pub in_flight: crate::http::admission::InFlight,
     /// Failed admin-key attempts per client address (this node only).
     pub login_throttle: Arc<crate::http::throttle::LoginThrottle>,
+    /// The non-secret identities of the proxy keys that authenticated lately.
+    pub proxy_identities: Arc<crate::http::credentials::IdentityCache>,
 }
 
 impl AppState {
@@ -119,6 +121,7 @@ impl AppState {
             metrics: Arc::clone(&self.metrics),
             admission: self.admission.clone(),
             stop_deadline: self.stop_deadline.clone(),
+            proxy_identities: Arc::clone(&self.proxy_identities),
         }
     }
 

@@ -148,14 +148,25 @@ fn slashless_target(req: &HttpRequest) -> Option<String> {
         })
 }
 
-/// The group-scoped integration info route, which must be registered before the proxy's
-/// catch-all resource. Only GET is answered here; other methods fall through to the proxy.
+/// The group-scoped integration info route, registered inside the `/proxy` scope before the
+/// proxy's catch-all. Only GET is answered here; other methods fall through to the proxy. The
+/// path's suffix is checked first, by a guard on an empty scope: the `{group}` pattern compiles to
+/// a regex, which would otherwise run on every proxied request (~2 % of its CPU, perf).
 pub fn integration_route() -> impl actix_web::dev::HttpServiceFactory {
-    web::resource("/proxy/{group}/api/integration/info")
-        .guard(actix_web::guard::Get())
-        .wrap(from_fn(i18n::language))
-        .route(web::get().to(integration::group_info))
+    web::scope("")
+        .guard(actix_web::guard::fn_guard(|ctx| {
+            ctx.head().method == actix_web::http::Method::GET
+                && ctx.head().uri.path().ends_with(INTEGRATION_SUFFIX)
+        }))
+        .service(
+            web::resource("/{group}/api/integration/info")
+                .guard(actix_web::guard::Get())
+                .wrap(from_fn(i18n::language))
+                .route(web::get().to(integration::group_info)),
+        )
 }
+
+const INTEGRATION_SUFFIX: &str = "/api/integration/info";
 
 async fn not_found_handler() -> actix_web::HttpResponse {
     not_found()

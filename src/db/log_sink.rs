@@ -86,11 +86,70 @@ struct KeyUse {
 
 type UsageKey = (NaiveDateTime, GroupId, String, String);
 
+/// `request_log_counts` increments: hour, request type, success, status code, rows.
+pub(crate) type LogCounts = Vec<(NaiveDateTime, String, bool, i32, i64)>;
+
+/// The counter increments for rows given as (timestamp, request type, success, status code),
+/// sorted so that concurrent writers take the counter rows in the same order.
+pub(crate) fn log_counts<'a>(
+    rows: impl Iterator<Item = (NaiveDateTime, &'a str, bool, i32)>,
+) -> LogCounts {
+    let mut counts: HashMap<(NaiveDateTime, &str, bool, i32), i64> = HashMap::new();
+    for (t, request_type, ok, status) in rows {
+        *counts
+            .entry((hour_of(t), request_type, ok, status))
+            .or_default() += 1;
+    }
+    let mut sorted: LogCounts = counts
+        .into_iter()
+        .map(|((hour, kind, ok, status), n)| (hour, kind.to_string(), ok, status, n))
+        .collect();
+    sorted.sort();
+    sorted
+}
+
+/// The statement adding one increment, on the backends whose insert trigger is gone.
+pub(crate) fn counts_sql(db: &Database) -> Option<&'static str> {
+    match db {
+        Database::Sqlite(_) => Some(SQLITE_COUNTS),
+        Database::Mysql(_) => Some(MYSQL_COUNTS),
+        Database::Postgres(_) => None,
+    }
+}
+
+/// Adds a batch's rows to `request_log_counts` where no insert trigger does (SQLite, MySQL: the
+/// per-row trigger cost more than the row itself); the hour is computed as the delete trigger
+/// computes it, so both address the same counter. PostgreSQL's statement-level trigger counts
+/// each insert statement itself.
+const SQLITE_COUNTS: &str =
+    "INSERT INTO request_log_counts (hour, request_type, is_success, status_code, log_count) \
+     VALUES (strftime('%Y-%m-%d %H:00:00', ?), ?, ?, ?, ?) \
+     ON CONFLICT (hour, request_type, is_success, status_code) \
+     DO UPDATE SET log_count = log_count + excluded.log_count";
+const MYSQL_COUNTS: &str =
+    "INSERT INTO request_log_counts (hour, request_type, is_success, status_code, log_count) \
+     VALUES (DATE_FORMAT(?, '%Y-%m-%d %H:00:00'), ?, ?, ?, ?) \
+     ON DUPLICATE KEY UPDATE log_count = log_count + VALUES(log_count)";
+
 /// Successes and failures of one group in one hour.
 #[derive(Default)]
 struct HourCount {
     success: i64,
     failure: i64,
+}
+
+/// One `request_log_counts` increment as a query (a macro: diesel does not name the type of a
+/// bound `sql_query`).
+#[macro_export]
+macro_rules! count_query {
+    ($sql:expr, $hour:expr, $request_type:expr, $ok:expr, $status:expr, $n:expr) => {
+        diesel::sql_query($sql)
+            .bind::<diesel::sql_types::Timestamp, _>($hour)
+            .bind::<diesel::sql_types::Text, _>($request_type)
+            .bind::<diesel::sql_types::Bool, _>($ok)
+            .bind::<diesel::sql_types::Integer, _>($status)
+            .bind::<diesel::sql_types::BigInt, _>($n)
+    };
 }
 
 fn hour_of(t: NaiveDateTime) -> NaiveDateTime {
@@ -100,16 +159,36 @@ fn hour_of(t: NaiveDateTime) -> NaiveDateTime {
         .unwrap_or(t)
 }
 
+/// A key as request-log rows store it: (encoded value, hash).
+type SealedKey = (String, String);
+
 impl Repo {
-    /// The row of a record; with `ENCRYPTION_KEY` its key is encrypted (fresh nonce per row) and
-    /// hashed with the keyed hash, like `api_keys`.
-    fn log_row(&self, r: &RequestRecord) -> Result<NewRequestLog, crate::crypto::EncodeError> {
-        let (key_value, key_hash) = match &r.key {
-            Some(key) => (
+    /// The row of a record; with `ENCRYPTION_KEY` its key is encrypted and hashed with the keyed
+    /// hash, like `api_keys`. `sealed` keeps each key's encoded value and hash for the rest of
+    /// the batch: a batch of 500 rows usually names a handful of keys, and each is an AES and an
+    /// HMAC pass (rows of one key share a ciphertext then; their equal `key_hash` says as much).
+    fn log_row(
+        &self,
+        r: &RequestRecord,
+        sealed: &mut HashMap<KeyId, SealedKey>,
+    ) -> Result<NewRequestLog, crate::crypto::EncodeError> {
+        let (key_value, key_hash) = match (&r.key, r.key_id) {
+            (Some(key), Some(id)) => match sealed.get(&id) {
+                Some(known) => known.clone(),
+                None => {
+                    let fresh = (
+                        self.codec.encode(key.expose())?,
+                        self.codec.hash(key.expose()),
+                    );
+                    sealed.insert(id, fresh.clone());
+                    fresh
+                }
+            },
+            (Some(key), None) => (
                 self.codec.encode(key.expose())?,
                 self.codec.hash(key.expose()),
             ),
-            None => (String::new(), String::new()),
+            (None, _) => (String::new(), String::new()),
         };
         Ok(NewRequestLog {
             id: r.id.clone(),
@@ -151,14 +230,24 @@ fn truncate(s: &str, max: usize) -> String {
 #[async_trait]
 impl LogSink for Repo {
     async fn write_batch(&self, records: &[RequestRecord]) -> Result<(), PortError> {
+        let mut sealed = HashMap::new();
         let rows: Vec<NewRequestLog> = records
             .iter()
-            .map(|r| self.log_row(r))
+            .map(|r| self.log_row(r, &mut sealed))
             .collect::<Result<_, _>>()
             .map_err(|e| PortError::Other(e.to_string()))?;
         let mut usage: HashMap<KeyId, KeyUse> = HashMap::new();
         let mut hours: HashMap<(NaiveDateTime, GroupId), HourCount> = HashMap::new();
         let mut tokens: HashMap<UsageKey, UsageSum> = HashMap::new();
+        let counts = log_counts(records.iter().map(|r| {
+            (
+                r.timestamp,
+                r.request_type.as_str(),
+                r.is_success,
+                r.status_code,
+            )
+        }));
+        let counts_sql = counts_sql(&self.db);
         for r in records {
             if r.is_success {
                 if let Some(id) = r.key_id {
@@ -204,9 +293,22 @@ impl LogSink for Repo {
         // SQLite's multi-row insert exists only on diesel's sync connection, so that backend runs
         // the same statements in a sync transaction on the wrapper's blocking thread.
         macro_rules! statements {
-            ($conn:ident, $($aw:tt)*) => {{
-                for chunk in rows.chunks(100) {
-                    diesel::insert_into(request_logs::table).values(chunk.to_vec()).execute($conn) $($aw)* ?;
+            ($conn:ident, $rows_per_insert:expr, $($aw:tt)*) => {{
+                if $rows_per_insert == 1 {
+                    // One cached statement, bound and stepped per row: a multi-row INSERT is new
+                    // SQL for diesel to build and SQLite to parse on every batch.
+                    for row in &rows {
+                        diesel::insert_into(request_logs::table).values(row).execute($conn) $($aw)* ?;
+                    }
+                } else {
+                    for chunk in rows.chunks($rows_per_insert) {
+                        diesel::insert_into(request_logs::table).values(chunk).execute($conn) $($aw)* ?;
+                    }
+                }
+                if let Some(sql) = counts_sql {
+                    for (hour, request_type, ok, status, n) in &counts {
+                        crate::count_query!(sql, *hour, request_type, *ok, *status, *n).execute($conn) $($aw)* ?;
+                    }
                 }
                 for (id, u) in &usage {
                     diesel::update(api_keys::table.find(*id))
@@ -292,19 +394,21 @@ impl LogSink for Repo {
                     let mut conn = crate::db::checkout(pool).await?;
                     conn.spawn_blocking(move |c| {
                         use diesel::RunQueryDsl;
-                        diesel::Connection::transaction(c, |c| statements!(c,))
+                        diesel::Connection::transaction(c, |c| statements!(c, 1,))
                     })
                     .await?;
                 }
                 Database::Postgres(pool) => {
                     use diesel_async::RunQueryDsl;
                     let mut conn = crate::db::checkout(pool).await?;
-                    conn.transaction(async |c| statements!(c, .await)).await?;
+                    conn.transaction(async |c| statements!(c, 100, .await))
+                        .await?;
                 }
                 Database::Mysql(pool) => {
                     use diesel_async::RunQueryDsl;
                     let mut conn = crate::db::checkout(pool).await?;
-                    conn.transaction(async |c| statements!(c, .await)).await?;
+                    conn.transaction(async |c| statements!(c, 100, .await))
+                        .await?;
                 }
             }
             Ok(())

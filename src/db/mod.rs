@@ -299,9 +299,14 @@ impl Database {
 /// instead of failing with "database is locked" (until `DB_TIMEOUT_MS`: then the database counts
 /// as unavailable). The timeout comes first: switching to WAL takes a lock too, and fails at once
 /// without it while another process closes its connections.
+///
+/// `temp_store = MEMORY`: a multi-row insert whose triggers and upserts may abort midway keeps a
+/// statement journal, by default in a temp file. The request-log writer's batches made it write
+/// ~55 small pages per logged request there (strace, bench/README.md), more than the database
+/// itself; in memory those journals cost nothing to the disk.
 fn sqlite_pragmas(busy: Duration) -> String {
     format!(
-        "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;",
+        "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF; PRAGMA temp_store = MEMORY;",
         busy.as_millis()
     )
 }

@@ -195,11 +195,30 @@ macro_rules! filtered {
 }
 
 impl Repo {
-    /// Inserts log rows in batches.
+    /// Inserts log rows in batches, counted in `request_log_counts` as the log writer counts.
     pub async fn insert_request_logs(&self, rows: Vec<LogRow>) -> Result<(), DbError> {
         for chunk in rows.chunks(200) {
             insert_batch!(&self.db, request_logs::table, chunk.to_vec())?;
         }
+        let Some(sql) = super::log_sink::counts_sql(&self.db) else {
+            return Ok(());
+        };
+        let counts = super::log_sink::log_counts(rows.iter().map(|r| {
+            (
+                r.timestamp,
+                r.request_type.as_str(),
+                r.is_success,
+                r.status_code,
+            )
+        }));
+        use diesel_async::RunQueryDsl;
+        with_conn!(&self.db, conn => {
+            for (hour, kind, ok, status, n) in &counts {
+                crate::count_query!(sql, *hour, kind, *ok, *status, *n)
+                    .execute(conn)
+                    .await?;
+            }
+        });
         Ok(())
     }
 
@@ -207,7 +226,7 @@ impl Repo {
     ///
     /// The total is exact whenever an index or the hourly counts serve the filter: with no filter
     /// or only `request_type` / `is_success` / `status_code` / a time range it is summed from
-    /// `request_log_counts` (kept by triggers; a few thousand rows for a month of logs) plus
+    /// `request_log_counts` (kept by the log writer and a delete trigger; a few thousand rows for a month of logs) plus
     /// an indexed count of the partial hours at the edges of the time range; with a key filter
     /// the (key_hash, timestamp) index is counted up to [`KEY_COUNT_AHEAD`] rows past the page.
     /// Substring and client-address filters no index serves are counted exactly up to

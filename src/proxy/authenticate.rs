@@ -31,7 +31,7 @@ pub struct Target {
 pub fn authenticate(req: &HttpRequest, state: &ProxyState) -> Result<Target, ApiError> {
     let credential =
         credentials::extract(req.headers(), req.query_string()).ok_or(ApiError::Unauthorized)?;
-    let name = req.match_info().get("group").unwrap_or_default();
+    let name = path::group_name(req.path());
     let snapshot = state.snapshot.load_full();
     let requested = snapshot.groups.get(name).cloned();
     let global = credentials::position(&credential, &snapshot.global_proxy_keys);
@@ -43,7 +43,9 @@ pub fn authenticate(req: &HttpRequest, state: &ProxyState) -> Result<Target, Api
         (None, Some(i)) => ("global", i),
         (None, None) => return Err(ApiError::Unauthorized),
     };
-    let proxy_key = credentials::identity(scope, index, &state.repo.codec.hash(&credential));
+    let proxy_key = state.proxy_identities.get(&credential, scope, index, || {
+        state.repo.codec.hash(&credential)
+    });
     let requested =
         requested.ok_or_else(|| ApiError::NotFound(format!("Group '{name}' not found")))?;
     let tail = path::upstream_path(req.uri().path(), name);

@@ -46,6 +46,10 @@ pub async fn proxy(
     clients: web::Data<UpstreamClients>,
 ) -> Result<HttpResponse, ApiError> {
     let started = std::time::Instant::now();
+    if path::group_name(req.path()).is_empty() {
+        // `/proxy` or `/proxy/`: no group named, the app's JSON 404 as for any unknown path.
+        return Ok(crate::http::spa::serve(req).await);
+    }
     let target = authenticate::authenticate(&req, &state)?;
     let limit = state.config.max_request_body_bytes;
     let body = body::read(&req, payload, limit, &state.admission).await?;

@@ -5,6 +5,14 @@
 /// proxy may decode twice.
 const DECODE_ROUNDS: usize = 3;
 
+/// The group named in a `/proxy/{group}/...` path, as sent. Group names are plain
+/// (`[a-z0-9_-]`), so the segment is not percent-decoded: an encoded name matches no group.
+pub fn group_name(path: &str) -> &str {
+    path.strip_prefix("/proxy/")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_default()
+}
+
 /// The inbound path with `/proxy/{group}` removed, as sent (still percent-encoded).
 pub fn upstream_path<'a>(path: &'a str, group: &str) -> &'a str {
     path.strip_prefix("/proxy/")
@@ -54,6 +62,14 @@ fn percent_decode(input: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_group_is_the_segment_after_proxy() {
+        assert_eq!(group_name("/proxy/g1/v1/chat/completions"), "g1");
+        assert_eq!(group_name("/proxy/g1"), "g1");
+        assert_eq!(group_name("/proxy/"), "");
+        assert_eq!(group_name("/api/x"), "");
+    }
 
     #[test]
     fn path_after_group_is_kept_verbatim() {

@@ -29,4 +29,6 @@ pub struct ProxyState {
     /// Passes when a graceful stop has lasted `SERVER_GRACEFUL_SHUTDOWN_TIMEOUT`: requests still
     /// in flight are cut then, and recorded as cut by the server.
     pub stop_deadline: super::cancel::StopDeadline,
+    /// The non-secret identities of the proxy keys that authenticated lately.
+    pub proxy_identities: Arc<crate::http::credentials::IdentityCache>,
 }

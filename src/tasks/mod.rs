@@ -303,7 +303,11 @@ impl TaskRegistry {
         Fut: Future<Output = ()> + 'static,
     {
         let sent = self.runner.spawn_fn(move || {
-            actix_rt::spawn(make());
+            actix_rt::spawn(async move {
+                make().await;
+                // Imports and deletions allocate in bulk; give the freed memory back.
+                crate::memory::release_free_memory();
+            });
         });
         if !sent {
             tracing::error!("The task thread is gone; the task did not start.");
