@@ -129,9 +129,50 @@ pub struct KeyHealth {
     /// Consecutive whole-key rests, for the exponential backoff; reset by a success.
     pub cooldown_level: u32,
     /// Consecutive rests per model, for the backoff of per-model rate limits.
-    pub model_levels: HashMap<Arc<str>, u32>,
+    pub model_levels: ModelLevels,
     pub last_failure: Option<FailureClass>,
     pub last_failed_at: Option<Instant>,
+}
+
+/// Consecutive rests per model. Most keys never have one, so the map is boxed: an empty one costs
+/// a pointer, not a map's 48 bytes, in every one of a pool's (up to 100,000s of) keys.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+// The box is the point: `Option<Box<_>>` is one word where the map itself is six.
+#[allow(clippy::box_collection)]
+pub struct ModelLevels(Option<Box<HashMap<Arc<str>, u32>>>);
+
+impl ModelLevels {
+    /// The level of `model`, if it has one.
+    pub fn get(&self, model: &str) -> Option<u32> {
+        self.0.as_ref()?.get(model).copied()
+    }
+
+    /// The level of `model`, 0 when it had none, to update in place.
+    pub fn entry(&mut self, model: &Arc<str>) -> &mut u32 {
+        self.0
+            .get_or_insert_with(Box::default)
+            .entry(Arc::clone(model))
+            .or_insert(0)
+    }
+
+    /// Forgets `model`'s level.
+    pub fn remove(&mut self, model: &str) {
+        if let Some(levels) = &mut self.0 {
+            levels.remove(model);
+            if levels.is_empty() {
+                self.0 = None;
+            }
+        }
+    }
+
+    /// Forgets every level.
+    pub fn clear(&mut self) {
+        self.0 = None;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|levels| levels.is_empty())
+    }
 }
 
 fn backoff(base: Duration, max: Duration, level: u32) -> Duration {
@@ -145,7 +186,7 @@ impl KeyHealth {
             state,
             failure_count,
             cooldown_level: 0,
-            model_levels: HashMap::new(),
+            model_levels: ModelLevels::default(),
             last_failure: None,
             last_failed_at: None,
         }
@@ -179,7 +220,7 @@ impl KeyHealth {
                     RestScope::Key => None,
                 };
                 let level = match &model {
-                    Some(m) => self.model_levels.get(m).copied().unwrap_or(0),
+                    Some(m) => self.model_levels.get(m).unwrap_or(0),
                     None => self.cooldown_level,
                 };
                 let rest = match retry_after {
@@ -235,7 +276,7 @@ impl KeyHealth {
                     self.failure_count += 1;
                 }
                 let level = match model {
-                    Some(m) => self.model_levels.entry(Arc::clone(m)).or_insert(0),
+                    Some(m) => self.model_levels.entry(m),
                     None => &mut self.cooldown_level,
                 };
                 *level = level.saturating_add(1);
