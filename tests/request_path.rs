@@ -324,7 +324,8 @@ impl Process {
             .env("DATABASE_DSN", &dsn)
             .env("LOG_LEVEL", "warn")
             .current_dir(dir)
-            .stdout(std::process::Stdio::null());
+            // Kept for a failing test to print (`Process::log`).
+            .stdout(std::fs::File::create(dir.join("gpt-load.log")).unwrap());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -576,6 +577,11 @@ async fn sigterm_lets_slow_requests_finish_and_records_the_cut_ones_as_cut() {
     .unwrap();
     let rows = log_rows(&db).await;
     eprintln!("rows: {rows:?}");
+    // Shown only when an assertion below fails: what the server said while it stopped.
+    eprintln!(
+        "server log:\n{}",
+        std::fs::read_to_string(dir.path().join("gpt-load.log")).unwrap_or_default()
+    );
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert!(rows.iter().any(|r| r.0 == 200), "{rows:?}");
     assert!(
