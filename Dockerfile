@@ -33,7 +33,8 @@ COPY --from=web /build/web-admin/dist ./web-admin/dist
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/build/target \
     cargo build --release --locked --bin gpt-load \
-    && install -m 0755 -s target/release/gpt-load /build/gpt-load
+    && install -m 0755 target/release/gpt-load /build/gpt-load \
+    && strip --strip-debug /build/gpt-load
 
 # ---- 3. Runtime ----------------------------------------------------------------------------------
 FROM debian:bookworm-slim
