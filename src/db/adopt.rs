@@ -250,8 +250,19 @@ pub(crate) trait Catalog: SimpleConnection {
     fn table_exists(&mut self, table: &str) -> QueryResult<bool>;
     fn columns(&mut self, table: &str) -> QueryResult<Vec<ColumnInfo>>;
     fn index_columns(&mut self, table: &str) -> QueryResult<Vec<IndexColumn>>;
-    fn init_recorded(&mut self) -> QueryResult<bool>;
+    /// Whether `sql`, a `SELECT COUNT(*) AS n …`, counts any row.
+    fn any_row(&mut self, sql: String) -> QueryResult<bool>;
     fn family(ty: &str) -> Option<Family>;
+
+    /// Whether our first migration is recorded (the same query on every backend).
+    fn init_recorded(&mut self) -> QueryResult<bool> {
+        if !self.table_exists("__diesel_schema_migrations")? {
+            return Ok(false);
+        }
+        self.any_row(format!(
+            "SELECT COUNT(*) AS n FROM __diesel_schema_migrations WHERE version = '{INIT_VERSION}'"
+        ))
+    }
     fn quote(name: &str) -> String;
 }
 
@@ -296,14 +307,8 @@ impl Catalog for SqliteConnection {
         )
     }
 
-    fn init_recorded(&mut self) -> QueryResult<bool> {
-        if !self.table_exists("__diesel_schema_migrations")? {
-            return Ok(false);
-        }
-        count(
-            self,
-            format!("SELECT COUNT(*) AS n FROM __diesel_schema_migrations WHERE version = '{INIT_VERSION}'"),
-        )
+    fn any_row(&mut self, sql: String) -> QueryResult<bool> {
+        count(self, sql)
     }
 
     fn family(ty: &str) -> Option<Family> {
@@ -368,14 +373,8 @@ impl Catalog for AsyncConnectionWrapper<AsyncPgConnection> {
         )
     }
 
-    fn init_recorded(&mut self) -> QueryResult<bool> {
-        if !self.table_exists("__diesel_schema_migrations")? {
-            return Ok(false);
-        }
-        count(
-            self,
-            format!("SELECT COUNT(*) AS n FROM __diesel_schema_migrations WHERE version = '{INIT_VERSION}'"),
-        )
+    fn any_row(&mut self, sql: String) -> QueryResult<bool> {
+        count(self, sql)
     }
 
     fn family(ty: &str) -> Option<Family> {
@@ -430,14 +429,8 @@ impl Catalog for AsyncConnectionWrapper<AsyncMysqlConnection> {
         )
     }
 
-    fn init_recorded(&mut self) -> QueryResult<bool> {
-        if !self.table_exists("__diesel_schema_migrations")? {
-            return Ok(false);
-        }
-        count(
-            self,
-            format!("SELECT COUNT(*) AS n FROM __diesel_schema_migrations WHERE version = '{INIT_VERSION}'"),
-        )
+    fn any_row(&mut self, sql: String) -> QueryResult<bool> {
+        count(self, sql)
     }
 
     fn family(ty: &str) -> Option<Family> {
