@@ -116,6 +116,7 @@ async fn exercise(url: &DatabaseUrl) {
     repo.delete_group(g.id).await.unwrap();
     assert_eq!(repo.count_keys(g.id).await.unwrap(), 0);
     assert!(repo.group(g.id).await.unwrap().is_none());
+    outlives_the_runtime_that_opened_it(url).await;
 }
 
 #[actix_rt::test]
@@ -160,4 +161,50 @@ async fn sqlite_migrations_and_queries() {
     let path = dir.path().join("nested/dir/gpt-load.db");
     exercise(&DatabaseUrl::parse(path.to_str().unwrap()).unwrap()).await;
     assert!(path.exists(), "the parent directory is created");
+}
+
+/// A connection first opened from another runtime (an actix worker serving an admin call) keeps
+/// working when that runtime stops while the connection is in use elsewhere: the last log flush
+/// of a graceful stop runs as the workers stop, on whatever pooled connection it gets. (A SQLite
+/// connection runs its calls on the runtime it was opened on; a PostgreSQL one its driver task.)
+async fn outlives_the_runtime_that_opened_it(url: &DatabaseUrl) {
+    let db = Database::connect(url, 2).await.unwrap();
+    let repo = Repo::new(db.clone(), KeyCodec::plaintext());
+    let defaults = vec![("max_retries".to_string(), "3".to_string(), "d".to_string())];
+
+    // While the connection opened at start is held here, a worker's runtime opens the second
+    // one, returns it to the pool, and then waits to stop. The pool hands out the connection
+    // returned first: the worker's, checked out (and verified) while the worker still runs.
+    macro_rules! check {
+        ($pool:expr) => {{
+            use diesel_async::RunQueryDsl;
+            let held = gpt_load::db::checkout($pool).await.unwrap();
+            let (opened_tx, opened_rx) = tokio::sync::oneshot::channel();
+            let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+            let worker = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(repo.ensure_settings(&defaults)).unwrap();
+                opened_tx.send(()).unwrap();
+                stop_rx.recv().unwrap();
+                drop(runtime);
+            });
+            opened_rx.await.unwrap();
+            drop(held);
+            let mut conn = gpt_load::db::checkout($pool).await.unwrap();
+            stop_tx.send(()).unwrap();
+            tokio::task::spawn_blocking(move || worker.join().unwrap())
+                .await
+                .unwrap();
+            let ran = diesel::sql_query("SELECT 1").execute(&mut conn).await;
+            ran.expect("the connection still runs queries");
+        }};
+    }
+    match &db {
+        Database::Sqlite(pool) => check!(pool),
+        Database::Postgres(pool) => check!(pool),
+        Database::Mysql(pool) => check!(pool),
+    }
 }

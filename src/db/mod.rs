@@ -246,12 +246,16 @@ impl Database {
         timeout: Duration,
     ) -> Result<Self, DbError> {
         migrate(url).await?;
+        // Connections are opened on the runtime that builds the pool, which outlives the actix
+        // workers: a SQLite connection runs its blocking calls on the runtime it was opened on
+        // and a PostgreSQL one keeps its driver task there, so one opened on a worker (by an
+        // admin call) would die with that worker, and the last log flush of a graceful stop,
+        // which runs as the workers stop, would fail ("task was cancelled").
+        let home = tokio::runtime::Handle::current();
         let db = match url {
             DatabaseUrl::Sqlite(path) => {
-                let mut config = ManagerConfig::<SqliteConn>::default();
                 let pragmas = sqlite_pragmas(timeout);
-                config.custom_setup = Box::new(move |url| {
-                    let url = url.to_string();
+                let config = opened_on(home, move |url| {
                     let pragmas = pragmas.clone();
                     async move {
                         let mut conn = SqliteConn::establish(&url).await?;
@@ -260,21 +264,24 @@ impl Database {
                             .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                         Ok(conn)
                     }
-                    .boxed()
                 });
                 let manager = AsyncDieselConnectionManager::new_with_config(path.clone(), config);
                 Database::Sqlite(build_pool!(manager, pool_size, timeout)?)
             }
-            DatabaseUrl::Postgres(dsn) => Database::Postgres(build_pool!(
-                AsyncDieselConnectionManager::new(dsn.clone()),
-                pool_size,
-                timeout
-            )?),
-            DatabaseUrl::Mysql(dsn) => Database::Mysql(build_pool!(
-                AsyncDieselConnectionManager::new(dsn.clone()),
-                pool_size,
-                timeout
-            )?),
+            DatabaseUrl::Postgres(dsn) => {
+                let config = opened_on(home, |url| async move {
+                    AsyncPgConnection::establish(&url).await
+                });
+                let manager = AsyncDieselConnectionManager::new_with_config(dsn.clone(), config);
+                Database::Postgres(build_pool!(manager, pool_size, timeout)?)
+            }
+            DatabaseUrl::Mysql(dsn) => {
+                let config = opened_on(home, |url| async move {
+                    AsyncMysqlConnection::establish(&url).await
+                });
+                let manager = AsyncDieselConnectionManager::new_with_config(dsn.clone(), config);
+                Database::Mysql(build_pool!(manager, pool_size, timeout)?)
+            }
         };
         db.ping().await?;
         Ok(db)
@@ -369,4 +376,25 @@ where
         tracing::info!(count = applied.len(), "Applied database migrations.");
     }
     Ok(applied.len())
+}
+
+/// A pool configuration whose connections are opened by `open` on the `home` runtime, whatever
+/// task asks the pool for one.
+fn opened_on<C, F, Fut>(home: tokio::runtime::Handle, open: F) -> ManagerConfig<C>
+where
+    C: diesel_async::AsyncConnection + Send + 'static,
+    F: Fn(String) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = diesel::ConnectionResult<C>> + Send + 'static,
+{
+    let mut config = ManagerConfig::<C>::default();
+    config.custom_setup = Box::new(move |url| {
+        let opened = home.spawn(open(url.to_string()));
+        async move {
+            opened
+                .await
+                .unwrap_or_else(|err| Err(diesel::ConnectionError::BadConnection(err.to_string())))
+        }
+        .boxed()
+    });
+    config
 }
