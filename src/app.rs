@@ -22,7 +22,7 @@ use crate::db::instance_lock::{InstanceLock, LockError, LockKind, LockTiming};
 use crate::db::repo::Repo;
 use crate::db::{Database, DbError};
 use crate::http::admission::Admission;
-use crate::http::error::ApiError;
+use crate::http::error::EdgeError;
 use crate::http::middleware::{access_log, body_deadline, security_headers, track_in_flight};
 use crate::key_encryption::startup::{open_codec, EncryptionMismatch};
 use crate::proxy::{self, upstream::UpstreamClients};
@@ -419,11 +419,11 @@ async fn start_locked(
             )
             .app_data(
                 web::QueryConfig::default()
-                    .error_handler(|err, _| ApiError::BadRequest(err.to_string()).into()),
+                    .error_handler(|err, _| EdgeError::BadRequest(err.to_string()).into()),
             )
             .app_data(
                 web::PathConfig::default()
-                    .error_handler(|err, _| ApiError::BadRequest(err.to_string()).into()),
+                    .error_handler(|err, _| EdgeError::BadRequest(err.to_string()).into()),
             )
             .wrap(security_headers())
             .wrap(from_fn(move |req, next: Next<BoxBody>| {
@@ -496,12 +496,12 @@ fn json_error(err: actix_web::error::JsonPayloadError, _req: &HttpRequest) -> ac
     match err {
         JsonPayloadError::Overflow { limit }
         | JsonPayloadError::OverflowKnownLength { limit, .. } => {
-            ApiError::PayloadTooLarge { limit }.into()
+            EdgeError::PayloadTooLarge { limit }.into()
         }
         JsonPayloadError::ContentType => {
-            ApiError::InvalidJson("Content-Type must be application/json".into()).into()
+            EdgeError::InvalidJson("Content-Type must be application/json".into()).into()
         }
-        other => ApiError::InvalidJson(format!("Invalid JSON: {other}")).into(),
+        other => EdgeError::InvalidJson(format!("Invalid JSON: {other}")).into(),
     }
 }
 

@@ -30,10 +30,10 @@ mod tests {
     use actix_web::ResponseError;
 
     use super::*;
-    use crate::http::error::ApiError;
+    use crate::admin::error::AdminError;
 
     fn status(err: impl Into<ServiceError>) -> StatusCode {
-        ApiError::from(err.into()).status_code()
+        AdminError::from(err.into()).status_code()
     }
 
     #[test]

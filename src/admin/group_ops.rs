@@ -18,10 +18,10 @@ use super::response::{done, ok, Envelope, ErrorBody, NoData, Reply};
 use super::settings::setting_label;
 use super::state::AdminState;
 use super::{parse_id, require_group};
+use crate::admin::error::AdminError;
 use crate::db::repo::now;
 use crate::db::repo_groups::CopyKeys;
 use crate::db::repo_usage::TokenSums;
-use crate::http::error::ApiError;
 use crate::key_sync;
 use crate::tasks::{self, StartTaskError, TaskKind, TaskRun};
 
@@ -94,13 +94,13 @@ pub async fn reorder(
     body: web::Json<ReorderRequest>,
 ) -> Reply<NoData> {
     if body.items.is_empty() {
-        return Err(ApiError::Validation(t(Msg::ReorderEmpty)));
+        return Err(AdminError::Validation(t(Msg::ReorderEmpty)));
     }
     let mut seen = HashSet::new();
     let mut items = Vec::with_capacity(body.items.len());
     for (index, item) in body.items.iter().enumerate() {
         if item.id <= 0 {
-            return Err(ApiError::Validation(tf(
+            return Err(AdminError::Validation(tf(
                 Msg::ReorderInvalidId,
                 &[("index", &index)],
             )));
@@ -109,10 +109,10 @@ pub async fn reorder(
             .ok()
             .filter(|s| *s >= 0)
             .ok_or_else(|| {
-                ApiError::Validation(tf(Msg::ReorderNegativeSort, &[("index", &index)]))
+                AdminError::Validation(tf(Msg::ReorderNegativeSort, &[("index", &index)]))
             })?;
         if !seen.insert(item.id) {
-            return Err(ApiError::Validation(tf(
+            return Err(AdminError::Validation(tf(
                 Msg::ReorderDuplicateId,
                 &[("id", &item.id)],
             )));
@@ -121,7 +121,7 @@ pub async fn reorder(
     }
     if let Some(missing) = state.repo.reorder_groups(&items).await? {
         // An unknown id is a fault of the request as a whole: 400, as GPT-Load answers.
-        return Err(ApiError::Validation(tf(
+        return Err(AdminError::Validation(tf(
             Msg::GroupIdNotFound,
             &[("id", &missing)],
         )));
@@ -288,12 +288,12 @@ pub async fn copy(
         None | Some("") | Some("all") => CopyKeys::All,
         Some("valid_only") => CopyKeys::ValidOnly,
         Some("none") => CopyKeys::None,
-        Some(_) => return Err(ApiError::Validation(t(Msg::CopyModeInvalid))),
+        Some(_) => return Err(AdminError::Validation(t(Msg::CopyModeInvalid))),
     };
     let source = require_group(&state, id).await?;
     let taken: HashSet<String> = state.repo.group_names().await?.into_iter().collect();
     let name = copy_name(&source.name, &taken)
-        .ok_or_else(|| ApiError::Duplicate(t(Msg::CopyNameExhausted)))?;
+        .ok_or_else(|| AdminError::Duplicate(t(Msg::CopyNameExhausted)))?;
     let keys = source_keys(&state, id, mode).await?;
     let import = claim_import(&state, &name, keys.len()).await?;
     let mut values = values_of(&source);
@@ -333,7 +333,11 @@ pub async fn copy(
 }
 
 /// The plain text of the source keys a copy takes (undecryptable ones are skipped).
-async fn source_keys(state: &AdminState, id: i64, mode: CopyKeys) -> Result<Vec<String>, ApiError> {
+async fn source_keys(
+    state: &AdminState,
+    id: i64,
+    mode: CopyKeys,
+) -> Result<Vec<String>, AdminError> {
     let status = match mode {
         CopyKeys::None => return Ok(Vec::new()),
         CopyKeys::All => None,
@@ -352,7 +356,7 @@ async fn claim_import(
     state: &AdminState,
     name: &str,
     keys: usize,
-) -> Result<Option<TaskRun>, ApiError> {
+) -> Result<Option<TaskRun>, AdminError> {
     if keys == 0 {
         return Ok(None);
     }
@@ -363,7 +367,7 @@ async fn claim_import(
     {
         Ok(task) => Ok(Some(task)),
         Err(StartTaskError::Busy(_)) => Ok(None),
-        Err(StartTaskError::Store(reason)) => Err(ApiError::Internal(reason)),
+        Err(StartTaskError::Store(err)) => Err(gpt_load_actors::ports::PortError::from(err).into()),
     }
 }
 

@@ -15,11 +15,11 @@ use super::response::{done, ok, Envelope, ErrorBody, NoData, Reply};
 use super::settings::setting_error_text;
 use super::state::AdminState;
 use super::{parse_id, require_group};
+use crate::admin::error::AdminError;
 use crate::channel::CHANNEL_TYPES;
 use crate::db::models::{GroupRow, GroupValues};
 use crate::db::repo::now;
 use crate::db::DbError;
-use crate::http::error::ApiError;
 
 /// Fields a create or update request may carry; absent fields are left as they are.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -305,7 +305,7 @@ pub async fn update(
     {
         let parents = state.repo.parent_aggregate_count(id).await?;
         if parents > 0 {
-            return Err(ApiError::Validation(tf(
+            return Err(AdminError::Validation(tf(
                 Msg::GroupReferenced,
                 &[("count", &parents)],
             )));
@@ -343,9 +343,9 @@ pub async fn delete(
 }
 
 /// Maps a unique-name violation to 409 with a clear message.
-pub fn name_conflict(err: DbError) -> ApiError {
+pub fn name_conflict(err: DbError) -> AdminError {
     match err {
-        DbError::Duplicate => ApiError::Duplicate(t(Msg::GroupNameTaken)),
+        DbError::Duplicate => AdminError::Duplicate(t(Msg::GroupNameTaken)),
         other => other.into(),
     }
 }
@@ -373,8 +373,8 @@ pub fn values_of(row: &GroupRow) -> GroupValues {
 }
 
 /// Applies the present fields of `input` to `draft` and validates the result as a whole.
-fn apply(draft: &mut GroupValues, input: GroupInput, creating: bool) -> Result<(), ApiError> {
-    let invalid = |msg: Msg| ApiError::Validation(t(msg));
+fn apply(draft: &mut GroupValues, input: GroupInput, creating: bool) -> Result<(), AdminError> {
+    let invalid = |msg: Msg| AdminError::Validation(t(msg));
     if creating && !matches!(draft.group_type.as_str(), "standard" | "aggregate") {
         return Err(invalid(Msg::GroupTypeInvalid));
     }
@@ -406,7 +406,7 @@ fn apply(draft: &mut GroupValues, input: GroupInput, creating: bool) -> Result<(
         }
     }
     if !CHANNEL_TYPES.contains(&draft.channel_type.as_str()) {
-        return Err(ApiError::Validation(tf(
+        return Err(AdminError::Validation(tf(
             Msg::ChannelTypeInvalid,
             &[("types", &CHANNEL_TYPES.join(", "))],
         )));
@@ -440,7 +440,7 @@ fn apply(draft: &mut GroupValues, input: GroupInput, creating: bool) -> Result<(
             _ => return Err(invalid(Msg::ConfigNotObject)),
         };
         let clean = validate_group_overrides(&map).map_err(|e| {
-            ApiError::Validation(tf(
+            AdminError::Validation(tf(
                 Msg::ConfigInvalid,
                 &[("reason", &setting_error_text(&e, true))],
             ))
@@ -478,8 +478,8 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
-fn validate_upstreams(value: &Value) -> Result<String, ApiError> {
-    let invalid = |msg: Msg| ApiError::Validation(t(msg));
+fn validate_upstreams(value: &Value) -> Result<String, AdminError> {
+    let invalid = |msg: Msg| AdminError::Validation(t(msg));
     let items = value
         .as_array()
         .ok_or_else(|| invalid(Msg::UpstreamsNotArray))?;
@@ -521,24 +521,24 @@ fn validate_upstreams(value: &Value) -> Result<String, ApiError> {
     Ok(Value::Array(out).to_string())
 }
 
-fn validate_redirects(value: &Value) -> Result<String, ApiError> {
+fn validate_redirects(value: &Value) -> Result<String, AdminError> {
     let map = match value {
         Value::Null => return Ok("{}".into()),
         Value::Object(map) => map,
-        _ => return Err(ApiError::Validation(t(Msg::RedirectRulesNotObject))),
+        _ => return Err(AdminError::Validation(t(Msg::RedirectRulesNotObject))),
     };
     let mut out = Map::new();
     for (from, to) in map {
         let to = to.as_str().map(str::trim).unwrap_or_default();
         if from.trim().is_empty() || to.is_empty() {
-            return Err(ApiError::Validation(t(Msg::RedirectRuleEmpty)));
+            return Err(AdminError::Validation(t(Msg::RedirectRuleEmpty)));
         }
         out.insert(from.trim().to_string(), Value::String(to.to_string()));
     }
     Ok(Value::Object(out).to_string())
 }
 
-fn validate_header_rules(rules: Vec<HeaderRuleSpec>) -> Result<String, ApiError> {
+fn validate_header_rules(rules: Vec<HeaderRuleSpec>) -> Result<String, AdminError> {
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
     for rule in rules {
@@ -547,14 +547,14 @@ fn validate_header_rules(rules: Vec<HeaderRuleSpec>) -> Result<String, ApiError>
             continue;
         }
         if HeaderName::from_bytes(key.as_bytes()).is_err() {
-            return Err(ApiError::Validation(tf(
+            return Err(AdminError::Validation(tf(
                 Msg::HeaderNameInvalid,
                 &[("name", &key)],
             )));
         }
         let canonical = canonical_header(key);
         if !seen.insert(canonical.to_ascii_lowercase()) {
-            return Err(ApiError::Validation(tf(
+            return Err(AdminError::Validation(tf(
                 Msg::DuplicateHeader,
                 &[("name", &canonical)],
             )));
@@ -565,7 +565,7 @@ fn validate_header_rules(rules: Vec<HeaderRuleSpec>) -> Result<String, ApiError>
             action: rule.action,
         });
     }
-    serde_json::to_string(&out).map_err(|e| ApiError::Internal(e.to_string()))
+    serde_json::to_string(&out).map_err(|e| AdminError::Internal(e.to_string()))
 }
 
 /// `x-foo-bar` → `X-Foo-Bar`.

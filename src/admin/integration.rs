@@ -9,9 +9,9 @@ use utoipa::ToSchema;
 use super::i18n::{t, Msg};
 use super::response::{ok, Envelope, ErrorBody, Reply};
 use super::state::AdminState;
+use crate::admin::error::AdminError;
 use crate::channel;
 use crate::http::credentials;
-use crate::http::error::ApiError;
 
 /// One group a proxy key can use.
 #[derive(Debug, Serialize, ToSchema)]
@@ -54,9 +54,9 @@ fn describe(group: &GroupView, scoped: bool) -> IntegrationGroup {
     }
 }
 
-fn proxy_key(req: &HttpRequest) -> Result<String, ApiError> {
+fn proxy_key(req: &HttpRequest) -> Result<String, AdminError> {
     credentials::extract(req.headers(), req.query_string())
-        .ok_or_else(|| ApiError::Validation(t(Msg::ProxyKeyRequired)))
+        .ok_or_else(|| AdminError::Validation(t(Msg::ProxyKeyRequired)))
 }
 
 fn may_use(snapshot: &Snapshot, group: &GroupView, key: &str) -> bool {
@@ -83,7 +83,7 @@ pub async fn global_info(
         .filter(|g| may_use(&snapshot, g, &key))
         .collect();
     if groups.is_empty() {
-        return Err(ApiError::Validation(t(Msg::ProxyKeyInvalid)));
+        return Err(AdminError::Validation(t(Msg::ProxyKeyInvalid)));
     }
     groups.sort_by_key(|g| (g.record.sort, std::cmp::Reverse(g.record.id)));
     ok(groups.into_iter().map(|g| describe(g, false)).collect())
@@ -108,9 +108,9 @@ pub async fn group_info(
     let group = snapshot
         .groups
         .get(path.as_str())
-        .ok_or_else(|| ApiError::NotFound(t(Msg::GroupNotFound)))?;
+        .ok_or_else(|| AdminError::NotFound(t(Msg::GroupNotFound)))?;
     if !may_use(&snapshot, group, &key) {
-        return Err(ApiError::Validation(t(Msg::ProxyKeyInvalid)));
+        return Err(AdminError::Validation(t(Msg::ProxyKeyInvalid)));
     }
     ok(vec![describe(group, true)])
 }

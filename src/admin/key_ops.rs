@@ -16,7 +16,7 @@ use super::keys::{first_unfit_key, parse_keys_text, UnfitKey, SYNC_BATCH_LIMIT};
 use super::require_group;
 use super::response::{done, ok, Envelope, ErrorBody, NoData, Reply};
 use super::state::AdminState;
-use crate::http::error::ApiError;
+use crate::admin::error::AdminError;
 use crate::key_sync;
 use crate::validation::prober::{self, Prober};
 
@@ -82,24 +82,24 @@ pub struct KeyTestResults {
 }
 
 /// A positive `group_id` from a body.
-pub fn body_group_id(group_id: i64) -> Result<i64, ApiError> {
+pub fn body_group_id(group_id: i64) -> Result<i64, AdminError> {
     if group_id <= 0 {
-        return Err(ApiError::Validation(t(Msg::GroupIdFieldRequired)));
+        return Err(AdminError::Validation(t(Msg::GroupIdFieldRequired)));
     }
     Ok(group_id)
 }
 
 /// Parses `keys_text`: not blank, at least one key, at most `limit` keys when given.
-pub fn parse_batch(keys_text: &str, limit: Option<usize>) -> Result<Vec<String>, ApiError> {
+pub fn parse_batch(keys_text: &str, limit: Option<usize>) -> Result<Vec<String>, AdminError> {
     if keys_text.trim().is_empty() {
-        return Err(ApiError::Validation(t(Msg::KeysTextEmpty)));
+        return Err(AdminError::Validation(t(Msg::KeysTextEmpty)));
     }
     let keys = parse_keys_text(keys_text);
     if keys.is_empty() {
-        return Err(ApiError::Validation(t(Msg::NoValidKeys)));
+        return Err(AdminError::Validation(t(Msg::NoValidKeys)));
     }
     if let Some(limit) = limit.filter(|l| keys.len() > *l) {
-        return Err(ApiError::Validation(tf(
+        return Err(AdminError::Validation(tf(
             Msg::BatchTooLarge,
             &[("limit", &limit)],
         )));
@@ -110,15 +110,15 @@ pub fn parse_batch(keys_text: &str, limit: Option<usize>) -> Result<Vec<String>,
 /// Refuses key text that would store an unusable key (see [`first_unfit_key`]), naming its line
 /// or entry and the character, never the key. The whole import is refused rather than the bad
 /// key skipped: a key broken by a stray CR usually means the rest of the paste is broken too.
-pub fn check_importable(keys_text: &str) -> Result<(), ApiError> {
+pub fn check_importable(keys_text: &str) -> Result<(), AdminError> {
     let code = |c: char| format!("U+{:04X}", u32::from(c));
     match first_unfit_key(keys_text) {
         None => Ok(()),
-        Some(UnfitKey::OnLine(line, c)) => Err(ApiError::Validation(tf(
+        Some(UnfitKey::OnLine(line, c)) => Err(AdminError::Validation(tf(
             Msg::KeyUnfitOnLine,
             &[("line", &line), ("char", &code(c))],
         ))),
-        Some(UnfitKey::InEntry(entry, c)) => Err(ApiError::Validation(tf(
+        Some(UnfitKey::InEntry(entry, c)) => Err(AdminError::Validation(tf(
             Msg::KeyUnfitInEntry,
             &[("entry", &entry), ("char", &code(c))],
         ))),
@@ -130,7 +130,7 @@ pub fn check_importable(keys_text: &str) -> Result<(), ApiError> {
 async fn listed_keys(
     state: &AdminState,
     body: &KeysTextRequest,
-) -> Result<(i64, Vec<String>), ApiError> {
+) -> Result<(i64, Vec<String>), AdminError> {
     let group_id = body_group_id(body.group_id)?;
     require_group(state, group_id).await?;
     let keys = parse_batch(&body.keys_text, Some(SYNC_BATCH_LIMIT))?;
@@ -150,7 +150,7 @@ async fn listed_ids(
     state: &AdminState,
     group_id: GroupId,
     hashes: &[String],
-) -> Result<Vec<KeyId>, ApiError> {
+) -> Result<Vec<KeyId>, AdminError> {
     let rows = state.repo.keys_by_hashes(group_id, hashes).await?;
     Ok(rows.iter().map(|r| r.id).collect())
 }
@@ -160,7 +160,7 @@ async fn stored_ids(
     state: &AdminState,
     group_id: GroupId,
     status: Option<KeyStatus>,
-) -> Result<Vec<KeyId>, ApiError> {
+) -> Result<Vec<KeyId>, AdminError> {
     let rows = state.repo.group_keys(group_id, status).await?;
     Ok(rows.iter().map(|r| r.id).collect())
 }
@@ -172,7 +172,7 @@ async fn delete(
     group_id: GroupId,
     key_ids: Vec<KeyId>,
     only: Option<KeyStatus>,
-) -> Result<usize, ApiError> {
+) -> Result<usize, AdminError> {
     let command = OperatorCommand::Delete {
         group_id,
         key_ids,
@@ -186,7 +186,7 @@ async fn restore(
     state: &AdminState,
     group_id: GroupId,
     key_ids: Option<Vec<KeyId>>,
-) -> Result<usize, ApiError> {
+) -> Result<usize, AdminError> {
     let command = OperatorCommand::Restore { group_id, key_ids };
     Ok(key_sync::command(&state.key_sync(), command).await?.len())
 }
@@ -327,7 +327,7 @@ pub async fn test_multiple(
         .by_id
         .get(&group_id)
         .cloned()
-        .ok_or_else(|| ApiError::NotFound(t(Msg::GroupNotFound)))?;
+        .ok_or_else(|| AdminError::NotFound(t(Msg::GroupNotFound)))?;
     let hashes = unique_hashes(&state, &keys);
     let rows = state.repo.keys_by_hashes(group_id, &hashes).await?;
     let by_hash: HashMap<&str, _> = rows.iter().map(|r| (r.key_hash.as_str(), r)).collect();

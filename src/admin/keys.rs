@@ -16,9 +16,9 @@ use super::i18n::{t, Msg};
 use super::response::{done, ok, ok_with, page_params, Envelope, ErrorBody, NoData, Page, Reply};
 use super::state::AdminState;
 use super::{parse_id, require_group, timestamp, timestamp_opt};
+use crate::admin::error::AdminError;
 use crate::db::models::KeyRow;
 use crate::db::repo::KeyFilter;
-use crate::http::error::ApiError;
 use crate::key_sync;
 
 /// Keys a synchronous bulk call may carry.
@@ -165,11 +165,11 @@ pub fn first_unfit_key(text: &str) -> Option<UnfitKey> {
 }
 
 /// A required `group_id` query parameter.
-pub fn group_id_param(raw: Option<&str>) -> Result<i64, ApiError> {
+pub fn group_id_param(raw: Option<&str>) -> Result<i64, AdminError> {
     let raw = raw
         .map(str::trim)
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| ApiError::BadRequest(t(Msg::GroupIdRequired)))?;
+        .ok_or_else(|| AdminError::BadRequest(t(Msg::GroupIdRequired)))?;
     parse_id(raw, Msg::GroupIdInvalid)
 }
 
@@ -196,7 +196,7 @@ async fn live_health(
     state: &AdminState,
     group_id: GroupId,
     key_ids: Vec<KeyId>,
-) -> Result<HashMap<KeyId, KeyHealthView>, ApiError> {
+) -> Result<HashMap<KeyId, KeyHealthView>, AdminError> {
     Ok(state.pool.describe(group_id, key_ids).await?)
 }
 
@@ -216,7 +216,7 @@ pub async fn list(
         None | Some("") => None,
         Some(raw) => Some(
             KeyStatus::from_input(raw)
-                .ok_or_else(|| ApiError::Validation(t(Msg::KeyFilterStatusInvalid)))?,
+                .ok_or_else(|| AdminError::Validation(t(Msg::KeyFilterStatusInvalid)))?,
         ),
     };
     let key_hash = query
@@ -261,13 +261,13 @@ pub async fn export(
     _admin: super::Admin,
     state: web::Data<AdminState>,
     query: web::Query<KeyExportQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, AdminError> {
     let group_id = group_id_param(query.group_id.as_deref())?;
     let (label, status) = match query.status.as_deref().map(str::trim) {
         None | Some("") | Some("all") => ("all", None),
         Some(raw) => match KeyStatus::from_input(raw) {
             Some(status) => (status.as_str(), Some(status)),
-            None => return Err(ApiError::Validation(t(Msg::ExportStatusInvalid))),
+            None => return Err(AdminError::Validation(t(Msg::ExportStatusInvalid))),
         },
     };
     let group = require_group(&state, group_id).await?;
@@ -290,11 +290,11 @@ pub async fn export(
                             text.push('\n');
                         }
                     }
-                    Some((Ok::<_, ApiError>(Bytes::from(text)), Some(last)))
+                    Some((Ok::<_, AdminError>(Bytes::from(text)), Some(last)))
                 }
                 Err(err) => {
                     tracing::error!(group_id, error = %err, "Key export failed mid-stream.");
-                    Some((Err(ApiError::from(err)), None))
+                    Some((Err(AdminError::from(err)), None))
                 }
             }
         }
@@ -330,10 +330,10 @@ pub async fn update_notes(
     let id = parse_id(&id, Msg::InvalidKeyId)?;
     let notes = body.notes.trim();
     if notes.chars().count() > 255 {
-        return Err(ApiError::Validation(t(Msg::NotesTooLong)));
+        return Err(AdminError::Validation(t(Msg::NotesTooLong)));
     }
     if !state.repo.update_notes(id, notes).await? {
-        return Err(ApiError::NotFound(t(Msg::KeyNotFound)));
+        return Err(AdminError::NotFound(t(Msg::KeyNotFound)));
     }
     done(t(Msg::Success))
 }
@@ -348,12 +348,12 @@ pub struct KeyStatusRequest {
 }
 
 /// The key (404 when unknown) with its live health.
-async fn key_with_health(state: &AdminState, id: KeyId) -> Result<KeyResponse, ApiError> {
+async fn key_with_health(state: &AdminState, id: KeyId) -> Result<KeyResponse, AdminError> {
     let row = state
         .repo
         .key(id)
         .await?
-        .ok_or_else(|| ApiError::NotFound(t(Msg::KeyNotFound)))?;
+        .ok_or_else(|| AdminError::NotFound(t(Msg::KeyNotFound)))?;
     let live = live_health(state, row.group_id, vec![row.id]).await?;
     Ok(KeyResponse::from_row(&row, state, live.get(&row.id)))
 }
@@ -375,13 +375,13 @@ pub async fn update_status(
     let id = parse_id(&id, Msg::InvalidKeyId)?;
     let status = match KeyStatus::from_input(body.status.trim()) {
         Some(status @ (KeyStatus::Active | KeyStatus::Disabled)) => status,
-        _ => return Err(ApiError::Validation(t(Msg::KeyStatusChoice))),
+        _ => return Err(AdminError::Validation(t(Msg::KeyStatusChoice))),
     };
     let row = state
         .repo
         .key(id)
         .await?
-        .ok_or_else(|| ApiError::NotFound(t(Msg::KeyNotFound)))?;
+        .ok_or_else(|| AdminError::NotFound(t(Msg::KeyNotFound)))?;
     let command = OperatorCommand::SetStatus {
         group_id: row.group_id,
         key_id: id,
@@ -391,7 +391,7 @@ pub async fn update_status(
         .await?
         .is_empty()
     {
-        return Err(ApiError::NotFound(t(Msg::KeyNotFound)));
+        return Err(AdminError::NotFound(t(Msg::KeyNotFound)));
     }
     tracing::info!(
         key_id = id,
@@ -438,7 +438,7 @@ pub async fn reset_cooldown(
         .repo
         .key(id)
         .await?
-        .ok_or_else(|| ApiError::NotFound(t(Msg::KeyNotFound)))?;
+        .ok_or_else(|| AdminError::NotFound(t(Msg::KeyNotFound)))?;
     let was_cooling = state
         .pool
         .reset_rests(row.group_id, id, model)
@@ -491,14 +491,17 @@ mod tests {
 
     #[test]
     fn group_id_parameter_is_required_and_numeric() {
-        assert!(matches!(group_id_param(None), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            group_id_param(None),
+            Err(AdminError::BadRequest(_))
+        ));
         assert!(matches!(
             group_id_param(Some("x")),
-            Err(ApiError::BadRequest(_))
+            Err(AdminError::BadRequest(_))
         ));
         assert!(matches!(
             group_id_param(Some("0")),
-            Err(ApiError::BadRequest(_))
+            Err(AdminError::BadRequest(_))
         ));
         assert_eq!(group_id_param(Some(" 7 ")).unwrap(), 7);
     }

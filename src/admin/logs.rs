@@ -4,15 +4,14 @@
 use actix_web::{web, HttpResponse};
 use bytes::Bytes;
 use chrono::{DateTime, Local, NaiveDateTime};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::response::{ok, page_params, Envelope, ErrorBody, Page, Reply};
 use super::state::AdminState;
-use super::timestamp;
+use crate::admin::error::AdminError;
 use crate::crypto::KeyCodec;
 use crate::db::repo_logs::{ExportedKey, LogFilter, LogRow, LogTotal};
-use crate::http::error::ApiError;
 
 /// Rows per batch of the streamed export.
 const EXPORT_BATCH: i64 = 1000;
@@ -90,106 +89,20 @@ impl LogQuery {
     }
 }
 
-/// One request log row.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LogResponse {
-    pub id: String,
-    pub timestamp: String,
-    /// The group that served the request (the member, for aggregates).
-    pub group_id: i64,
-    pub group_name: String,
-    /// The aggregate it came through, or 0.
-    pub parent_group_id: i64,
-    pub parent_group_name: String,
-    /// The upstream key in plain text (`failed-to-decrypt` when unreadable).
-    pub key_value: String,
-    pub key_hash: String,
-    pub model: String,
-    pub is_success: bool,
-    pub source_ip: String,
-    pub status_code: i32,
-    pub request_path: String,
-    pub duration_ms: i64,
-    pub error_message: String,
-    pub user_agent: String,
-    /// `retry` or `final`.
-    pub request_type: String,
-    pub upstream_addr: String,
-    pub is_stream: bool,
-    pub request_body: String,
-    /// Prompt tokens the upstream reported (cached ones included); null when not reported.
-    pub input_tokens: Option<i64>,
-    /// Generated tokens (reasoning included); null when not reported.
-    pub output_tokens: Option<i64>,
-    pub total_tokens: Option<i64>,
-    /// Prompt tokens read from the provider's cache.
-    pub cached_tokens: Option<i64>,
-    /// Prompt tokens written to the provider's cache (Anthropic).
-    pub cache_write_tokens: Option<i64>,
-    /// Reasoning/thinking share of `output_tokens`.
-    pub reasoning_tokens: Option<i64>,
-    /// Which proxy key authenticated the request (`global #2 · 1a2b3c4d`), never the key.
-    pub proxy_key: String,
-}
-
-impl LogResponse {
-    fn from_row(row: LogRow, state: &AdminState) -> Self {
-        let key_value = if row.key_value.is_empty() {
-            String::new()
-        } else {
-            state
-                .repo
-                .codec
-                .decode(&row.key_value)
-                .map(|plain| plain.expose().to_string())
-                .unwrap_or_else(|_| "failed-to-decrypt".into())
-        };
-        LogResponse {
-            timestamp: timestamp(&row.timestamp),
-            id: row.id,
-            group_id: row.group_id,
-            group_name: row.group_name,
-            parent_group_id: row.parent_group_id,
-            parent_group_name: row.parent_group_name,
-            key_value,
-            key_hash: row.key_hash,
-            model: row.model,
-            is_success: row.is_success,
-            source_ip: row.source_ip,
-            status_code: row.status_code,
-            request_path: row.request_path,
-            duration_ms: row.duration,
-            error_message: row.error_message,
-            user_agent: row.user_agent,
-            request_type: row.request_type,
-            upstream_addr: row.upstream_addr,
-            is_stream: row.is_stream,
-            request_body: row.request_body,
-            input_tokens: row.input_tokens,
-            output_tokens: row.output_tokens,
-            total_tokens: row.total_tokens,
-            cached_tokens: row.cached_tokens,
-            cache_write_tokens: row.cache_write_tokens,
-            reasoning_tokens: row.reasoning_tokens,
-            proxy_key: row.proxy_key,
-        }
-    }
-}
-
 /// Request logs matching the filters, newest first.
 #[utoipa::path(get, path = "/api/logs", tag = "logs", params(LogQuery),
-    responses((status = 200, body = Envelope<Page<LogResponse>>), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Envelope<Page<LogRow>>), (status = 401, body = ErrorBody)))]
 pub async fn list(
     _admin: super::Admin,
     state: web::Data<AdminState>,
     query: web::Query<LogQuery>,
-) -> Reply<Page<LogResponse>> {
+) -> Reply<Page<LogRow>> {
     let filter = query.filter(&state);
     let (page, size) = page_params(query.page.as_deref(), query.page_size.as_deref());
     let (rows, total) = state.repo.logs_page(&filter, page, size).await?;
     let items = rows
         .into_iter()
-        .map(|r| LogResponse::from_row(r, &state))
+        .map(|row| row.reveal(&state.repo.codec))
         .collect();
     ok(match total {
         LogTotal::Exact(n) => Page::new(items, page, size, n),
@@ -274,11 +187,11 @@ pub async fn export(
     _admin: super::Admin,
     state: web::Data<AdminState>,
     query: web::Query<LogQuery>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, AdminError> {
     let filter = query.filter(&state);
     let repo = state.repo.clone();
     let header = futures_util::stream::once(async {
-        Ok::<_, ApiError>(Bytes::from_static(EXPORT_HEADER.as_bytes()))
+        Ok::<_, AdminError>(Bytes::from_static(EXPORT_HEADER.as_bytes()))
     });
     // A key's rows may span batches: its line is written once the next key (or the end) shows.
     let rows = futures_util::stream::unfold(Some((0i64, None::<KeyLine>)), move |cursor| {
@@ -312,7 +225,7 @@ pub async fn export(
                 }
                 Err(err) => {
                     tracing::error!(error = %err, "Log export failed mid-stream.");
-                    Some((Err(ApiError::from(err)), None))
+                    Some((Err(AdminError::from(err)), None))
                 }
             }
         }

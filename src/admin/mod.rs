@@ -3,6 +3,7 @@
 //! read; this file holds the auth extractor and small shared helpers.
 
 pub mod dashboard;
+pub mod error;
 pub mod group_model;
 pub mod group_ops;
 pub mod groups;
@@ -27,14 +28,12 @@ use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
-use chrono::{
-    Duration as ChronoDuration, DurationRound, NaiveDateTime, SecondsFormat, TimeZone, Utc,
-};
+use chrono::{Duration as ChronoDuration, DurationRound, NaiveDateTime, Utc};
 use futures_util::future::LocalBoxFuture;
 
+use crate::admin::error::AdminError;
 use crate::http::admission::Slot;
 use crate::http::credentials;
-use crate::http::error::ApiError;
 use crate::http::throttle::{client_addr, Outcome};
 use i18n::{t, Msg};
 use state::AdminState;
@@ -51,8 +50,8 @@ pub struct Admin {
 }
 
 impl FromRequest for Admin {
-    type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+    type Error = AdminError;
+    type Future = LocalBoxFuture<'static, Result<Self, AdminError>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let outcome = match req.app_data::<web::Data<AdminState>>() {
@@ -70,8 +69,10 @@ impl FromRequest for Admin {
             .map(|state| state.admission.clone());
         Box::pin(async move {
             settle(outcome).await?;
-            let admission = admission.ok_or(ApiError::Unauthorized)?;
-            admission.slot().map(|slot| Admin { _slot: slot })
+            let admission = admission.ok_or(AdminError::Unauthorized)?;
+            Ok(Admin {
+                _slot: admission.slot()?,
+            })
         })
     }
 }
@@ -105,16 +106,16 @@ pub fn current_hour() -> NaiveDateTime {
 
 /// The answer an outcome calls for: a wrong key waits out its delay before its 401; a locked-out
 /// address gets 429 with the seconds left (rounded up).
-pub async fn settle(outcome: Outcome) -> Result<(), ApiError> {
+pub async fn settle(outcome: Outcome) -> Result<(), AdminError> {
     match outcome {
         Outcome::Granted => Ok(()),
         Outcome::Denied { delay } => {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            Err(ApiError::Unauthorized)
+            Err(AdminError::Unauthorized)
         }
-        Outcome::Locked { retry_after } => Err(ApiError::TooManyAttempts {
+        Outcome::Locked { retry_after } => Err(AdminError::TooManyAttempts {
             retry_after_secs: (retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0))
                 .max(1),
         }),
@@ -122,10 +123,7 @@ pub async fn settle(outcome: Outcome) -> Result<(), ApiError> {
 }
 
 /// A stored UTC time as RFC 3339 with a zone.
-pub fn timestamp(t: &NaiveDateTime) -> String {
-    Utc.from_utc_datetime(t)
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
-}
+pub use crate::db::models::rfc3339 as timestamp;
 
 /// An optional stored time.
 pub fn timestamp_opt(t: &Option<NaiveDateTime>) -> Option<String> {
@@ -151,22 +149,22 @@ pub fn attachment(filename: &str) -> (actix_web::http::header::HeaderName, Strin
 }
 
 /// A positive integer id from a path segment, or 400 with `msg`.
-pub fn parse_id(raw: &str, msg: Msg) -> Result<i64, ApiError> {
+pub fn parse_id(raw: &str, msg: Msg) -> Result<i64, AdminError> {
     raw.trim()
         .parse::<i64>()
         .ok()
         .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::BadRequest(t(msg)))
+        .ok_or_else(|| AdminError::BadRequest(t(msg)))
 }
 
 /// The group with this id, or 404 "Group not found".
 pub async fn require_group(
     state: &AdminState,
     id: i64,
-) -> Result<crate::db::models::GroupRow, ApiError> {
+) -> Result<crate::db::models::GroupRow, AdminError> {
     state
         .repo
         .group(id)
         .await?
-        .ok_or_else(|| ApiError::NotFound(t(Msg::GroupNotFound)))
+        .ok_or_else(|| AdminError::NotFound(t(Msg::GroupNotFound)))
 }

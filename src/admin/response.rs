@@ -7,7 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::i18n::{t, Msg};
-use crate::http::error::ApiError;
+use crate::admin::error::AdminError;
 
 /// A successful answer. `code` is always the integer 0; `message` is localised; `data` is left
 /// out when there is none.
@@ -36,7 +36,7 @@ pub struct ErrorBody {
 }
 
 /// What a JSON admin handler returns.
-pub type Reply<T> = Result<Json<Envelope<T>>, ApiError>;
+pub type Reply<T> = Result<Json<Envelope<T>>, AdminError>;
 
 /// `data` with the localised "Success" message.
 pub fn ok<T>(data: T) -> Reply<T> {

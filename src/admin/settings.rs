@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use super::i18n::{setting_text, t, tf, Lang, Msg};
 use super::response::{done, ok, Envelope, ErrorBody, NoData, Reply};
 use super::state::AdminState;
-use crate::http::error::ApiError;
+use crate::admin::error::AdminError;
 
 /// Declares a type whose JSON Schema is written from the settings table by [`schemas`] rather
 /// than derived: the document then states each setting's type, bounds and choices exactly as
@@ -242,13 +242,13 @@ pub async fn update(
     let mut values = HashMap::new();
     for (key, value) in body.iter() {
         let def = find(key).ok_or_else(|| {
-            ApiError::Validation(setting_error_text(
+            AdminError::Validation(setting_error_text(
                 &SettingError::Unknown(key.clone()),
                 false,
             ))
         })?;
         let stored = validate_value(def, value)
-            .map_err(|e| ApiError::Validation(setting_error_text(&e, false)))?;
+            .map_err(|e| AdminError::Validation(setting_error_text(&e, false)))?;
         values.insert(key.clone(), stored);
     }
     if !values.is_empty() {

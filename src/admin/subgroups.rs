@@ -14,9 +14,9 @@ use super::i18n::{t, tf, Msg};
 use super::response::{done, ok, Envelope, ErrorBody, NoData, Reply};
 use super::state::AdminState;
 use super::{parse_id, require_group};
+use crate::admin::error::AdminError;
 use crate::channel::effective_validation_endpoint;
 use crate::db::models::GroupRow;
-use crate::http::error::ApiError;
 
 /// Largest member weight.
 pub const MAX_WEIGHT: i64 = 1000;
@@ -69,20 +69,20 @@ pub struct ParentAggregate {
     pub weight: i32,
 }
 
-async fn require_aggregate(state: &AdminState, raw_id: &str) -> Result<GroupRow, ApiError> {
+async fn require_aggregate(state: &AdminState, raw_id: &str) -> Result<GroupRow, AdminError> {
     let id = parse_id(raw_id, Msg::InvalidGroupId)?;
     let group = require_group(state, id).await?;
     if group.group_type != "aggregate" {
-        return Err(ApiError::BadRequest(t(Msg::NotAggregate)));
+        return Err(AdminError::BadRequest(t(Msg::NotAggregate)));
     }
     Ok(group)
 }
 
-fn check_weight(weight: i64) -> Result<i32, ApiError> {
+fn check_weight(weight: i64) -> Result<i32, AdminError> {
     if (0..=MAX_WEIGHT).contains(&weight) {
         Ok(weight as i32)
     } else {
-        Err(ApiError::Validation(t(Msg::WeightRange)))
+        Err(AdminError::Validation(t(Msg::WeightRange)))
     }
 }
 
@@ -135,20 +135,20 @@ pub async fn add(
 ) -> Reply<NoData> {
     let aggregate = require_aggregate(&state, &id).await?;
     if body.sub_groups.is_empty() {
-        return Err(ApiError::Validation(t(Msg::SubGroupsEmpty)));
+        return Err(AdminError::Validation(t(Msg::SubGroupsEmpty)));
     }
     let mut members = Vec::with_capacity(body.sub_groups.len());
     let mut seen = HashSet::new();
     for (index, item) in body.sub_groups.iter().enumerate() {
         if item.group_id <= 0 {
-            return Err(ApiError::Validation(tf(
+            return Err(AdminError::Validation(tf(
                 Msg::SubGroupIdRequired,
                 &[("index", &index)],
             )));
         }
         let weight = check_weight(item.weight)?;
         if !seen.insert(item.group_id) {
-            return Err(ApiError::Validation(tf(
+            return Err(AdminError::Validation(tf(
                 Msg::SubGroupDuplicate,
                 &[("id", &item.group_id)],
             )));
@@ -165,19 +165,19 @@ pub async fn add(
     let mut reference = existing.first().map(endpoint);
     for id in &ids {
         let Some(group) = found.iter().find(|g| g.id == *id) else {
-            return Err(ApiError::Validation(tf(
+            return Err(AdminError::Validation(tf(
                 Msg::SubGroupMissing,
                 &[("id", id)],
             )));
         };
         if group.group_type == "aggregate" {
-            return Err(ApiError::Validation(tf(
+            return Err(AdminError::Validation(tf(
                 Msg::SubGroupIsAggregate,
                 &[("id", id)],
             )));
         }
         if group.channel_type != aggregate.channel_type {
-            return Err(ApiError::Validation(tf(
+            return Err(AdminError::Validation(tf(
                 Msg::SubGroupChannelMismatch,
                 &[
                     ("id", id),
@@ -189,7 +189,7 @@ pub async fn add(
         let own = endpoint(group);
         match &reference {
             Some(expected) if *expected != own => {
-                return Err(ApiError::Validation(tf(
+                return Err(AdminError::Validation(tf(
                     Msg::SubGroupEndpointMismatch,
                     &[("id", id), ("found", &own), ("expected", expected)],
                 )))
@@ -198,7 +198,10 @@ pub async fn add(
             None => reference = Some(own),
         }
         if existing_ids.contains(id) {
-            return Err(ApiError::BadRequest(tf(Msg::SubGroupExists, &[("id", id)])));
+            return Err(AdminError::BadRequest(tf(
+                Msg::SubGroupExists,
+                &[("id", id)],
+            )));
         }
     }
     state.repo.add_sub_groups(aggregate.id, &members).await?;
@@ -228,7 +231,7 @@ pub async fn update_weight(
         .set_sub_group_weight(aggregate.id, member, weight)
         .await?
     {
-        return Err(ApiError::NotFound(t(Msg::SubGroupNotFound)));
+        return Err(AdminError::NotFound(t(Msg::SubGroupNotFound)));
     }
     state.reload_config().await?;
     done(t(Msg::SubGroupWeightUpdated))
@@ -249,7 +252,7 @@ pub async fn remove(
     let member = parse_id(&sub, Msg::InvalidSubGroupId)?;
     let aggregate = require_aggregate(&state, &id).await?;
     if !state.repo.remove_sub_group(aggregate.id, member).await? {
-        return Err(ApiError::NotFound(t(Msg::SubGroupNotFound)));
+        return Err(AdminError::NotFound(t(Msg::SubGroupNotFound)));
     }
     state.reload_config().await?;
     done(t(Msg::SubGroupRemoved))

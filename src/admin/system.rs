@@ -8,8 +8,8 @@ use utoipa::ToSchema;
 
 use super::response::{ok, Envelope, ErrorBody, Reply};
 use super::state::AdminState;
+use crate::admin::error::AdminError;
 use crate::channel::CHANNEL_TYPES;
-use crate::http::error::ApiError;
 
 /// Body of `POST /api/auth/login`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -71,7 +71,7 @@ pub async fn login(
     let outcome = super::weigh_admin_key(&state, &req, Some(&login.auth_key));
     match super::settle(outcome).await {
         Ok(()) => HttpResponse::Ok().json(reply(true, "Authentication successful")),
-        Err(ApiError::TooManyAttempts { retry_after_secs }) => HttpResponse::TooManyRequests()
+        Err(AdminError::TooManyAttempts { retry_after_secs }) => HttpResponse::TooManyRequests()
             .insert_header((RETRY_AFTER, retry_after_secs.to_string()))
             .json(reply(
                 false,

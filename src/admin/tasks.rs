@@ -15,7 +15,7 @@ use super::key_ops::{body_group_id, check_importable, parse_batch, KeysTextReque
 use super::response::{ok, Envelope, ErrorBody, Reply};
 use super::state::AdminState;
 use super::{parse_id, require_group};
-use crate::http::error::ApiError;
+use crate::admin::error::AdminError;
 use crate::tasks::{self, TaskKind, TaskStatus};
 
 /// The multipart form of `add-async`: a `.txt` file of keys and the target group.
@@ -37,14 +37,14 @@ pub struct ValidateGroupRequest {
     pub status: Option<String>,
 }
 
-fn busy() -> ApiError {
-    ApiError::TaskInProgress(t(Msg::TaskInProgress))
+fn busy() -> AdminError {
+    AdminError::TaskInProgress(t(Msg::TaskInProgress))
 }
 
-fn task_error(err: tasks::StartTaskError) -> ApiError {
+fn task_error(err: tasks::StartTaskError) -> AdminError {
     match err {
         tasks::StartTaskError::Busy(_) => busy(),
-        tasks::StartTaskError::Store(reason) => ApiError::Internal(reason),
+        tasks::StartTaskError::Store(err) => gpt_load_actors::ports::PortError::from(err).into(),
     }
 }
 
@@ -73,7 +73,7 @@ pub async fn add_async(
     let (group_id, keys_text) = if multipart {
         let upload = read_upload(&req, payload, state.config.max_request_body_bytes).await?;
         let text = String::from_utf8(upload.file)
-            .map_err(|_| ApiError::Validation(t(Msg::FileNotUtf8)))?;
+            .map_err(|_| AdminError::Validation(t(Msg::FileNotUtf8)))?;
         (upload.group_id, text)
     } else {
         // The app's JSON config applies: size limit (413) and INVALID_JSON errors.
@@ -109,9 +109,9 @@ async fn read_upload(
     req: &HttpRequest,
     payload: web::Payload,
     limit: usize,
-) -> Result<KeyFileUpload, ApiError> {
+) -> Result<KeyFileUpload, AdminError> {
     let invalid =
-        |reason: String| ApiError::BadRequest(tf(Msg::MultipartInvalid, &[("reason", &reason)]));
+        |reason: String| AdminError::BadRequest(tf(Msg::MultipartInvalid, &[("reason", &reason)]));
     let mut form = Multipart::new(req.headers(), payload.into_inner());
     let mut group_id: Option<String> = None;
     let mut file: Option<Vec<u8>> = None;
@@ -126,7 +126,7 @@ async fn read_upload(
                 .unwrap_or_default()
                 .to_ascii_lowercase();
             if !filename.ends_with(".txt") {
-                return Err(ApiError::Validation(t(Msg::FileNotTxt)));
+                return Err(AdminError::Validation(t(Msg::FileNotTxt)));
             }
         }
         let mut bytes = Vec::new();
@@ -134,7 +134,7 @@ async fn read_upload(
             let chunk = chunk.map_err(|e| invalid(e.to_string()))?;
             read += chunk.len();
             if read > limit {
-                return Err(ApiError::PayloadTooLarge { limit });
+                return Err(crate::http::error::EdgeError::PayloadTooLarge { limit }.into());
             }
             bytes.extend_from_slice(&chunk);
         }
@@ -146,10 +146,10 @@ async fn read_upload(
     }
     let group_id = match group_id {
         Some(raw) => parse_id(&raw, Msg::GroupIdFieldRequired)
-            .map_err(|_| ApiError::Validation(t(Msg::GroupIdFieldRequired)))?,
-        None => return Err(ApiError::Validation(t(Msg::GroupIdFieldRequired))),
+            .map_err(|_| AdminError::Validation(t(Msg::GroupIdFieldRequired)))?,
+        None => return Err(AdminError::Validation(t(Msg::GroupIdFieldRequired))),
     };
-    let file = file.ok_or_else(|| ApiError::Validation(t(Msg::FileRequired)))?;
+    let file = file.ok_or_else(|| AdminError::Validation(t(Msg::FileRequired)))?;
     Ok(KeyFileUpload { group_id, file })
 }
 
@@ -199,7 +199,7 @@ pub async fn validate_group(
         None | Some("") => None,
         Some("active") => Some(KeyStatus::Active),
         Some("invalid") => Some(KeyStatus::Invalid),
-        Some(_) => return Err(ApiError::Validation(t(Msg::KeyStatusInvalid))),
+        Some(_) => return Err(AdminError::Validation(t(Msg::KeyStatusInvalid))),
     };
     let row = require_group(&state, group_id).await?;
     let group = state
@@ -208,13 +208,13 @@ pub async fn validate_group(
         .by_id
         .get(&group_id)
         .cloned()
-        .ok_or_else(|| ApiError::NotFound(t(Msg::GroupNotFound)))?;
+        .ok_or_else(|| AdminError::NotFound(t(Msg::GroupNotFound)))?;
     let mut keys = state.repo.group_keys(group_id, status).await?;
     // Disabled keys are the operator's: validation never probes or changes them.
     keys.retain(|k| KeyStatus::parse(&k.status) != KeyStatus::Disabled);
     if keys.is_empty() {
         // GPT-Load reports this as a refused task start (409), and its UI expects that.
-        return Err(ApiError::TaskInProgress(tf(
+        return Err(AdminError::TaskInProgress(tf(
             Msg::NoKeysToValidate,
             &[("name", &row.name)],
         )));

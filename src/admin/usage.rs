@@ -13,8 +13,8 @@ use super::current_hour;
 use super::response::{ok, Envelope, ErrorBody, Reply};
 use super::state::AdminState;
 use super::timestamp;
+use crate::admin::error::AdminError;
 use crate::db::repo_usage::TokenSums;
-use crate::http::error::ApiError;
 
 /// Longest range one call may cover.
 const MAX_RANGE_DAYS: i64 = 31;
@@ -71,13 +71,13 @@ pub struct UsageReport {
     pub series: Vec<UsagePoint>,
 }
 
-fn parse_time(field: &str, raw: Option<&str>) -> Result<Option<NaiveDateTime>, ApiError> {
+fn parse_time(field: &str, raw: Option<&str>) -> Result<Option<NaiveDateTime>, AdminError> {
     raw.map(str::trim)
         .filter(|v| !v.is_empty())
         .map(|v| {
             chrono::DateTime::parse_from_rfc3339(v)
                 .map(|t| t.naive_utc())
-                .map_err(|_| ApiError::BadRequest(format!("{field} must be an RFC 3339 time")))
+                .map_err(|_| AdminError::BadRequest(format!("{field} must be an RFC 3339 time")))
         })
         .transpose()
 }
@@ -117,7 +117,7 @@ pub async fn report(
 ) -> Reply<UsageReport> {
     let group_by = query.group_by.as_deref().unwrap_or("model").to_string();
     if query.group_id.is_some_and(|id| id < 1) {
-        return Err(ApiError::BadRequest(
+        return Err(AdminError::BadRequest(
             "group_id must be a positive integer".into(),
         ));
     }
@@ -126,7 +126,7 @@ pub async fn report(
     let start =
         parse_time("start_time", query.start_time.as_deref())?.unwrap_or(end - Duration::hours(24));
     if start >= end || end - start > Duration::days(MAX_RANGE_DAYS) {
-        return Err(ApiError::BadRequest(format!(
+        return Err(AdminError::BadRequest(format!(
             "start_time must be before end_time, at most {MAX_RANGE_DAYS} days apart"
         )));
     }
@@ -140,7 +140,7 @@ pub async fn report(
         }
         "key" => key_buckets(&state, start, end, groups.as_deref()).await?,
         _ => {
-            return Err(ApiError::BadRequest(
+            return Err(AdminError::BadRequest(
                 "group_by must be model, group, proxy_key or key".into(),
             ))
         }
@@ -186,7 +186,7 @@ pub async fn report(
 
 /// The groups whose sums answer for `id`: the group itself, or an aggregate's members (none
 /// serve as the aggregate itself).
-pub(super) async fn serving_groups(state: &AdminState, id: i64) -> Result<Vec<i64>, ApiError> {
+pub(super) async fn serving_groups(state: &AdminState, id: i64) -> Result<Vec<i64>, AdminError> {
     let aggregate = state
         .snapshot
         .load()
@@ -211,7 +211,7 @@ async fn hourly_buckets(
     start: NaiveDateTime,
     end: NaiveDateTime,
     groups: Option<&[i64]>,
-) -> Result<Buckets, ApiError> {
+) -> Result<Buckets, AdminError> {
     // An aggregate without members has no sums (an empty list would mean "every group").
     if groups.is_some_and(<[i64]>::is_empty) {
         return Ok(Buckets::default());
@@ -248,7 +248,7 @@ async fn key_buckets(
     start: NaiveDateTime,
     end: NaiveDateTime,
     groups: Option<&[i64]>,
-) -> Result<Buckets, ApiError> {
+) -> Result<Buckets, AdminError> {
     let rows = state.repo.key_usage_hours(start, end).await?;
     let hashes: Vec<String> = {
         let mut h: Vec<String> = rows.iter().map(|r| r.key_hash.clone()).collect();

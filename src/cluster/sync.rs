@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use actix::Addr;
-use gpt_load_actors::cluster::{ClusterEvent, Coordinator, EventEnvelope, Notice, StoreError};
+use gpt_load_actors::cluster::{ClusterEvent, Coordinator, EventEnvelope, Notice};
 use gpt_load_actors::domain::{GroupId, HealthChange, KeyId};
 use gpt_load_actors::group_registry::{GroupRegistryActor, Reload, SharedSnapshot};
 use gpt_load_actors::key_pool::KeyPool;
@@ -162,10 +162,10 @@ pub struct StoreHealthBus {
 #[async_trait::async_trait]
 impl HealthBus for StoreHealthBus {
     async fn count_failure(&self, key_id: KeyId) -> Result<i64, PortError> {
-        self.store.count_failure(key_id).await.map_err(|e| match e {
-            StoreError::Unreachable { .. } => PortError::Unavailable(e.to_string()),
-            other => PortError::Other(other.to_string()),
-        })
+        self.store
+            .count_failure(key_id)
+            .await
+            .map_err(PortError::from)
     }
 
     fn announce(&self, group_id: GroupId, key_id: KeyId, change: HealthChange) {

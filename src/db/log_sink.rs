@@ -5,48 +5,16 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{NaiveDateTime, Timelike};
-use diesel::{ExpressionMethods, Insertable, QueryDsl};
+use diesel::{ExpressionMethods, QueryDsl};
 use diesel_async::AsyncConnection;
 use gpt_load_actors::domain::{GroupId, KeyId, RequestRecord, RequestType, TokenUsage};
 use gpt_load_actors::ports::{LogSink, PortError};
 
+use super::log_row::LogRow;
 use super::repo::{now, Repo};
 use super::schema::{api_keys, group_hourly_stats, request_logs, usage_hourly_stats};
 use super::{Database, DbError};
 use crate::with_conn;
-
-/// A `request_logs` row to insert.
-#[derive(Clone, Debug, Insertable)]
-#[diesel(table_name = request_logs)]
-struct NewRequestLog {
-    id: String,
-    timestamp: NaiveDateTime,
-    group_id: i64,
-    group_name: String,
-    parent_group_id: i64,
-    parent_group_name: String,
-    key_value: String,
-    key_hash: String,
-    model: String,
-    is_success: bool,
-    source_ip: String,
-    status_code: i32,
-    request_path: String,
-    duration: i64,
-    error_message: String,
-    user_agent: String,
-    request_type: String,
-    upstream_addr: String,
-    is_stream: bool,
-    request_body: String,
-    input_tokens: Option<i64>,
-    output_tokens: Option<i64>,
-    total_tokens: Option<i64>,
-    cached_tokens: Option<i64>,
-    cache_write_tokens: Option<i64>,
-    reasoning_tokens: Option<i64>,
-    proxy_key: String,
-}
 
 /// Token sums of one (hour, group, model, proxy key).
 #[derive(Default)]
@@ -171,7 +139,7 @@ impl Repo {
         &self,
         r: &RequestRecord,
         sealed: &mut HashMap<KeyId, SealedKey>,
-    ) -> Result<NewRequestLog, crate::crypto::EncodeError> {
+    ) -> Result<LogRow, crate::crypto::EncodeError> {
         let (key_value, key_hash) = match (&r.key, r.key_id) {
             (Some(key), Some(id)) => match sealed.get(&id) {
                 Some(known) => known.clone(),
@@ -190,7 +158,7 @@ impl Repo {
             ),
             (None, _) => (String::new(), String::new()),
         };
-        Ok(NewRequestLog {
+        Ok(LogRow {
             id: r.id.clone(),
             timestamp: r.timestamp,
             group_id: r.group_id,
@@ -231,7 +199,7 @@ fn truncate(s: &str, max: usize) -> String {
 impl LogSink for Repo {
     async fn write_batch(&self, records: &[RequestRecord]) -> Result<(), PortError> {
         let mut sealed = HashMap::new();
-        let rows: Vec<NewRequestLog> = records
+        let rows: Vec<LogRow> = records
             .iter()
             .map(|r| self.log_row(r, &mut sealed))
             .collect::<Result<_, _>>()

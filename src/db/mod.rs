@@ -9,6 +9,7 @@ pub mod compat;
 pub mod dsn;
 pub mod instance_lock;
 pub mod key_encryption;
+pub mod log_row;
 pub mod log_sink;
 pub mod models;
 pub mod repo;

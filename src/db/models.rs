@@ -1,6 +1,6 @@
 //! Row types of the tables, as diesel reads and writes them.
 
-use chrono::NaiveDateTime;
+use chrono::{NaiveDateTime, SecondsFormat, TimeZone, Utc};
 use diesel::prelude::*;
 
 use super::compat::{Int32, Json, TextOrEmpty};
@@ -111,4 +111,10 @@ pub struct NewSetting {
     pub description: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+}
+
+/// A stored UTC time as the API shows every time: RFC 3339, milliseconds, `Z`.
+pub fn rfc3339(t: &NaiveDateTime) -> String {
+    Utc.from_utc_datetime(t)
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
 }

@@ -8,58 +8,12 @@ use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
 
-use super::compat::{BigIntOrZero, Int32, TextOrEmpty};
+use super::compat::{Int32, TextOrEmpty};
+pub use super::log_row::LogRow;
 use super::repo::Repo;
 use super::schema::{request_log_counts, request_logs};
 use super::{Database, DbError};
 use crate::{insert_batch, with_conn};
-
-/// A `request_logs` row (read and insert).
-#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
-#[diesel(table_name = request_logs)]
-pub struct LogRow {
-    pub id: String,
-    pub timestamp: NaiveDateTime,
-    pub group_id: i64,
-    #[diesel(deserialize_as = TextOrEmpty)]
-    pub group_name: String,
-    #[diesel(deserialize_as = BigIntOrZero)]
-    pub parent_group_id: i64,
-    #[diesel(deserialize_as = TextOrEmpty)]
-    pub parent_group_name: String,
-    #[diesel(deserialize_as = TextOrEmpty)]
-    pub key_value: String,
-    #[diesel(deserialize_as = TextOrEmpty)]
-    pub key_hash: String,
-    #[diesel(deserialize_as = TextOrEmpty)]
-    pub model: String,
-    pub is_success: bool,
-    #[diesel(deserialize_as = TextOrEmpty)]
-    pub source_ip: String,
-    #[diesel(deserialize_as = Int32)]
-    pub status_code: i32,
-    #[diesel(deserialize_as = TextOrEmpty)]
-    pub request_path: String,
-    pub duration: i64,
-    #[diesel(deserialize_as = TextOrEmpty)]
-    pub error_message: String,
-    #[diesel(deserialize_as = TextOrEmpty)]
-    pub user_agent: String,
-    #[diesel(deserialize_as = TextOrEmpty)]
-    pub request_type: String,
-    #[diesel(deserialize_as = TextOrEmpty)]
-    pub upstream_addr: String,
-    pub is_stream: bool,
-    #[diesel(deserialize_as = TextOrEmpty)]
-    pub request_body: String,
-    pub input_tokens: Option<i64>,
-    pub output_tokens: Option<i64>,
-    pub total_tokens: Option<i64>,
-    pub cached_tokens: Option<i64>,
-    pub cache_write_tokens: Option<i64>,
-    pub reasoning_tokens: Option<i64>,
-    pub proxy_key: String,
-}
 
 /// Filters of the logs page and its export; every field is optional.
 #[derive(Clone, Debug, Default)]

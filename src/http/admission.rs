@@ -13,7 +13,7 @@ use actix_web::web::Bytes;
 use actix_web::HttpResponse;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
-use super::error::ApiError;
+use super::error::EdgeError;
 
 /// The budget is counted in KiB: a semaphore takes at most `u32` permits at once.
 const UNIT: usize = 1024;
@@ -47,11 +47,11 @@ impl Admission {
     }
 
     /// A slot, or 503 with `Retry-After` when every slot is taken: refused at once, not queued.
-    pub fn slot(&self) -> Result<Slot, ApiError> {
+    pub fn slot(&self) -> Result<Slot, EdgeError> {
         Arc::clone(&self.slots)
             .try_acquire_owned()
             .map(|permit| Slot { _permit: permit })
-            .map_err(|_| ApiError::Overloaded)
+            .map_err(|_| EdgeError::Overloaded)
     }
 
     /// An empty reservation of the body budget.
@@ -67,15 +67,15 @@ impl Admission {
 impl BodyReservation {
     /// Makes sure at least `bytes` are reserved; 503 with `Retry-After` when the budget has no
     /// room now.
-    pub fn cover(&mut self, bytes: usize) -> Result<(), ApiError> {
+    pub fn cover(&mut self, bytes: usize) -> Result<(), EdgeError> {
         let wanted = units(bytes);
         if wanted <= self.units {
             return Ok(());
         }
-        let more = u32::try_from(wanted - self.units).map_err(|_| ApiError::BodyBudget)?;
+        let more = u32::try_from(wanted - self.units).map_err(|_| EdgeError::BodyBudget)?;
         let permit = Arc::clone(&self.budget)
             .try_acquire_many_owned(more)
-            .map_err(|_| ApiError::BodyBudget)?;
+            .map_err(|_| EdgeError::BodyBudget)?;
         match &mut self.permit {
             Some(held) => held.merge(permit),
             None => self.permit = Some(permit),
@@ -184,7 +184,7 @@ mod tests {
     fn slots_and_budget_refuse_when_full_and_free_on_drop() {
         let admission = Admission::new(1, 10 * UNIT);
         let slot = admission.slot().unwrap();
-        assert!(matches!(admission.slot(), Err(ApiError::Overloaded)));
+        assert!(matches!(admission.slot(), Err(EdgeError::Overloaded)));
         drop(slot);
         assert!(admission.slot().is_ok());
 
@@ -192,7 +192,7 @@ mod tests {
         first.cover(4 * UNIT).unwrap();
         first.cover(6 * UNIT + 1).unwrap();
         let mut second = admission.body_reservation();
-        assert!(matches!(second.cover(4 * UNIT), Err(ApiError::BodyBudget)));
+        assert!(matches!(second.cover(4 * UNIT), Err(EdgeError::BodyBudget)));
         second.cover(3 * UNIT).unwrap();
         drop(first);
         second.cover(10 * UNIT).unwrap();

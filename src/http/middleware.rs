@@ -20,7 +20,7 @@ use futures_util::Stream;
 
 use super::admission::{GuardedBody, InFlight};
 use super::credentials::redacted_query;
-use super::error::ApiError;
+use super::error::EdgeError;
 
 /// One line per request: method, path with the query (credential-like values redacted, the
 /// whole cut at [`LOGGED_URL_LIMIT`]), status, latency.
@@ -112,8 +112,8 @@ pub async fn body_deadline(
         return res;
     }
     match res {
-        Ok(res) => Ok(res.into_response(ApiError::RequestTimeout.error_response())),
-        Err(_) => Err(ApiError::RequestTimeout.into()),
+        Ok(res) => Ok(res.into_response(EdgeError::RequestTimeout.error_response())),
+        Err(_) => Err(EdgeError::RequestTimeout.into()),
     }
 }
 

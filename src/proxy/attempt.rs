@@ -25,7 +25,7 @@ use super::rewrite::{self, RuleContext};
 use super::send::{send, Outgoing};
 use super::state::ProxyState;
 use super::upstream::UpstreamClients;
-use crate::http::error::ApiError;
+use crate::proxy::error::ProxyError;
 
 /// Error bodies larger than this are cut when read for retry decisions.
 const ERROR_BODY_LIMIT: usize = 1 << 20;
@@ -73,7 +73,7 @@ pub async fn run(
     state: &ProxyState,
     clients: &UpstreamClients,
     ctx: &mut RequestContext,
-) -> Result<Attempted, ApiError> {
+) -> Result<Attempted, ProxyError> {
     let group = Arc::clone(&ctx.group);
     let client = clients.get(&group.config);
     let timeouts = Timeouts::new(&group.config, ctx.forward.is_stream);
@@ -141,9 +141,11 @@ async fn try_key(
     group: &GroupView,
     lease: &Lease,
     timeouts: &Timeouts,
-) -> Result<(Result<Answer, Failure>, AttemptInfo), ApiError> {
+) -> Result<(Result<Answer, Failure>, AttemptInfo), ProxyError> {
     let base = group.upstreams.pick().ok_or_else(|| {
-        ApiError::Internal("Failed to build upstream URL: no upstream has a positive weight".into())
+        ProxyError::Internal(
+            "Failed to build upstream URL: no upstream has a positive weight".into(),
+        )
     })?;
     let forward = &ctx.forward;
     let secret = lease.secret.expose();

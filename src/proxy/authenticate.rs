@@ -9,7 +9,7 @@ use gpt_load_actors::group_registry::{GroupView, Snapshot};
 use super::path;
 use super::state::ProxyState;
 use crate::http::credentials;
-use crate::http::error::ApiError;
+use crate::proxy::error::ProxyError;
 
 /// An authenticated request for a known group.
 pub struct Target {
@@ -28,9 +28,9 @@ pub struct Target {
 /// names cannot be probed; only a valid global key learns that a group is unknown (404). A path
 /// with dot segments is refused with 400 rather than sent where it could leave the upstream's
 /// base path.
-pub fn authenticate(req: &HttpRequest, state: &ProxyState) -> Result<Target, ApiError> {
+pub fn authenticate(req: &HttpRequest, state: &ProxyState) -> Result<Target, ProxyError> {
     let credential =
-        credentials::extract(req.headers(), req.query_string()).ok_or(ApiError::Unauthorized)?;
+        credentials::extract(req.headers(), req.query_string()).ok_or(ProxyError::Unauthorized)?;
     let name = path::group_name(req.path());
     let snapshot = state.snapshot.load_full();
     let requested = snapshot.groups.get(name).cloned();
@@ -41,16 +41,15 @@ pub fn authenticate(req: &HttpRequest, state: &ProxyState) -> Result<Target, Api
     let (scope, index) = match (own, global) {
         (Some(i), _) => ("group", i),
         (None, Some(i)) => ("global", i),
-        (None, None) => return Err(ApiError::Unauthorized),
+        (None, None) => return Err(ProxyError::Unauthorized),
     };
     let proxy_key = state.proxy_identities.get(&credential, scope, index, || {
         state.repo.codec.hash(&credential)
     });
-    let requested =
-        requested.ok_or_else(|| ApiError::NotFound(format!("Group '{name}' not found")))?;
+    let requested = requested.ok_or_else(|| ProxyError::GroupNotFound(name.to_string()))?;
     let tail = path::upstream_path(req.uri().path(), name);
     if !path::is_confined(tail) {
-        return Err(ApiError::BadRequest(
+        return Err(ProxyError::BadRequest(
             "Path must not contain '.' or '..' segments".into(),
         ));
     }

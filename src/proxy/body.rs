@@ -12,7 +12,8 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
 use crate::http::admission::{Admission, BodyReservation};
-use crate::http::error::ApiError;
+use crate::http::error::EdgeError;
+use crate::proxy::error::ProxyError;
 
 /// Bodies up to this size go upstream as one chunk; larger ones as slices of this size, so the
 /// HTTP client's write buffer never holds a second copy of a large body.
@@ -40,14 +41,14 @@ pub async fn read(
     mut payload: web::Payload,
     limit: usize,
     admission: &Admission,
-) -> Result<HeldBody, ApiError> {
+) -> Result<HeldBody, ProxyError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > limit) {
-        return Err(ApiError::PayloadTooLarge { limit });
+        return Err(EdgeError::PayloadTooLarge { limit }.into());
     }
     let mut reservation = admission.body_reservation();
     reservation.cover(declared.unwrap_or(0))?;
@@ -55,13 +56,13 @@ pub async fn read(
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| match e {
             actix_web::error::PayloadError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
-                ApiError::RequestTimeout
+                ProxyError::from(EdgeError::RequestTimeout)
             }
-            other => ApiError::BadRequest(format!("Failed to read request body: {other}")),
+            other => ProxyError::BadRequest(format!("Failed to read request body: {other}")),
         })?;
         let len = buf.len() + chunk.len();
         if len > limit {
-            return Err(ApiError::PayloadTooLarge { limit });
+            return Err(EdgeError::PayloadTooLarge { limit }.into());
         }
         // A declared length is reserved already; an unknown one is reserved a step ahead.
         if declared.is_none_or(|declared| len > declared) {

@@ -14,7 +14,7 @@ use gpt_load_actors::key_state::FailureClass;
 use super::cancel::Interrupt;
 use super::classify::classify_status;
 use super::decode::decode;
-use crate::http::error::ApiError;
+use crate::proxy::error::ProxyError;
 
 /// Status recorded when the client went away before the answer was complete (nginx's 499).
 pub const CLIENT_CLOSED: u16 = 499;
@@ -168,7 +168,7 @@ impl Failure {
         let status = self.status();
         match &self {
             Failure::Local(Interrupt::ServerCut) => {
-                return actix_web::ResponseError::error_response(&ApiError::Stopping)
+                return actix_web::ResponseError::error_response(&ProxyError::Stopping)
             }
             // Nobody reads it: the client is gone.
             Failure::Local(Interrupt::ClientGone) => return HttpResponse::build(status).finish(),
@@ -201,7 +201,7 @@ impl Failure {
             }
             _ => self.message(),
         };
-        actix_web::ResponseError::error_response(&ApiError::Upstream { status, message })
+        actix_web::ResponseError::error_response(&ProxyError::Upstream { status, message })
     }
 }
 

@@ -20,6 +20,7 @@ pub mod cancel;
 pub mod classify;
 pub mod context;
 pub mod decode;
+pub mod error;
 pub mod failure;
 pub mod path;
 pub mod prepare;
@@ -33,7 +34,7 @@ pub mod upstream;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::http::error::ApiError;
+use crate::proxy::error::ProxyError;
 use prepare::Serving;
 use state::ProxyState;
 use upstream::UpstreamClients;
@@ -44,7 +45,7 @@ pub async fn proxy(
     payload: web::Payload,
     state: web::Data<ProxyState>,
     clients: web::Data<UpstreamClients>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, ProxyError> {
     let started = std::time::Instant::now();
     if path::group_name(req.path()).is_empty() {
         // `/proxy` or `/proxy/`: no group named, the app's JSON 404 as for any unknown path.

@@ -19,7 +19,7 @@ use super::rewrite::{self, Redirect};
 use super::state::ProxyState;
 use crate::channel::{self, BodyProbe, InboundRequest};
 use crate::http::credentials;
-use crate::http::error::ApiError;
+use crate::proxy::error::ProxyError;
 use crate::usage::Wire;
 
 /// Client headers that must not reach the upstream: credentials (replaced by the upstream key),
@@ -54,10 +54,10 @@ pub fn prepare(
     serving: Serving,
     body: HeldBody,
     started: Instant,
-) -> Result<RequestContext, ApiError> {
+) -> Result<RequestContext, ProxyError> {
     let Serving { group, first_lease } = serving;
     let channel = channel::for_type(&group.record.channel_type).ok_or_else(|| {
-        ApiError::Internal(format!(
+        ProxyError::Internal(format!(
             "Failed to get channel for group '{}'",
             group.record.name
         ))
@@ -132,7 +132,7 @@ pub fn prepare(
         Redirect::Body(rewritten) => (body.replace(rewritten), tail.to_string()),
         Redirect::Path(rewritten) => (body, rewritten),
         Redirect::Reject(model) => {
-            let err = ApiError::BadRequest(format!(
+            let err = ProxyError::BadRequest(format!(
                 "model '{model}' is not configured in redirect rules"
             ));
             log.failed_without_attempt(400, &err.to_string());

@@ -15,7 +15,7 @@ use super::context::RequestContext;
 use super::decode;
 use super::rewrite;
 use super::state::ProxyState;
-use crate::http::error::ApiError;
+use crate::proxy::error::ProxyError;
 use crate::usage::{UsageScanner, Wire};
 
 /// Model lists are read whole to be rewritten.
@@ -26,7 +26,7 @@ pub async fn respond(
     state: &ProxyState,
     ctx: RequestContext,
     outcome: Attempted,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, ProxyError> {
     let RequestContext {
         started,
         group,
@@ -81,7 +81,7 @@ pub async fn respond(
         }
         Attempted::NoKeys => {
             let err =
-                ApiError::NoKeysAvailable("No active API keys available for this group".into());
+                ProxyError::NoKeysAvailable("No active API keys available for this group".into());
             log.failed_without_attempt(503, &err.to_string());
             return Err(err);
         }
@@ -160,7 +160,7 @@ async fn rewrite_model_list(
     mut response: awc::ClientResponse,
     group: &GroupView,
     query: &str,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, ProxyError> {
     let encoding = response
         .headers()
         .get(header::CONTENT_ENCODING)
@@ -170,7 +170,7 @@ async fn rewrite_model_list(
         .body()
         .limit(MODEL_LIST_LIMIT)
         .await
-        .map_err(|e| ApiError::Upstream {
+        .map_err(|e| ProxyError::Upstream {
             status: StatusCode::BAD_GATEWAY,
             message: format!("Failed to read response: {e}"),
         })?;
@@ -184,7 +184,7 @@ async fn rewrite_model_list(
                 first_page,
             )
         })
-        .ok_or_else(|| ApiError::Upstream {
+        .ok_or_else(|| ProxyError::Upstream {
             status: StatusCode::BAD_GATEWAY,
             message: "Failed to process response".into(),
         })?;

@@ -9,7 +9,7 @@ use gpt_load_actors::group_registry::{GroupView, Snapshot};
 use gpt_load_actors::key_pool::Lease;
 
 use super::state::ProxyState;
-use crate::http::error::ApiError;
+use crate::proxy::error::ProxyError;
 
 /// A key for `group_id` and `model` (as sent upstream) other than those `tried`, read from the
 /// table the key pool publishes (no message on the hot path).
@@ -27,7 +27,7 @@ pub fn serving_group(
     state: &ProxyState,
     snapshot: &Snapshot,
     requested: &Arc<GroupView>,
-) -> Result<(Arc<GroupView>, Option<Lease>), ApiError> {
+) -> Result<(Arc<GroupView>, Option<Lease>), ProxyError> {
     if !requested.record.is_aggregate() {
         return Ok((Arc::clone(requested), None));
     }
@@ -52,5 +52,7 @@ pub fn serving_group(
             return Ok((Arc::clone(member), Some(first)));
         }
     }
-    Err(ApiError::NoKeysAvailable("No available sub-groups".into()))
+    Err(ProxyError::NoKeysAvailable(
+        "No available sub-groups".into(),
+    ))
 }

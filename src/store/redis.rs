@@ -118,8 +118,17 @@ pub struct RedisStore {
     _stop: tokio::sync::watch::Sender<()>,
 }
 
-fn command_error(err: impl std::fmt::Display) -> StoreError {
-    StoreError::Command(err.to_string())
+/// A Redis failure, `Unavailable` when the connection (not the command) failed.
+fn command_error(err: redis::RedisError) -> StoreError {
+    if err.is_io_error()
+        || err.is_connection_dropped()
+        || err.is_connection_refusal()
+        || err.is_timeout()
+    {
+        StoreError::Unavailable(err.to_string())
+    } else {
+        StoreError::Command(err.to_string())
+    }
 }
 
 fn holder(node: &str, epoch: u64) -> String {
@@ -130,11 +139,12 @@ impl RedisStore {
     /// Opens the pool, checks that Redis answers a PING, and starts the subscription.
     pub async fn connect(dsn: &str, prefix: &str) -> Result<Self, StoreError> {
         // The parser's messages never repeat the URL, so they cannot leak its password.
-        let info = dsn
-            .into_connection_info()
-            .map_err(|e| StoreError::InvalidDsn(e.to_string()))?;
+        let info = dsn.into_connection_info().map_err(|e| {
+            StoreError::InvalidAddress(format!("REDIS_DSN is not a valid Redis URL: {e}"))
+        })?;
         let addr = info.addr().to_string();
         let unreachable = |reason: String| StoreError::Unreachable {
+            store: "Redis",
             addr: addr.clone(),
             reason,
         };
@@ -161,7 +171,10 @@ impl RedisStore {
             incr_with_ttl: Script::new(INCR_WITH_TTL),
             _stop: stop_tx,
         };
-        store.ping().await.map_err(|e| unreachable(e.to_string()))?;
+        store.ping().await.map_err(|e| match e {
+            StoreError::Unavailable(reason) | StoreError::Command(reason) => unreachable(reason),
+            other => other,
+        })?;
 
         // RESP3 is what lets one managed connection carry the subscription and survive reconnects.
         let redis_settings = info
@@ -194,7 +207,10 @@ impl RedisStore {
     }
 
     async fn conn(&self) -> Result<deadpool_redis::Connection, StoreError> {
-        self.pool.get().await.map_err(command_error)
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 
     async fn set_nx(&self, key: String, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
@@ -220,7 +236,7 @@ impl RedisStore {
     ) -> Result<T, StoreError> {
         tokio::time::timeout(COMMAND_TIMEOUT, op)
             .await
-            .map_err(|_| StoreError::Command("timed out".into()))?
+            .map_err(|_| StoreError::Unavailable("no answer in time".into()))?
     }
 }
 
@@ -336,7 +352,9 @@ impl Coordinator for RedisStore {
                 .map_err(command_error)?;
             Ok(if won == 1 {
                 LeadAttempt::Won {
-                    epoch: value.parse().map_err(command_error)?,
+                    epoch: value
+                        .parse()
+                        .map_err(|e: std::num::ParseIntError| StoreError::Command(e.to_string()))?,
                 }
             } else {
                 LeadAttempt::Held {

@@ -112,7 +112,7 @@ pub enum StartTaskError {
     Busy(#[from] TaskBusy),
     /// The shared store could not say whether another node runs a task.
     #[error("the cluster task slot could not be claimed: {0}")]
-    Store(String),
+    Store(#[from] gpt_load_actors::cluster::StoreError),
 }
 
 /// The cluster-wide side of the slot.
@@ -169,7 +169,7 @@ impl TaskRegistry {
             .store
             .claim_task(&cluster.node, cluster.ttl)
             .await
-            .map_err(|e| StartTaskError::Store(e.to_string()))?;
+            .map_err(StartTaskError::Store)?;
         if !claimed {
             return Err(TaskBusy.into());
         }

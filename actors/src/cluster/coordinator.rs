@@ -9,17 +9,50 @@ use tokio::sync::broadcast;
 
 use super::events::EventEnvelope;
 
-/// A store failure, described without the DSN or any secret.
+/// A cluster store failure, in the store's own terms but named by kind, not by adapter; its
+/// text never carries the address's credentials or any secret.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("REDIS_DSN is not a valid Redis URL: {0}")]
-    InvalidDsn(String),
-    #[error("Redis at {addr} is unreachable: {reason}")]
-    Unreachable { addr: String, reason: String },
-    #[error("Redis command failed: {0}")]
+    /// The configured address cannot be parsed (the adapter names the setting).
+    #[error("{0}")]
+    InvalidAddress(String),
+    /// The store did not answer at start-up; `store` is the adapter's name for it ("Redis").
+    #[error("{store} at {addr} is unreachable: {reason}")]
+    Unreachable {
+        store: &'static str,
+        addr: String,
+        reason: String,
+    },
+    /// A call could not reach the store: no connection, a dropped one, or no answer in time.
+    #[error("the cluster store is unavailable: {0}")]
+    Unavailable(String),
+    /// The store answered a call with an error, or with a value that cannot be read.
+    #[error("a cluster store command failed: {0}")]
     Command(String),
     #[error("a cluster event could not be encoded: {0}")]
     Encode(String),
+}
+
+impl StoreError {
+    /// True when a retry later may succeed (the store is out of reach, not refusing).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unreachable { .. } | StoreError::Unavailable(_)
+        )
+    }
+}
+
+/// The kind survives the port: an unreachable store is `Unavailable` (a 503 worth a retry at
+/// the edge), anything else `Other`.
+impl From<StoreError> for crate::ports::PortError {
+    fn from(err: StoreError) -> Self {
+        if err.is_unavailable() {
+            crate::ports::PortError::Unavailable(err.to_string())
+        } else {
+            crate::ports::PortError::Other(err.to_string())
+        }
+    }
 }
 
 /// The result of one attempt to take the leader lock.

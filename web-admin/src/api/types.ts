@@ -146,7 +146,7 @@ export type EncryptionStatus = Narrow<
  * Token counts are null when the upstream did not report them; `proxy_key` names the proxy key that
  * authenticated the request (`global #2 · 1a2b3c4d`), never the key.
  */
-export type RequestLog = Narrow<Schemas["LogResponse"], { request_type: "retry" | "final" }>;
+export type RequestLog = Narrow<Schemas["RequestLog"], { request_type: "retry" | "final" }>;
 
 export interface LogFilters {
   parent_group_name?: string;

@@ -3247,7 +3247,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["Envelope_Page_LogResponse"];
+                        "application/json": components["schemas"]["Envelope_Page_RequestLog"];
                     };
                 };
                 401: {
@@ -4316,7 +4316,7 @@ export interface components {
          * @description A successful answer. `code` is always the integer 0; `message` is localised; `data` is left
          *     out when there is none.
          */
-        Envelope_Page_LogResponse: {
+        Envelope_Page_RequestLog: {
             /**
              * Format: int32
              * @description Always 0.
@@ -4353,7 +4353,10 @@ export interface components {
                     is_stream: boolean;
                     is_success: boolean;
                     key_hash: string;
-                    /** @description The upstream key in plain text (`failed-to-decrypt` when unreadable). */
+                    /**
+                     * @description The upstream key in plain text (`failed-to-decrypt` when unreadable); stored encoded, as
+                     *     `api_keys` stores it.
+                     */
                     key_value: string;
                     model: string;
                     /**
@@ -4381,6 +4384,7 @@ export interface components {
                     source_ip: string;
                     /** Format: int32 */
                     status_code: number;
+                    /** Format: date-time */
                     timestamp: string;
                     /** Format: int64 */
                     total_tokens?: number | null;
@@ -5083,70 +5087,6 @@ export interface components {
             message: string;
             success: boolean;
         };
-        /** @description One request log row. */
-        LogResponse: {
-            /**
-             * Format: int64
-             * @description Prompt tokens written to the provider's cache (Anthropic).
-             */
-            cache_write_tokens?: number | null;
-            /**
-             * Format: int64
-             * @description Prompt tokens read from the provider's cache.
-             */
-            cached_tokens?: number | null;
-            /** Format: int64 */
-            duration_ms: number;
-            error_message: string;
-            /**
-             * Format: int64
-             * @description The group that served the request (the member, for aggregates).
-             */
-            group_id: number;
-            group_name: string;
-            id: string;
-            /**
-             * Format: int64
-             * @description Prompt tokens the upstream reported (cached ones included); null when not reported.
-             */
-            input_tokens?: number | null;
-            is_stream: boolean;
-            is_success: boolean;
-            key_hash: string;
-            /** @description The upstream key in plain text (`failed-to-decrypt` when unreadable). */
-            key_value: string;
-            model: string;
-            /**
-             * Format: int64
-             * @description Generated tokens (reasoning included); null when not reported.
-             */
-            output_tokens?: number | null;
-            /**
-             * Format: int64
-             * @description The aggregate it came through, or 0.
-             */
-            parent_group_id: number;
-            parent_group_name: string;
-            /** @description Which proxy key authenticated the request (`global #2 · 1a2b3c4d`), never the key. */
-            proxy_key: string;
-            /**
-             * Format: int64
-             * @description Reasoning/thinking share of `output_tokens`.
-             */
-            reasoning_tokens?: number | null;
-            request_body: string;
-            request_path: string;
-            /** @description `retry` or `final`. */
-            request_type: string;
-            source_ip: string;
-            /** Format: int32 */
-            status_code: number;
-            timestamp: string;
-            /** Format: int64 */
-            total_tokens?: number | null;
-            upstream_addr: string;
-            user_agent: string;
-        };
         /** @description A key's rest for one model. */
         ModelCooldown: {
             /** @description When the rest ends (RFC 3339). */
@@ -5197,6 +5137,74 @@ export interface components {
         ReorderRequest: {
             /** @description Each group once. */
             items: components["schemas"]["ReorderItem"][];
+        };
+        /** @description One request log row. */
+        RequestLog: {
+            /**
+             * Format: int64
+             * @description Prompt tokens written to the provider's cache (Anthropic).
+             */
+            cache_write_tokens?: number | null;
+            /**
+             * Format: int64
+             * @description Prompt tokens read from the provider's cache.
+             */
+            cached_tokens?: number | null;
+            /** Format: int64 */
+            duration_ms: number;
+            error_message: string;
+            /**
+             * Format: int64
+             * @description The group that served the request (the member, for aggregates).
+             */
+            group_id: number;
+            group_name: string;
+            id: string;
+            /**
+             * Format: int64
+             * @description Prompt tokens the upstream reported (cached ones included); null when not reported.
+             */
+            input_tokens?: number | null;
+            is_stream: boolean;
+            is_success: boolean;
+            key_hash: string;
+            /**
+             * @description The upstream key in plain text (`failed-to-decrypt` when unreadable); stored encoded, as
+             *     `api_keys` stores it.
+             */
+            key_value: string;
+            model: string;
+            /**
+             * Format: int64
+             * @description Generated tokens (reasoning included); null when not reported.
+             */
+            output_tokens?: number | null;
+            /**
+             * Format: int64
+             * @description The aggregate it came through, or 0.
+             */
+            parent_group_id: number;
+            parent_group_name: string;
+            /** @description Which proxy key authenticated the request (`global #2 · 1a2b3c4d`), never the key. */
+            proxy_key: string;
+            /**
+             * Format: int64
+             * @description Reasoning/thinking share of `output_tokens`.
+             */
+            reasoning_tokens?: number | null;
+            request_body: string;
+            request_path: string;
+            /** @description `retry` or `final`. */
+            request_type: string;
+            source_ip: string;
+            /** Format: int32 */
+            status_code: number;
+            /** Format: date-time */
+            timestamp: string;
+            /** Format: int64 */
+            total_tokens?: number | null;
+            upstream_addr: string;
+            user_agent: string;
         };
         /** @description Requests of a group over one period. */
         RequestStats: {
