@@ -149,7 +149,7 @@ OHA="$(command -v oha || true)"
 [[ -n "$OHA" ]] || OHA="$TOOLS_DIR/bin/oha"
 if [[ ! -x "$OHA" ]]; then
     log "installing oha from crates.io into $TOOLS_DIR (once)"
-    CARGO_TARGET_DIR="$TOOLS_DIR/build" cargo install --quiet --locked --root "$TOOLS_DIR" oha@1 \
+    CARGO_TARGET_DIR="$TOOLS_DIR/build" cargo install --quiet --locked --root "$TOOLS_DIR" oha --version "^1" \
         >"$TMP/oha-install.log" 2>&1 || { tail -n 20 "$TMP/oha-install.log" >&2; die "could not install oha"; }
     rm -rf "$TOOLS_DIR/build"
 fi

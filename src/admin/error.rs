@@ -164,6 +164,16 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_store_out_of_reach_is_a_503_worth_a_retry_not_a_500() {
+        use gpt_load_actors::cluster::StoreError;
+        let down = AdminError::from(PortError::from(StoreError::Unavailable("refused".into())));
+        assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(down.retry_after(), Some(1));
+        let refused = AdminError::from(PortError::from(StoreError::Command("WRONGTYPE".into())));
+        assert_eq!(refused.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
     fn a_locked_out_address_is_told_when_to_retry() {
         let res = AdminError::TooManyAttempts {
             retry_after_secs: 42,
