@@ -51,8 +51,8 @@ pub async fn respond(
                 }
                 reply?
             } else {
-                let headers = response.headers().clone();
                 let rest = response.take_payload();
+                let headers = response.headers();
                 let scanner = UsageScanner::new(
                     Wire::detect(channel.name(), &forward.path),
                     headers
@@ -67,7 +67,7 @@ pub async fn respond(
                         interrupts,
                     )
                     .scanning(scanner, std::sync::Arc::clone(&state.metrics));
-                relay(status, &headers, body, forward.is_stream)
+                relay(status, headers, body, forward.is_stream)
             }
         }
         Attempted::Failed(failure, attempt) => {
